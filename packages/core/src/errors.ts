@@ -1,0 +1,92 @@
+/**
+ * Every error keyward throws is a {@link KeywardError} with a stable `code`.
+ * Messages never contain a token, key, secret or credential-bearing URL.
+ */
+
+/** Stable error codes. Adding a code is a minor change; renaming one is breaking. */
+export type KeywardErrorCode =
+  // configuration
+  | 'config_invalid'
+  | 'invalid_argument'
+  | 'master_key_invalid'
+  | 'master_key_mismatch'
+  // store
+  | 'store_unavailable'
+  | 'store_error'
+  | 'store_conflict'
+  | 'lock_not_acquired'
+  | 'lock_lost'
+  // keys
+  | 'key_not_found'
+  | 'key_revoked'
+  | 'key_state_invalid'
+  | 'key_unseal_failed'
+  | 'alg_unsupported'
+  // tokens
+  | 'token_malformed'
+  | 'token_too_large'
+  | 'token_invalid'
+  | 'token_signature_invalid'
+  | 'token_expired'
+  | 'token_not_yet_valid'
+  | 'token_revoked'
+  | 'token_claim_invalid'
+  | 'token_decrypt_failed'
+  // fernet
+  | 'fernet_key_invalid'
+  | 'fernet_token_invalid'
+  | 'fernet_token_expired'
+  // api keys, refresh, secrets
+  | 'api_key_malformed'
+  | 'api_key_invalid'
+  | 'api_key_expired'
+  | 'api_key_revoked'
+  | 'refresh_token_invalid'
+  | 'refresh_token_reused'
+  | 'secret_not_found'
+  // audit
+  | 'audit_event_invalid'
+  | 'audit_file_invalid'
+  // http layer
+  | 'missing_credentials'
+  | 'invalid_request'
+  | 'insufficient_scope'
+  | 'not_found'
+  | 'internal_error';
+
+/** Options for {@link KeywardError}. */
+export interface KeywardErrorOptions {
+  /** The underlying error (jose, ioredis, node:crypto…). Never shown to HTTP clients. */
+  cause?: unknown;
+  /** Extra, non-secret details for logs (a `kid`, an option name, a count). */
+  details?: Record<string, string | number | boolean | undefined>;
+}
+
+/**
+ * The one error class of keyward.
+ *
+ * @example
+ * ```ts
+ * try { kw.jwt.verify(token) } catch (err) {
+ *   if (err instanceof KeywardError && err.code === 'token_expired') refresh()
+ * }
+ * ```
+ */
+export class KeywardError extends Error {
+  /** Stable, machine-readable code. */
+  readonly code: KeywardErrorCode;
+  /** Non-secret details for logs. */
+  readonly details: Record<string, string | number | boolean | undefined> | undefined;
+
+  constructor(code: KeywardErrorCode, message: string, options: KeywardErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'KeywardError';
+    this.code = code;
+    this.details = options.details;
+  }
+}
+
+/** True when `err` is a {@link KeywardError}, optionally with one of the given codes. */
+export function isKeywardError(err: unknown, ...codes: KeywardErrorCode[]): err is KeywardError {
+  return err instanceof KeywardError && (codes.length === 0 || codes.includes(err.code));
+}

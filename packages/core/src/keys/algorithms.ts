@@ -1,0 +1,48 @@
+import { KeywardError } from '../errors.js';
+import type { KeyAlgorithm, KeyUse, SigningAlgorithm } from './types.js';
+
+/** The JWS algorithms keyward supports, in the order of preference. */
+export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = [
+  'EdDSA',
+  'ES256',
+  'RS256',
+  'PS256',
+  'HS256',
+  'HS384',
+  'HS512',
+];
+
+/** True for algorithms whose keys are secret on both sides (never published in the JWKS). */
+export function isSymmetric(alg: KeyAlgorithm): boolean {
+  return alg.startsWith('HS') || alg === 'A256GCM' || alg === 'fernet';
+}
+
+/**
+ * Normalises a signing algorithm name. Accepts the RFC 9864 fully-specified name `Ed25519`
+ * beside `EdDSA` (keyward's Ed25519 keys are the only EdDSA keys it makes).
+ */
+export function normalizeSigningAlgorithm(alg: string, option = 'alg'): SigningAlgorithm {
+  if (alg === 'Ed25519') return 'EdDSA';
+  if ((SIGNING_ALGORITHMS as readonly string[]).includes(alg)) return alg as SigningAlgorithm;
+  throw new KeywardError(
+    'alg_unsupported',
+    `${option}: unsupported signing algorithm "${String(alg).slice(0, 20)}"; allowed: ${[...SIGNING_ALGORITHMS, 'Ed25519'].join(', ')}`,
+    { details: { option } },
+  );
+}
+
+/** The only algorithm each non-signing use has. */
+export function defaultAlgorithm(use: KeyUse, signing: SigningAlgorithm = 'EdDSA'): KeyAlgorithm {
+  if (use === 'enc') return 'A256GCM';
+  if (use === 'data') return 'fernet';
+  return signing;
+}
+
+/** Checks that `alg` fits `use`. */
+export function assertAlgorithmForUse(use: KeyUse, alg: KeyAlgorithm): void {
+  const ok =
+    (use === 'sig' && (SIGNING_ALGORITHMS as readonly string[]).includes(alg)) ||
+    (use === 'enc' && alg === 'A256GCM') ||
+    (use === 'data' && alg === 'fernet');
+  if (!ok) throw new KeywardError('alg_unsupported', `algorithm ${alg} cannot be used for "${use}" keys`);
+}

@@ -1,0 +1,182 @@
+import { KeywardError } from '../errors.js';
+import { generateKey, type KeyMaterial } from './generate.js';
+import type { KeyringDocument, KeyringRepository } from './keyring-store.js';
+import { checkKeyringInvariants, revokeKey, rotateNow } from './lifecycle.js';
+import { algorithmFor, type RotationPolicy } from './rotation-policy.js';
+import type { KeyRecord, KeyUse } from './types.js';
+
+/** Options of {@link KeyService.rotate}. */
+export interface RotateOptions {
+  /** Which key to rotate. Default `sig`. */
+  use?: KeyUse;
+  /** Why (kept in the audit log). */
+  reason?: string;
+  /** Two calls with the same key make one rotation; the second returns the first's result. */
+  idempotencyKey?: string;
+}
+
+/** Result of {@link KeyService.rotate}. */
+export interface RotateResult {
+  kid: string;
+  previousKid: string | undefined;
+}
+
+/** Result of {@link KeyService.revoke}. */
+export interface RevokeResult {
+  revoked: string;
+  /** The key that took over, when the revoked key was active. */
+  replacement: string | undefined;
+}
+
+/** Hooks through which the key service reports committed changes. */
+export interface KeyServiceHooks {
+  /** A new document was committed (or read); swap the in-memory snapshot. */
+  applied(doc: KeyringDocument): Promise<void> | void;
+  /** Lifecycle events for the audit log. */
+  event?(
+    event:
+      | { type: 'key.generated'; record: KeyRecord }
+      | { type: 'key.rotated'; use: KeyUse; kid: string; previousKid: string | undefined; reason?: string; emergency: boolean }
+      | { type: 'key.revoked'; kid: string; reason: string; replacement: string | undefined },
+  ): void;
+}
+
+/**
+ * Lifecycle operations on the stored keyring: bootstrap, on-demand rotation, emergency
+ * revocation. Each operation is one compare-and-set of the keyring document, so it commits
+ * whole or not at all, and exactly one of several concurrent writers wins each round.
+ */
+export class KeyService {
+  readonly #repo: KeyringRepository;
+  readonly #policy: RotationPolicy;
+  readonly #now: () => number;
+  readonly #hooks: KeyServiceHooks;
+
+  constructor(repo: KeyringRepository, policy: RotationPolicy, hooks: KeyServiceHooks, now: () => number = Date.now) {
+    this.#repo = repo;
+    this.#policy = policy;
+    this.#hooks = hooks;
+    this.#now = now;
+  }
+
+  /** Pre-generates one key per use that may be needed by a mutation (generation is async; CAS retries must not regenerate). */
+  async #fresh(uses: readonly KeyUse[]): Promise<Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>> {
+    const out = new Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>();
+    for (const use of uses) out.set(use, await generateKey({ use, alg: algorithmFor(use, this.#policy), state: 'active' }));
+    return out;
+  }
+
+  #added(records: readonly KeyRecord[], fresh: Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>) {
+    return [...fresh.values()].filter((f) => records.some((r) => r.kid === f.record.kid));
+  }
+
+  /**
+   * Makes sure a keyring exists and every configured use has an active key (creating them on
+   * first start). Safe when many instances start at once: one creates, the others read it.
+   */
+  async bootstrap(): Promise<KeyringDocument> {
+    const missing = async (doc: KeyringDocument | null) =>
+      this.#policy.uses.filter((use) => !(doc?.keys ?? []).some((k) => k.use === use && k.state === 'active'));
+    let needed = await missing(await this.#repo.read());
+    if (needed.length === 0) {
+      const doc = (await this.#repo.read()) as KeyringDocument;
+      await this.#hooks.applied(doc);
+      return doc;
+    }
+    const fresh = await this.#fresh(needed);
+    const now = this.#now();
+    const { doc, changed } = await this.#repo.update(async (current) => {
+      needed = await missing(current);
+      if (needed.length === 0) return undefined;
+      const records = [...(current?.keys ?? []).map(({ sealed: _sealed, ...r }) => r)];
+      for (const use of needed) {
+        const created = fresh.get(use);
+        if (created) records.push({ ...created.record, createdAt: now, activatedAt: now });
+      }
+      return { records, added: this.#added(records, fresh) };
+    });
+    if (changed) for (const use of needed) this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record });
+    await this.#hooks.applied(doc);
+    return doc;
+  }
+
+  /**
+   * Rotates a key now: a pending key of that use is promoted (it is already published), else a new
+   * key is generated and activated; the previous active key turns verify-only until its
+   * `verifyUntil`. Does not move the rotation schedule of other keys.
+   */
+  async rotate(options: RotateOptions = {}): Promise<RotateResult> {
+    const use = options.use ?? 'sig';
+    if (use !== 'sig' && use !== 'enc' && use !== 'data') {
+      throw new KeywardError('invalid_request', 'use must be one of sig, enc, data');
+    }
+    const fresh = await this.#fresh([use]);
+    const idem = options.idempotencyKey ? `rotate:${use}:${options.idempotencyKey}` : undefined;
+    let computed: RotateResult | undefined;
+    const { doc, remembered, changed } = await this.#repo.update((current) => {
+      if (!current) throw new KeywardError('key_not_found', 'no keyring exists yet');
+      const previous = current.operations.find((op) => op.key === idem);
+      if (idem && previous) return undefined;
+      const records = current.keys.map(({ sealed: _sealed, ...r }) => r);
+      const previousKid = records.find((r) => r.use === use && r.state === 'active')?.kid;
+      const next = rotateNow(records, use, { policy: this.#policy, now: this.#now(), newKid: () => fresh.get(use)!.record.kid });
+      assertInvariants(next);
+      const kid = next.find((r) => r.use === use && r.state === 'active')!.kid;
+      const result = { kid, previousKid };
+      computed = result;
+      return {
+        records: next,
+        added: this.#added(next, fresh),
+        ...(idem ? { remember: { key: idem, at: this.#now(), result } } : {}),
+      };
+    });
+    await this.#hooks.applied(doc);
+    const result = changed ? (remembered?.result ?? computed) : doc.operations.find((op) => op.key === idem)?.result;
+    const kid = result?.kid ?? doc.keys.find((k) => k.use === use && k.state === 'active')!.kid;
+    const out = { kid, previousKid: result?.previousKid };
+    if (changed) {
+      if (this.#added([...doc.keys], fresh).length) this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record });
+      this.#hooks.event?.({ type: 'key.rotated', use, ...out, ...(options.reason ? { reason: options.reason } : {}), emergency: false });
+    }
+    return out;
+  }
+
+  /**
+   * Emergency revocation in one store transaction: marks the key revoked, promotes a replacement
+   * if it was active, and removes it from the JWKS. Every instance then rejects its tokens with
+   * `key_revoked`.
+   */
+  async revoke(kid: string, reason: string): Promise<RevokeResult> {
+    const initial = await this.#repo.read();
+    const target = initial?.keys.find((k) => k.kid === kid);
+    if (!target) throw new KeywardError('key_not_found', `no key with kid "${kid.slice(0, 64)}"`, { details: { kid: kid.slice(0, 64) } });
+    if (target.origin === 'legacy') {
+      throw new KeywardError('key_state_invalid', 'a legacy JWT_SECRET key is revoked by removing JWT_SECRET from the configuration');
+    }
+    const fresh = await this.#fresh([target.use]);
+    let replacement: string | undefined;
+    const { doc } = await this.#repo.update((current) => {
+      const records = (current?.keys ?? []).map(({ sealed: _sealed, ...r }) => r);
+      const before = records.find((r) => r.kid === kid);
+      if (before?.state === 'revoked') return undefined;
+      const next = revokeKey(records, kid, {
+        policy: this.#policy,
+        now: this.#now(),
+        reason,
+        newKid: () => fresh.get(target.use)!.record.kid,
+      });
+      assertInvariants(next);
+      replacement = before?.state === 'active' ? next.find((r) => r.use === target.use && r.state === 'active')?.kid : undefined;
+      return { records: next, added: this.#added(next, fresh) };
+    });
+    await this.#hooks.applied(doc);
+    this.#hooks.event?.({ type: 'key.revoked', kid, reason, replacement });
+    if (replacement) this.#hooks.event?.({ type: 'key.rotated', use: target.use, kid: replacement, previousKid: kid, reason, emergency: true });
+    return { revoked: kid, replacement };
+  }
+}
+
+function assertInvariants(records: readonly KeyRecord[]): void {
+  const problems = checkKeyringInvariants(records);
+  if (problems.length > 0) throw new KeywardError('key_state_invalid', `refusing a change that breaks the keyring: ${problems.join('; ')}`);
+}

@@ -1,0 +1,192 @@
+import type { KeyObject } from 'node:crypto';
+import { inspect } from 'node:util';
+import type { JWK } from 'jose';
+import { KeywardError } from '../errors.js';
+import { Fernet } from '../fernet/fernet.js';
+import { isSymmetric } from './algorithms.js';
+import { type KeyMaterial, keyObjectsFor, publicJwk } from './generate.js';
+import type {
+  EncryptionKey,
+  KeyLookup,
+  KeyRecord,
+  KeyUse,
+  SigningAlgorithm,
+  SigningKey,
+  VerificationKey,
+} from './types.js';
+
+/** A key with its material, as the keyring holds it in memory. */
+export interface UnsealedKey {
+  record: KeyRecord;
+  material: KeyMaterial;
+}
+
+/** A data key ready to encrypt or decrypt. */
+export interface DataKey {
+  readonly kid: string;
+  readonly state: KeyRecord['state'];
+  readonly fernet: Fernet;
+}
+
+/** A JSON Web Key Set. */
+export interface JsonWebKeySet {
+  keys: JWK[];
+}
+
+interface Entry {
+  record: KeyRecord;
+  secret: KeyObject;
+  verify: KeyObject;
+  publicJwk?: JWK;
+  fernet?: Fernet;
+}
+
+const JWKS_STATES = new Set(['pending', 'active', 'retiring']);
+
+/**
+ * An immutable in-memory snapshot of the keyring: every lookup the hot path needs, with no I/O.
+ * A change (rotation, revocation) builds a new snapshot and swaps it in.
+ *
+ * Key material never shows in `JSON.stringify` or `util.inspect` of a snapshot.
+ *
+ * @example
+ * ```ts
+ * const key = keyring.verificationKey(kid) // undefined when unknown
+ * ```
+ */
+export class Keyring implements KeyLookup {
+  /** Store generation this snapshot reflects. */
+  readonly generation: number;
+  readonly #entries: Map<string, Entry>;
+  readonly #verification = new Map<string, VerificationKey>();
+  readonly #signing: SigningKey | undefined;
+  readonly #encryption: EncryptionKey | undefined;
+  readonly #data: DataKey | undefined;
+  readonly #jwks: JsonWebKeySet;
+
+  constructor(keys: readonly UnsealedKey[], generation: number, options: { preferredSigner?: string } = {}) {
+    this.generation = generation;
+    this.#entries = new Map();
+    for (const { record, material } of keys) {
+      const objects = keyObjectsFor(record.alg, material);
+      const entry: Entry = { record: Object.freeze({ ...record }), secret: objects.secret, verify: objects.verify };
+      if (!isSymmetric(record.alg)) entry.publicJwk = publicJwk(material);
+      if (record.use === 'data' && typeof material.k === 'string') {
+        entry.fernet = new Fernet(Buffer.from(material.k, 'base64url'));
+      }
+      this.#entries.set(record.kid, entry);
+      if (record.use === 'sig' && record.state !== 'retired') {
+        this.#verification.set(record.kid, {
+          kid: record.kid,
+          alg: record.alg as SigningAlgorithm,
+          state: record.state,
+          keyObject: objects.verify,
+          verifyUntil: record.verifyUntil,
+        });
+      }
+    }
+    const preferred = options.preferredSigner ? this.#entries.get(options.preferredSigner) : undefined;
+    const signer = preferred?.record.state === 'active' ? preferred : this.#active('sig');
+    this.#signing = signer && {
+      kid: signer.record.kid,
+      alg: signer.record.alg as SigningAlgorithm,
+      keyObject: signer.secret,
+    };
+    const enc = this.#active('enc');
+    this.#encryption = enc && { kid: enc.record.kid, state: enc.record.state, keyObject: enc.secret };
+    const data = this.#active('data');
+    this.#data = data?.fernet && { kid: data.record.kid, state: data.record.state, fernet: data.fernet };
+    this.#jwks = {
+      keys: [...this.#entries.values()]
+        .filter((e) => e.record.use === 'sig' && e.publicJwk && JWKS_STATES.has(e.record.state))
+        .sort((a, b) => stateOrder(a.record.state) - stateOrder(b.record.state))
+        .map((e) => ({ ...e.publicJwk, kid: e.record.kid, alg: e.record.alg, use: 'sig' })),
+    };
+  }
+
+  #active(use: KeyUse): Entry | undefined {
+    // With a legacy key and a generated key both active, the generated one wins unless preferred.
+    let found: Entry | undefined;
+    for (const entry of this.#entries.values()) {
+      if (entry.record.use !== use || entry.record.state !== 'active') continue;
+      if (!found || (found.record.origin === 'legacy' && entry.record.origin !== 'legacy')) found = entry;
+    }
+    return found;
+  }
+
+  /** Every key's public metadata (never material), oldest first. */
+  records(): KeyRecord[] {
+    return [...this.#entries.values()].map((e) => ({ ...e.record })).sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  /** The record of one key, or `undefined`. */
+  record(kid: string): KeyRecord | undefined {
+    const entry = this.#entries.get(kid);
+    return entry && { ...entry.record };
+  }
+
+  /** {@inheritDoc KeyLookup.verificationKey} */
+  verificationKey(kid: string): VerificationKey | undefined {
+    return this.#verification.get(kid);
+  }
+
+  /** {@inheritDoc KeyLookup.signingKey} */
+  signingKey(): SigningKey {
+    if (!this.#signing) throw new KeywardError('key_not_found', 'the keyring has no active signing key');
+    return this.#signing;
+  }
+
+  /** The active JWE key. */
+  encryptionKey(): EncryptionKey {
+    if (!this.#encryption) throw new KeywardError('key_not_found', 'the keyring has no active encryption key');
+    return this.#encryption;
+  }
+
+  /** JWE keys that may decrypt a token with this `kid` header: that key if usable, else every non-revoked enc key. */
+  decryptionKeys(kid: string | undefined): EncryptionKey[] {
+    const usable = (e: Entry) => e.record.use === 'enc' && e.record.state !== 'revoked' && e.record.state !== 'retired';
+    const named = kid === undefined ? undefined : this.#entries.get(kid);
+    const list = named && usable(named) ? [named] : [...this.#entries.values()].filter(usable);
+    return list.map((e) => ({ kid: e.record.kid, state: e.record.state, keyObject: e.secret }));
+  }
+
+  /** The active data (Fernet) key. */
+  dataKey(): DataKey {
+    if (!this.#data) throw new KeywardError('key_not_found', 'the keyring has no active data key');
+    return this.#data;
+  }
+
+  /** A data key by kid (any state but revoked/retired), or `undefined`. */
+  dataKeyById(kid: string): DataKey | undefined {
+    const e = this.#entries.get(kid);
+    if (!e?.fernet || e.record.state === 'revoked' || e.record.state === 'retired') return undefined;
+    return { kid, state: e.record.state, fernet: e.fernet };
+  }
+
+  /** Every data key that may decrypt, newest first (for bare Fernet tokens tried by trial). */
+  dataKeys(): DataKey[] {
+    return [...this.#entries.values()]
+      .filter((e) => e.fernet && e.record.state !== 'revoked' && e.record.state !== 'retired')
+      .sort((a, b) => b.record.createdAt - a.record.createdAt)
+      .map((e) => ({ kid: e.record.kid, state: e.record.state, fernet: e.fernet as Fernet }));
+  }
+
+  /** Public JWKS: pending, active and retiring asymmetric signing keys. Never symmetric or revoked keys. */
+  jwks(): JsonWebKeySet {
+    return { keys: this.#jwks.keys.map((k) => ({ ...k })) };
+  }
+
+  toJSON(): { generation: number; keys: KeyRecord[] } {
+    return { generation: this.generation, keys: this.records() };
+  }
+
+  [inspect.custom](): string {
+    return `Keyring { generation: ${this.generation}, keys: ${this.records()
+      .map((r) => `${r.use}:${r.kid.slice(0, 8)}…(${r.state})`)
+      .join(', ')} }`;
+  }
+}
+
+function stateOrder(state: KeyRecord['state']): number {
+  return state === 'active' ? 0 : state === 'pending' ? 1 : 2;
+}

@@ -1,0 +1,120 @@
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { fromBase64Url } from '../_internal/base64url.js';
+import { KeywardError } from '../errors.js';
+
+/** File name of the development master key inside `KEYWARD_DIR`. */
+export const MASTER_KEY_FILE = 'master.key';
+
+/**
+ * The master key (KEK) that seals every other key at rest. Its format is a Fernet key: url-safe
+ * base64 of 32 random bytes. The bytes never leave this object: `JSON.stringify` and
+ * `util.inspect` show only its id.
+ *
+ * @example
+ * ```ts
+ * const mk = MasterKey.parse(process.env.KEYWARD_MASTER_KEY!)
+ * console.log(mk.id) // 'mk_3f2a…' — safe to log
+ * ```
+ */
+export class MasterKey {
+  readonly #bytes: Buffer;
+  /** Non-secret identifier (HMAC of a constant under the key), stored beside sealed keys to detect a wrong master key. */
+  readonly id: string;
+
+  private constructor(bytes: Buffer) {
+    this.#bytes = bytes;
+    this.id = `mk_${createHmac('sha256', bytes).update('keyward master key id').digest('hex').slice(0, 16)}`;
+  }
+
+  /** Parses a Fernet-format key (url-safe base64 of 32 bytes, padding optional). */
+  static parse(text: string): MasterKey {
+    const bytes = fromBase64Url(text.trim());
+    if (!bytes || bytes.length !== 32) {
+      throw new KeywardError(
+        'master_key_invalid',
+        'KEYWARD_MASTER_KEY must be a Fernet key: url-safe base64 of 32 bytes (generate one with `keyward init` or `keyward fernet generate-key`)',
+      );
+    }
+    return new MasterKey(bytes);
+  }
+
+  /** Generates a new random master key. */
+  static generate(): MasterKey {
+    return new MasterKey(randomBytes(32));
+  }
+
+  /** The key in its Fernet text form. Only for writing it to a secret manager or the dev key file. */
+  exportText(): string {
+    return this.#bytes.toString('base64url').concat('=');
+  }
+
+  /** Derives a purpose-bound subkey (HKDF-SHA256), so the master key itself never encrypts anything. */
+  deriveKey(info: string, length = 32): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.#bytes, Buffer.alloc(0), `keyward/${info}`, length));
+  }
+
+  toJSON(): { id: string } {
+    return { id: this.id };
+  }
+
+  [inspect.custom](): string {
+    return `MasterKey { id: '${this.id}' }`;
+  }
+}
+
+/** Where a master key came from. */
+export type MasterKeySource = 'option' | 'env' | 'file' | 'generated';
+
+/** Options of {@link loadMasterKey}. */
+export interface LoadMasterKeyOptions {
+  /** An explicit key (Fernet format). Wins over everything else. */
+  masterKey?: string;
+  /** Environment to read `KEYWARD_MASTER_KEY` from. Default `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** Folder of the dev key file. When set and no key is given, a key is read from or generated into it (0600). */
+  dir?: string;
+  /** Called once with a warning when a dev key file is generated. */
+  warn?: (message: string) => void;
+}
+
+/**
+ * Finds the master key: the `masterKey` option, then `KEYWARD_MASTER_KEY`, then `<dir>/master.key`
+ * (generated with mode 0600 and a warning if absent). Throws `master_key_invalid` if none can be had.
+ *
+ * @example
+ * ```ts
+ * const { key, source } = loadMasterKey({ dir: './.keyward' })
+ * ```
+ */
+export function loadMasterKey(options: LoadMasterKeyOptions = {}): { key: MasterKey; source: MasterKeySource } {
+  if (options.masterKey) return { key: MasterKey.parse(options.masterKey), source: 'option' };
+  const fromEnv = (options.env ?? process.env).KEYWARD_MASTER_KEY;
+  if (fromEnv) return { key: MasterKey.parse(fromEnv), source: 'env' };
+  if (!options.dir) {
+    throw new KeywardError(
+      'master_key_invalid',
+      'no master key: set KEYWARD_MASTER_KEY, pass the masterKey option, or give a dir for a development key file',
+    );
+  }
+  const file = join(options.dir, MASTER_KEY_FILE);
+  if (existsSync(file)) return { key: MasterKey.parse(readFileSync(file, 'utf8')), source: 'file' };
+  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  const key = MasterKey.generate();
+  // `wx`: never overwrite a key another process created a moment ago.
+  try {
+    writeFileSync(file, `${key.exportText()}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      return { key: MasterKey.parse(readFileSync(file, 'utf8')), source: 'file' };
+    }
+    throw err;
+  }
+  chmodSync(file, 0o600);
+  options.warn?.(
+    `generated a development master key in ${file} (mode 0600). In production set KEYWARD_MASTER_KEY from a secret manager instead.`,
+  );
+  return { key, source: 'generated' };
+}

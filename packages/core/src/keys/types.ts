@@ -1,0 +1,76 @@
+import type { KeyObject } from 'node:crypto';
+
+/** What a key is for: JWS signing, JWE encryption, or Fernet data encryption. */
+export type KeyUse = 'sig' | 'enc' | 'data';
+
+/** Lifecycle: `pending → active → retiring → retired`, and any state `→ revoked`. */
+export type KeyState = 'pending' | 'active' | 'retiring' | 'retired' | 'revoked';
+
+/** JWS algorithms keyward signs and verifies with. `Ed25519` (RFC 9864) is accepted as input and stored as `EdDSA`. */
+export type SigningAlgorithm = 'EdDSA' | 'ES256' | 'RS256' | 'PS256' | 'HS256' | 'HS384' | 'HS512';
+
+/** Algorithm of a key record. */
+export type KeyAlgorithm = SigningAlgorithm | 'A256GCM' | 'fernet';
+
+/** Where a key came from. */
+export type KeyOrigin = 'generated' | 'legacy' | 'imported';
+
+/**
+ * The public, non-secret metadata of a key. Never holds key material.
+ * Times are epoch milliseconds.
+ */
+export interface KeyRecord {
+  kid: string;
+  use: KeyUse;
+  alg: KeyAlgorithm;
+  state: KeyState;
+  origin: KeyOrigin;
+  createdAt: number;
+  /** When it started (or will start) signing / encrypting. */
+  activatedAt?: number;
+  /** When it stopped signing and became verify-only. */
+  retiringAt?: number;
+  /** Last instant a token signed by it may still verify (signing keys). */
+  verifyUntil?: number;
+  retiredAt?: number;
+  revokedAt?: number;
+  revokedReason?: string;
+  notes?: string;
+}
+
+/**
+ * A verification key as the hot path sees it: the record's algorithm (never the token's) and a
+ * ready `node:crypto` KeyObject (public key, or secret key for HMAC).
+ */
+export interface VerificationKey {
+  readonly kid: string;
+  readonly alg: SigningAlgorithm;
+  readonly state: KeyState;
+  /** Public key (asymmetric) or secret key (HMAC). */
+  readonly keyObject: KeyObject;
+  /** Epoch ms after which tokens of this key are rejected; `undefined` = no limit. */
+  readonly verifyUntil: number | undefined;
+}
+
+/** A signing key: a private (or secret) KeyObject plus its record's algorithm. */
+export interface SigningKey {
+  readonly kid: string;
+  readonly alg: SigningAlgorithm;
+  readonly keyObject: KeyObject;
+}
+
+/** A JWE content-encryption key (`dir` + `A256GCM`). */
+export interface EncryptionKey {
+  readonly kid: string;
+  readonly state: KeyState;
+  /** 32-byte secret KeyObject. */
+  readonly keyObject: KeyObject;
+}
+
+/** Lookup the JWT hot path uses: everything needed in memory, no I/O. */
+export interface KeyLookup {
+  /** The verification key for `kid`, or `undefined` if unknown. Revoked keys are returned with `state: 'revoked'`. */
+  verificationKey(kid: string): VerificationKey | undefined;
+  /** The active signing key. */
+  signingKey(): SigningKey;
+}

@@ -1,0 +1,239 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { CompactEncrypt, createLocalJWKSet, jwtVerify, SignJWT } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isKeywardError } from './errors.js';
+import { createKeyward, type Keyward } from './keyward.js';
+import { KEYRING_KEY, type KeyringDocument, KeyringRepository } from './keys/keyring-store.js';
+import { MasterKey } from './keys/master-key.js';
+import { createMemoryStore } from './store/memory.js';
+import { createSqliteStore } from './store/sqlite.js';
+import type { Store } from './store/types.js';
+
+const MASTER = MasterKey.generate().exportText();
+const open: Keyward[] = [];
+async function make(store: Store, extra: Parameters<typeof createKeyward>[0] = {}): Promise<Keyward> {
+  const kw = await createKeyward({ store, masterKey: MASTER, logger: false, syncIntervalMs: 60_000, ...extra });
+  open.push(kw);
+  return kw;
+}
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((kw) => kw.close()));
+});
+
+async function dump(store: Store): Promise<string> {
+  const page = await store.list('', { limit: 10_000 });
+  return page.entries.map((e) => `${e.key}=${e.value}`).join('\n');
+}
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return isKeywardError(err) ? err.code : `not a KeywardError: ${String(err)}`;
+  }
+  return undefined;
+}
+
+describe('createKeyward', () => {
+  it('bootstraps exactly one active key per use, and a JWKS that jose verifies tokens against', async () => {
+    const kw = await make(createMemoryStore());
+    const records = kw.keys.list();
+    for (const use of ['sig', 'enc', 'data'] as const) {
+      expect(records.filter((r) => r.use === use && r.state === 'active')).toHaveLength(1);
+    }
+    const jwks = kw.keys.jwks();
+    expect(jwks.keys).toHaveLength(1);
+    expect(jwks.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' });
+    expect(jwks.keys[0]).not.toHaveProperty('d');
+    const token = kw.jwt.sign({ sub: 'alice', scope: 'read' });
+    const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks));
+    expect(payload).toMatchObject({ sub: 'alice', scope: 'read' });
+    expect(protectedHeader).toMatchObject({ typ: 'at+jwt', kid: records.find((r) => r.use === 'sig')?.kid });
+    expect(kw.jwt.verify(token).payload.sub).toBe('alice');
+  });
+
+  it('accepts Ed25519 as the RFC 9864 name of EdDSA, and signs with ES256 / RS256 / HS256 when asked', async () => {
+    for (const alg of ['Ed25519', 'ES256', 'RS256', 'HS256'] as const) {
+      const kw = await make(createMemoryStore(), { signingAlg: alg });
+      const token = kw.jwt.sign({ sub: 'x' });
+      expect(kw.jwt.verify(token).header.alg).toBe(alg === 'Ed25519' ? 'EdDSA' : alg);
+      if (alg === 'HS256') expect(kw.keys.jwks().keys).toHaveLength(0);
+    }
+  });
+
+  it('never stores, stringifies or inspects key material in the clear', async () => {
+    const store = createMemoryStore();
+    const kw = await make(store, { signingAlg: 'HS256' });
+    const repo = new KeyringRepository(store, MasterKey.parse(MASTER));
+    const doc = (await repo.read()) as KeyringDocument;
+    const secrets = repo.unseal(doc).flatMap(({ material }) => [material.k, material.d].filter(Boolean) as string[]);
+    expect(secrets.length).toBeGreaterThanOrEqual(3);
+    const views = [
+      await dump(store),
+      JSON.stringify(kw.keys.snapshot()),
+      inspect(kw.keys.snapshot(), { depth: 10, showHidden: true }),
+      JSON.stringify(kw.keys.list()),
+      inspect(kw, { depth: 6 }),
+      inspect(MasterKey.parse(MASTER)),
+      JSON.stringify(MasterKey.parse(MASTER)),
+    ].join('\n');
+    for (const secret of [...secrets, MASTER.replace(/=+$/, '')]) {
+      expect(views).not.toContain(secret);
+      expect(views).not.toContain(Buffer.from(secret, 'base64url').toString('base64'));
+    }
+  });
+
+  it('binds kid/use/alg to the sealed material: a sealed blob moved onto another key does not open', async () => {
+    const store = createMemoryStore();
+    await make(store);
+    const raw = (await store.get(KEYRING_KEY)) as string;
+    const doc = JSON.parse(raw) as KeyringDocument;
+    const [a, b] = doc.keys;
+    if (!a || !b) throw new Error('expected keys');
+    [a.sealed, b.sealed] = [b.sealed, a.sealed];
+    await store.set(KEYRING_KEY, JSON.stringify(doc));
+    await expect(make(store)).rejects.toMatchObject({ code: 'key_unseal_failed' });
+  });
+
+  it('refuses a keyring sealed by another master key, naming both key ids and no key bytes', async () => {
+    const store = createMemoryStore();
+    await make(store);
+    const other = MasterKey.generate();
+    const err = await make(store, { masterKey: other.exportText() }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'master_key_mismatch' });
+    expect(String((err as Error).message)).toContain(other.id);
+    expect(String((err as Error).message)).not.toContain(other.exportText().slice(0, 20));
+  });
+
+  it('rejects unsafe token lifetimes at construction and at signing', async () => {
+    await expect(make(createMemoryStore(), { accessTokenTtlSec: 3600 })).rejects.toMatchObject({ code: 'config_invalid' });
+    const kw = await make(createMemoryStore());
+    expect(codeOf(() => kw.jwt.sign({ sub: 'a' }, { expiresInSec: 24 * 3600 }))).toBe('config_invalid');
+  });
+});
+
+describe('legacy JWT_SECRET', () => {
+  const secret = 'reference-system-shared-secret';
+  const expectedKid = createHash('sha256')
+    .update(`{"k":"${Buffer.from(secret).toString('base64url')}","kty":"oct"}`)
+    .digest('base64url');
+
+  it('derives a stable RFC 7638 kid and verifies tokens the reference system signed', async () => {
+    const kw = await make(createMemoryStore(), { jwtSecret: secret });
+    const legacy = kw.keys.list().find((r) => r.origin === 'legacy' && r.use === 'sig');
+    expect(legacy?.kid).toBe(expectedKid);
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ sub: 'bob' })
+      .setProtectedHeader({ alg: 'HS256', kid: expectedKid })
+      .setIssuedAt(now)
+      .setExpirationTime(now + 300)
+      .sign(Buffer.from(secret));
+    expect(kw.jwt.verify(token).payload.sub).toBe('bob');
+    // Without legacySigning the generated key signs.
+    expect(kw.jwt.verify(kw.jwt.sign({ sub: 'c' })).header.alg).toBe('EdDSA');
+  });
+
+  it('signs with the legacy key only when legacySigning is on, verifiable by the reference system', async () => {
+    const kw = await make(createMemoryStore(), { jwtSecret: secret, legacySigning: true });
+    const token = kw.jwt.sign({ sub: 'dave' });
+    const { payload, protectedHeader } = await jwtVerify(token, Buffer.from(secret));
+    expect(protectedHeader).toMatchObject({ alg: 'HS256', kid: expectedKid });
+    expect(payload.sub).toBe('dave');
+  });
+
+  it("decrypts JWE made the reference system's way (dir + A256GCM, key sha256(JWT_SECRET))", async () => {
+    const kw = await make(createMemoryStore(), { jwtSecret: secret });
+    const key = createHash('sha256').update(secret).digest();
+    const now = Math.floor(Date.now() / 1000);
+    const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify({ sub: 'eve', exp: now + 60 })))
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: randomBytes(8).toString('hex') })
+      .encrypt(key);
+    expect((await kw.jwt.decrypt(jwe)).sub).toBe('eve');
+    const own = await kw.jwt.encrypt({ sub: 'frank' });
+    expect((await kw.jwt.decrypt(own)).sub).toBe('frank');
+  });
+});
+
+describe('rotation and revocation', () => {
+  it('rotates on demand: new key signs, old tokens keep verifying until verifyUntil', async () => {
+    const kw = await make(createMemoryStore());
+    const before = kw.jwt.sign({ sub: 'a' });
+    const { kid, previousKid } = await kw.keys.rotate({ use: 'sig', reason: 'test' });
+    expect(kid).not.toBe(previousKid);
+    const old = kw.keys.list().find((r) => r.kid === previousKid);
+    expect(old).toMatchObject({ state: 'retiring' });
+    expect(old?.verifyUntil).toBeGreaterThan(Date.now() + kw.policy.maxTokenTtl);
+    expect(kw.jwt.verify(before).kid).toBe(previousKid);
+    expect(kw.jwt.verify(kw.jwt.sign({ sub: 'b' })).kid).toBe(kid);
+    expect(kw.keys.jwks().keys.map((k) => k.kid).sort()).toEqual([kid, previousKid].sort());
+  });
+
+  it('makes one key for two concurrent rotations with one idempotency key', async () => {
+    const store = createMemoryStore();
+    const [a, b] = [await make(store), await make(store)];
+    const results = await Promise.all([
+      a.keys.rotate({ use: 'sig', idempotencyKey: 'deploy-42' }),
+      b.keys.rotate({ use: 'sig', idempotencyKey: 'deploy-42' }),
+    ]);
+    expect(results[0]).toEqual(results[1]);
+    await a.sync.refresh();
+    expect(a.keys.list().filter((r) => r.use === 'sig')).toHaveLength(2);
+  });
+
+  it('revokes a compromised active key: its tokens fail with key_revoked, a replacement signs, JWKS drops it', async () => {
+    const store = createMemoryStore();
+    const kw = await make(store);
+    const other = await make(store);
+    const token = kw.jwt.sign({ sub: 'a' });
+    expect(other.jwt.verify(token).payload.sub).toBe('a'); // cached on the other instance
+    const kid = kw.jwt.verify(token).kid;
+    const { revoked, replacement } = await kw.keys.revoke(kid, 'leaked');
+    expect(revoked).toBe(kid);
+    expect(replacement).toBeDefined();
+    expect(codeOf(() => kw.jwt.verify(token))).toBe('key_revoked');
+    expect(kw.keys.jwks().keys.map((k) => k.kid)).toEqual([replacement]);
+    await other.sync.refresh();
+    expect(codeOf(() => other.jwt.verify(token))).toBe('key_revoked');
+    expect(other.jwt.verify(kw.jwt.sign({ sub: 'b' })).kid).toBe(replacement);
+  });
+
+  it('revokes single tokens and whole subjects on every instance', async () => {
+    const store = createMemoryStore();
+    const [a, b] = [await make(store), await make(store)];
+    const t1 = a.jwt.sign({ sub: 'alice' });
+    const t2 = a.jwt.sign({ sub: 'bob' });
+    const { payload } = b.jwt.verify(t1);
+    await a.revocations.revokeToken(payload.jti as string, payload.exp * 1000);
+    await b.sync.refresh();
+    expect(codeOf(() => b.jwt.verify(t1))).toBe('token_revoked');
+    expect(b.jwt.verify(t2).payload.sub).toBe('bob');
+    await b.revocations.revokeSubject('bob');
+    await a.sync.refresh();
+    expect(codeOf(() => a.jwt.verify(t2))).toBe('token_revoked');
+  });
+});
+
+describe('embedded SQLite store', () => {
+  it('lets several instances bootstrap one file concurrently into one keyring', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kw-'));
+    const stores = [0, 1, 2].map(() => createSqliteStore({ path: join(dir, 'keyward.db') }));
+    const kws = await Promise.all(stores.map((s) => make(s)));
+    const kids = kws.map((kw) => kw.keys.list().map((r) => r.kid).sort().join());
+    expect(new Set(kids).size).toBe(1);
+    await Promise.all(open.splice(0).map((kw) => kw.close()));
+    await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('uses the embedded store and a generated 0600 dev master key by default', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kw-'));
+    const kw = await createKeyward({ dir, logger: false });
+    open.push(kw);
+    expect(kw.store.driver).toBe('sqlite');
+    const { statSync } = await import('node:fs');
+    expect(statSync(join(dir, 'master.key')).mode & 0o777).toBe(0o600);
+  });
+});

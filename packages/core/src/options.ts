@@ -1,0 +1,89 @@
+import { KeywardError } from './errors.js';
+import type { RotationPolicyInput } from './keys/rotation-policy.js';
+import type { SigningAlgorithm } from './keys/types.js';
+import type { Store } from './store/types.js';
+
+/** A minimal logger (pino's shape). keyward never passes it a secret, key or whole token. */
+export interface KeywardLogger {
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+}
+
+/**
+ * Options of {@link createKeyward}.
+ *
+ * @example
+ * ```ts
+ * const kw = await createKeyward({ dir: './.keyward', issuer: 'https://api.example.com' })
+ * ```
+ */
+export interface KeywardOptions {
+  /** The store. Default: the embedded SQLite store in `dir`. */
+  store?: Store;
+  /** Folder of the embedded store and, in development, of the generated master key file. Default `./.keyward`. */
+  dir?: string;
+  /** Master key (Fernet format). Default: `KEYWARD_MASTER_KEY`, then `<dir>/master.key` (generated with a warning). */
+  masterKey?: string;
+  /** Legacy shared secret (the reference system's `JWT_SECRET`): adds an HS256 key with a stable derived kid. */
+  jwtSecret?: string;
+  /** Let the legacy `jwtSecret` key sign new tokens (so the reference system can still verify them). Default false. */
+  legacySigning?: boolean;
+  /** `iss` of issued tokens, checked on verify. */
+  issuer?: string;
+  /** `aud` of issued tokens, checked on verify. */
+  audience?: string | string[];
+  /** Algorithm of generated signing keys. Default `EdDSA` (`Ed25519` accepted). */
+  signingAlg?: SigningAlgorithm | 'Ed25519';
+  /** Rotation policy (periods, publish lead, token lifetime…). */
+  rotation?: Omit<RotationPolicyInput, 'signingAlg'>;
+  /** Access-token lifetime in seconds. Default 900 (15 minutes); at most `rotation.maxTokenTtl`. */
+  accessTokenTtlSec?: number;
+  /** Clock skew tolerated on verify, in seconds. Default 60, at most 600. */
+  clockToleranceSec?: number;
+  /** Verified-token cache (`false` disables). Default 10,000 entries. */
+  verifyCache?: false | { max?: number };
+  /** How often each instance polls the store for changes it may have missed, in ms. Default 1000. */
+  syncIntervalMs?: number;
+  /** Logger for operational messages. Default: a pino JSON logger; `false` for silence. */
+  logger?: KeywardLogger | false;
+  /** Clock (epoch ms), for tests. */
+  now?: () => number;
+}
+
+/** The environment variables of the HTTP contract that configure keyward. */
+export interface KeywardEnvironment {
+  KEYWARD_DIR?: string | undefined;
+  KEYWARD_MASTER_KEY?: string | undefined;
+  JWT_SECRET?: string | undefined;
+  KEYWARD_ISSUER?: string | undefined;
+  KEYWARD_AUDIENCE?: string | undefined;
+  KEYWARD_LEGACY_SIGNING?: string | undefined;
+  KEYWARD_SIGNING_ALG?: string | undefined;
+}
+
+/**
+ * Reads keyward's options from environment variables (`KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
+ * `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_LEGACY_SIGNING`,
+ * `KEYWARD_SIGNING_ALG`). The store (`REDIS_URL`) is chosen by the caller.
+ *
+ * @example
+ * ```ts
+ * const kw = await createKeyward({ ...keywardOptionsFromEnv(), store })
+ * ```
+ */
+export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): KeywardOptions {
+  const options: KeywardOptions = { dir: env.KEYWARD_DIR || './.keyward' };
+  if (env.KEYWARD_MASTER_KEY) options.masterKey = env.KEYWARD_MASTER_KEY;
+  if (env.JWT_SECRET) options.jwtSecret = env.JWT_SECRET;
+  if (env.KEYWARD_ISSUER) options.issuer = env.KEYWARD_ISSUER;
+  if (env.KEYWARD_AUDIENCE) options.audience = env.KEYWARD_AUDIENCE;
+  if (env.KEYWARD_SIGNING_ALG) options.signingAlg = env.KEYWARD_SIGNING_ALG as SigningAlgorithm;
+  if (env.KEYWARD_LEGACY_SIGNING !== undefined && env.KEYWARD_LEGACY_SIGNING !== '') {
+    if (!['true', 'false', '1', '0'].includes(env.KEYWARD_LEGACY_SIGNING)) {
+      throw new KeywardError('config_invalid', 'KEYWARD_LEGACY_SIGNING must be true or false');
+    }
+    options.legacySigning = env.KEYWARD_LEGACY_SIGNING === 'true' || env.KEYWARD_LEGACY_SIGNING === '1';
+  }
+  return options;
+}

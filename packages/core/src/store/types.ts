@@ -1,0 +1,108 @@
+/**
+ * The one storage seam. Everything persistent in keyward goes through a {@link Store}:
+ * keys, refresh-token families, API keys, secrets, revocations, audit cursor.
+ *
+ * Values are strings (keyward stores JSON). Keys are plain strings; each driver adds its own
+ * namespace prefix (and, for Redis, a cluster hash tag), so callers never see it.
+ *
+ * Failure contract: a driver that cannot reach its backend throws a `KeywardError` with code
+ * `store_unavailable`; any other backend failure is `store_error`. A driver never swallows an
+ * error and never reports success for a write that did not happen.
+ */
+
+/** Options of {@link Store.set} and {@link Store.compareAndSet}. */
+export interface StoreSetOptions {
+  /** Time to live in milliseconds. Absent: the entry never expires. */
+  ttlMs?: number;
+}
+
+/** One entry returned by {@link Store.list}. */
+export interface StoreEntry {
+  key: string;
+  value: string;
+}
+
+/** Options of {@link Store.list}. */
+export interface StoreListOptions {
+  /** Opaque cursor from a previous page; absent for the first page. */
+  cursor?: string;
+  /** Page size hint (a driver may return fewer or, for Redis SCAN, slightly more). Default 1000. */
+  limit?: number;
+}
+
+/** One page of {@link Store.list}. */
+export interface StoreListPage {
+  entries: StoreEntry[];
+  /** Cursor for the next page, or `null` when the listing is complete. */
+  cursor: string | null;
+}
+
+/**
+ * A held lock. `token` is a fencing token: it strictly increases each time the named lock is
+ * granted, across processes, so a writer that was paused past its TTL can be told apart from
+ * the current holder.
+ */
+export interface StoreLock {
+  readonly name: string;
+  /** Monotonic fencing token (1, 2, 3… per lock name). */
+  readonly token: number;
+  /** Extends the TTL. Resolves `false` if the lock is no longer ours (expired and taken). */
+  extend(ttlMs: number): Promise<boolean>;
+  /** Releases the lock if still ours. Resolves `false` if it had already expired or was taken. */
+  release(): Promise<boolean>;
+  /** True while the holder still owns the lock (checks the backend). */
+  isHeld(): Promise<boolean>;
+}
+
+/** A message handler for {@link Store.subscribe}. */
+export type StoreMessageHandler = (message: string) => void;
+
+/**
+ * The storage interface every driver implements (memory, sqlite, redis).
+ *
+ * @example
+ * ```ts
+ * const store = createMemoryStore()
+ * await store.set('greeting', 'hello', { ttlMs: 60_000 })
+ * await store.compareAndSet('counter-doc', null, '{"n":1}') // create only if absent
+ * ```
+ */
+export interface Store {
+  /** Driver name: `memory`, `sqlite` or `redis`. */
+  readonly driver: string;
+  /** Returns the value, or `null` when absent or expired. */
+  get(key: string): Promise<string | null>;
+  /** Writes a value, replacing any previous one. */
+  set(key: string, value: string, options?: StoreSetOptions): Promise<void>;
+  /** Deletes a key. Resolves `true` if it existed. */
+  delete(key: string): Promise<boolean>;
+  /**
+   * Atomically writes `value` only if the current value equals `expected`
+   * (`null` = the key must be absent or expired). Resolves `true` when written.
+   */
+  compareAndSet(
+    key: string,
+    expected: string | null,
+    value: string,
+    options?: StoreSetOptions,
+  ): Promise<boolean>;
+  /**
+   * Atomically reads and deletes a key: of several concurrent callers, exactly one gets the
+   * value, the others get `null` (one-time tokens, refresh-token spending).
+   */
+  take(key: string): Promise<string | null>;
+  /** Lists live entries whose key starts with `prefix`, page by page. */
+  list(prefix: string, options?: StoreListOptions): Promise<StoreListPage>;
+  /** Atomically adds `by` (default 1) to an integer counter (absent = 0); resolves the new value. */
+  increment(key: string, by?: number): Promise<number>;
+  /** Tries once to take the named lock for `ttlMs`. Resolves `null` if someone else holds it. */
+  acquireLock(name: string, ttlMs: number): Promise<StoreLock | null>;
+  /** Publishes a message to every subscriber of `channel`, in this and other processes. */
+  publish(channel: string, message: string): Promise<void>;
+  /** Subscribes to a channel. Resolves an unsubscribe function once the subscription is live. */
+  subscribe(channel: string, handler: StoreMessageHandler): Promise<() => Promise<void>>;
+  /** Round-trip check used by health: resolves the latency in ms or throws `store_unavailable`. */
+  ping(): Promise<number>;
+  /** Closes what the driver created (never a client passed in by the caller). Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,1 @@
+export { describeWithRedis, redisTestUrl, uniquePrefix } from './redis.js';
