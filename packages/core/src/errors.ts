@@ -49,6 +49,7 @@ export type KeywardErrorCode =
   | 'audit_file_invalid'
   // http layer
   | 'missing_credentials'
+  | 'invalid_credentials'
   | 'invalid_request'
   | 'insufficient_scope'
   | 'not_found'

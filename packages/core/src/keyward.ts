@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { type AuditLog, createAuditLog } from './audit/log.js';
 import { KeywardError } from './errors.js';
 import { decryptJwt, encryptJwt } from './jwt/jwe.js';
 import { signJwt } from './jwt/sign.js';
@@ -14,6 +15,7 @@ import { legacyDataKey, legacyEncryptionKey, legacySigningKey } from './keys/leg
 import { loadMasterKey } from './keys/master-key.js';
 import { type RotationPolicy, resolveRotationPolicy } from './keys/rotation-policy.js';
 import type { KeyRecord } from './keys/types.js';
+import { createKeywardMetrics, type KeywardMetrics } from './metrics/metrics.js';
 import type { KeywardLogger, KeywardOptions } from './options.js';
 import { createSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
@@ -63,9 +65,10 @@ export interface KeywardRevocations {
 }
 
 /**
- * A running keyward instance. Create it with {@link createKeyward}; close it on shutdown.
+ * The keyring part of a keyward instance, without the services built on it (sessions, API
+ * keys, secrets). Services take it as their dependency; users get a {@link Keyward}.
  */
-export interface Keyward {
+export interface KeywardCore {
   readonly store: Store;
   readonly policy: RotationPolicy;
   readonly jwt: KeywardJwt;
@@ -73,9 +76,26 @@ export interface Keyward {
   readonly revocations: KeywardRevocations;
   readonly sync: { status(): SyncStatus; refresh(): Promise<void> };
   readonly logger: KeywardLogger;
+  /** The audit log (hash-chained events; pino JSON to stdout by default). */
+  readonly audit: AuditLog;
+  /** Prometheus metrics. */
+  readonly metrics: KeywardMetrics;
+  /** Clock (epoch ms) every part uses. */
+  readonly now: () => number;
+  /** Options the instance was created with (issuer, audience, token lifetime…), without the master key and JWT secret. */
+  readonly options: Readonly<Omit<KeywardOptions, 'masterKey' | 'jwtSecret'>> & {
+    readonly accessTokenTtlSec: number;
+  };
+  /** Registers a function to run on close (services stop their timers and flush here). */
+  onClose(fn: () => Promise<void> | void): void;
   /** Stops sync and closes the store if keyward created it. Idempotent. */
   close(): Promise<void>;
 }
+
+/**
+ * A running keyward instance. Create it with {@link createKeyward}; close it on shutdown.
+ */
+export interface Keyward extends KeywardCore {}
 
 const silentLogger: KeywardLogger = { info() {}, warn() {}, error() {} };
 
@@ -94,13 +114,31 @@ const silentLogger: KeywardLogger = { info() {}, warn() {}, error() {} };
  * ```
  */
 export async function createKeyward(options: KeywardOptions = {}): Promise<Keyward> {
+  const core = await createKeywardCore(options);
+  return core;
+}
+
+/**
+ * Creates the keyring part of keyward ({@link KeywardCore}): master key, keyring bootstrap, sync,
+ * the JWT hot path. {@link createKeyward} builds the services on top of it.
+ *
+ * @example
+ * ```ts
+ * const core = await createKeywardCore({ store: createMemoryStore(), masterKey, logger: false })
+ * ```
+ */
+export async function createKeywardCore(options: KeywardOptions = {}): Promise<KeywardCore> {
   const now = options.now ?? Date.now;
   const logger: KeywardLogger =
     options.logger === false ? silentLogger : (options.logger ?? pino({ name: 'keyward', level: 'info' }));
   const signingAlg = normalizeSigningAlgorithm(options.signingAlg ?? 'EdDSA', 'signingAlg');
   const policy = resolveRotationPolicy({ ...options.rotation, signingAlg });
   const accessTokenTtlSec = options.accessTokenTtlSec ?? Math.min(900, Math.floor(policy.maxTokenTtl / 1000));
-  if (!Number.isFinite(accessTokenTtlSec) || accessTokenTtlSec <= 0 || accessTokenTtlSec * 1000 > policy.maxTokenTtl) {
+  if (
+    !Number.isFinite(accessTokenTtlSec) ||
+    accessTokenTtlSec <= 0 ||
+    accessTokenTtlSec * 1000 > policy.maxTokenTtl
+  ) {
     throw new KeywardError(
       'config_invalid',
       `accessTokenTtlSec (${accessTokenTtlSec}) must be positive and at most rotation.maxTokenTtl (${policy.maxTokenTtl / 1000}s)`,
@@ -129,7 +167,11 @@ export async function createKeyward(options: KeywardOptions = {}): Promise<Keywa
     let keyring = new Keyring(legacy, 0);
     const swap = (doc: KeyringDocument) => {
       if (doc.generation < keyring.generation) return;
-      keyring = new Keyring([...repo.unseal(doc), ...legacy], doc.generation, preferredSigner ? { preferredSigner } : {});
+      keyring = new Keyring(
+        [...repo.unseal(doc), ...legacy],
+        doc.generation,
+        preferredSigner ? { preferredSigner } : {},
+      );
     };
     const revocations = new RevocationSet();
     const lookup = {
@@ -137,15 +179,52 @@ export async function createKeyward(options: KeywardOptions = {}): Promise<Keywa
       signingKey: () => keyring.signingKey(),
     };
     const verifier = createJwtVerifier({
-        keys: lookup,
-        revocations,
-        ...(options.issuer ? { issuer: options.issuer } : {}),
-        ...(options.audience ? { audience: options.audience } : {}),
-        ...(options.clockToleranceSec !== undefined ? { clockToleranceSec: options.clockToleranceSec } : {}),
-        ...(options.verifyCache !== undefined ? { cache: options.verifyCache } : {}),
-        now,
-      });
-    const service = new KeyService(repo, policy, { applied: swap }, now);
+      keys: lookup,
+      revocations,
+      ...(options.issuer ? { issuer: options.issuer } : {}),
+      ...(options.audience ? { audience: options.audience } : {}),
+      ...(options.clockToleranceSec !== undefined ? { clockToleranceSec: options.clockToleranceSec } : {}),
+      ...(options.verifyCache !== undefined ? { cache: options.verifyCache } : {}),
+      now,
+    });
+    const audit: AuditLog = isAuditLog(options.audit)
+      ? options.audit
+      : createAuditLog({ now, ...(options.audit === false ? { sinks: [] } : (options.audit ?? {})) });
+    const metrics = options.metrics ?? createKeywardMetrics();
+    metrics.observeAudit(audit);
+    const actor = { type: 'operator' as const };
+    const service = new KeyService(
+      repo,
+      policy,
+      {
+        applied(doc) {
+          swap(doc);
+          metrics.observeKeys(keyring.records());
+        },
+        event(event) {
+          if (event.type === 'key.generated') {
+            const { kid, use, alg } = event.record;
+            audit.emit({ type: 'key.generated', kid, use, alg, actor });
+          } else if (event.type === 'key.rotated') {
+            const rotationType = event.emergency ? 'emergency' : 'on_demand';
+            metrics.recordRotation(rotationType);
+            audit.emit({
+              type: 'key.rotated',
+              kid: event.kid,
+              use: event.use,
+              rotationType,
+              ...(event.previousKid ? { previousKid: event.previousKid } : {}),
+              ...(event.reason ? { reason: event.reason } : {}),
+              actor,
+            });
+          } else {
+            metrics.recordRevocation('key');
+            audit.emit({ type: 'key.revoked', kid: event.kid, reason: event.reason, actor });
+          }
+        },
+      },
+      now,
+    );
     await service.bootstrap();
     await revocations.load(store, now());
 
@@ -160,14 +239,25 @@ export async function createKeyward(options: KeywardOptions = {}): Promise<Keywa
       pollIntervalMs: options.syncIntervalMs ?? 1000,
       now,
       onError: (error) => logger.warn({ code: error.code }, `keyward sync: ${error.message}`),
+      onApplied: (_kind, lagMs) => {
+        if (lagMs !== undefined) metrics.recordSyncLag(lagMs);
+      },
     });
     await sync.start();
 
     let closed = false;
+    const closers: Array<() => Promise<void> | void> = [];
     return {
       store,
       policy,
       logger,
+      audit,
+      metrics,
+      now,
+      options: publicOptions(options, accessTokenTtlSec),
+      onClose(fn) {
+        closers.push(fn);
+      },
       jwt: {
         sign(claims, signOptions = {}) {
           const ttl = signOptions.expiresInSec ?? accessTokenTtlSec;
@@ -188,7 +278,16 @@ export async function createKeyward(options: KeywardOptions = {}): Promise<Keywa
           if (payload.jti === undefined) payload.jti = randomBytes(16).toString('base64url');
           return signJwt(keyring.signingKey(), payload, { typ: signOptions.typ ?? 'at+jwt' });
         },
-        verify: (token, overrides) => verifier.verify(token, overrides),
+        verify(token, overrides) {
+          try {
+            const verified = verifier.verify(token, overrides);
+            metrics.recordVerify(verified.kid);
+            return verified;
+          } catch (err) {
+            metrics.recordReject(err instanceof KeywardError ? err.code : 'internal_error');
+            throw err;
+          }
+        },
         encrypt: (claims, encOptions = {}) =>
           encryptJwt(keyring.encryptionKey(), claims, {
             expiresInSec: encOptions.expiresInSec ?? accessTokenTtlSec,
@@ -197,7 +296,9 @@ export async function createKeyward(options: KeywardOptions = {}): Promise<Keywa
         decrypt: (token) =>
           decryptJwt(token, (kid) => keyring.decryptionKeys(kid), {
             now,
-            ...(options.clockToleranceSec !== undefined ? { clockToleranceSec: options.clockToleranceSec } : {}),
+            ...(options.clockToleranceSec !== undefined
+              ? { clockToleranceSec: options.clockToleranceSec }
+              : {}),
           }),
       },
       keys: {
@@ -216,18 +317,22 @@ export async function createKeyward(options: KeywardOptions = {}): Promise<Keywa
           const event = { type: 'revoke-jti' as const, jti, until: expiresAt };
           revocations.apply(event);
           await persistRevocation(store, event, now());
+          metrics.recordRevocation('token');
         },
         async revokeSubject(sub) {
           const event = { type: 'revoke-subject' as const, sub, notBefore: now() };
           revocations.apply(event);
           await persistRevocation(store, event, now());
+          metrics.recordRevocation('subject');
         },
       },
       sync: { status: () => sync.status(), refresh: () => sync.poll() },
       async close() {
         if (closed) return;
         closed = true;
+        for (const fn of closers.reverse()) await fn();
         await sync.stop();
+        await audit.close();
         if (ownsStore) await store.close();
       },
     };
@@ -235,4 +340,13 @@ export async function createKeyward(options: KeywardOptions = {}): Promise<Keywa
     if (ownsStore) await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+function isAuditLog(value: unknown): value is AuditLog {
+  return typeof value === 'object' && value !== null && typeof (value as AuditLog).emit === 'function';
+}
+
+function publicOptions(options: KeywardOptions, accessTokenTtlSec: number) {
+  const { masterKey: _masterKey, jwtSecret: _jwtSecret, ...rest } = options;
+  return Object.freeze({ ...rest, accessTokenTtlSec });
 }

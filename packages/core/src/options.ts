@@ -1,6 +1,8 @@
+import type { AuditLog, AuditLogOptions } from './audit/log.js';
 import { KeywardError } from './errors.js';
 import type { RotationPolicyInput } from './keys/rotation-policy.js';
 import type { SigningAlgorithm } from './keys/types.js';
+import type { KeywardMetrics } from './metrics/metrics.js';
 import type { Store } from './store/types.js';
 
 /** A minimal logger (pino's shape). keyward never passes it a secret, key or whole token. */
@@ -47,6 +49,10 @@ export interface KeywardOptions {
   syncIntervalMs?: number;
   /** Logger for operational messages. Default: a pino JSON logger; `false` for silence. */
   logger?: KeywardLogger | false;
+  /** Audit log: an existing log, options for a new one (sinks…), or `false` for none. Default: pino JSON to stdout. */
+  audit?: AuditLog | AuditLogOptions | false;
+  /** Metrics (prom-client). Default: a new set on a new registry. */
+  metrics?: KeywardMetrics;
   /** Clock (epoch ms), for tests. */
   now?: () => number;
 }

@@ -109,7 +109,8 @@ export interface KeyObjects {
 /** Turns key material into node:crypto KeyObjects. */
 export function keyObjectsFor(alg: KeyAlgorithm, material: KeyMaterial): KeyObjects {
   if (isSymmetric(alg)) {
-    if (typeof material.k !== 'string') throw new KeywardError('key_unseal_failed', 'symmetric key material has no k');
+    if (typeof material.k !== 'string')
+      throw new KeywardError('key_unseal_failed', 'symmetric key material has no k');
     const secret = createSecretKey(Buffer.from(material.k, 'base64url'));
     return { secret, verify: secret };
   }

@@ -36,7 +36,14 @@ export interface KeyServiceHooks {
   event?(
     event:
       | { type: 'key.generated'; record: KeyRecord }
-      | { type: 'key.rotated'; use: KeyUse; kid: string; previousKid: string | undefined; reason?: string; emergency: boolean }
+      | {
+          type: 'key.rotated';
+          use: KeyUse;
+          kid: string;
+          previousKid: string | undefined;
+          reason?: string;
+          emergency: boolean;
+        }
       | { type: 'key.revoked'; kid: string; reason: string; replacement: string | undefined },
   ): void;
 }
@@ -52,7 +59,12 @@ export class KeyService {
   readonly #now: () => number;
   readonly #hooks: KeyServiceHooks;
 
-  constructor(repo: KeyringRepository, policy: RotationPolicy, hooks: KeyServiceHooks, now: () => number = Date.now) {
+  constructor(
+    repo: KeyringRepository,
+    policy: RotationPolicy,
+    hooks: KeyServiceHooks,
+    now: () => number = Date.now,
+  ) {
     this.#repo = repo;
     this.#policy = policy;
     this.#hooks = hooks;
@@ -62,7 +74,8 @@ export class KeyService {
   /** Pre-generates one key per use that may be needed by a mutation (generation is async; CAS retries must not regenerate). */
   async #fresh(uses: readonly KeyUse[]): Promise<Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>> {
     const out = new Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>();
-    for (const use of uses) out.set(use, await generateKey({ use, alg: algorithmFor(use, this.#policy), state: 'active' }));
+    for (const use of uses)
+      out.set(use, await generateKey({ use, alg: algorithmFor(use, this.#policy), state: 'active' }));
     return out;
   }
 
@@ -76,7 +89,9 @@ export class KeyService {
    */
   async bootstrap(): Promise<KeyringDocument> {
     const missing = async (doc: KeyringDocument | null) =>
-      this.#policy.uses.filter((use) => !(doc?.keys ?? []).some((k) => k.use === use && k.state === 'active'));
+      this.#policy.uses.filter(
+        (use) => !(doc?.keys ?? []).some((k) => k.use === use && k.state === 'active'),
+      );
     let needed = await missing(await this.#repo.read());
     if (needed.length === 0) {
       const doc = (await this.#repo.read()) as KeyringDocument;
@@ -95,7 +110,9 @@ export class KeyService {
       }
       return { records, added: this.#added(records, fresh) };
     });
-    if (changed) for (const use of needed) this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record });
+    if (changed)
+      for (const use of needed)
+        this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record });
     await this.#hooks.applied(doc);
     return doc;
   }
@@ -119,7 +136,11 @@ export class KeyService {
       if (idem && previous) return undefined;
       const records = current.keys.map(({ sealed: _sealed, ...r }) => r);
       const previousKid = records.find((r) => r.use === use && r.state === 'active')?.kid;
-      const next = rotateNow(records, use, { policy: this.#policy, now: this.#now(), newKid: () => fresh.get(use)!.record.kid });
+      const next = rotateNow(records, use, {
+        policy: this.#policy,
+        now: this.#now(),
+        newKid: () => fresh.get(use)!.record.kid,
+      });
       assertInvariants(next);
       const kid = next.find((r) => r.use === use && r.state === 'active')!.kid;
       const result = { kid, previousKid };
@@ -131,12 +152,21 @@ export class KeyService {
       };
     });
     await this.#hooks.applied(doc);
-    const result = changed ? (remembered?.result ?? computed) : doc.operations.find((op) => op.key === idem)?.result;
+    const result = changed
+      ? (remembered?.result ?? computed)
+      : doc.operations.find((op) => op.key === idem)?.result;
     const kid = result?.kid ?? doc.keys.find((k) => k.use === use && k.state === 'active')!.kid;
     const out = { kid, previousKid: result?.previousKid };
     if (changed) {
-      if (this.#added([...doc.keys], fresh).length) this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record });
-      this.#hooks.event?.({ type: 'key.rotated', use, ...out, ...(options.reason ? { reason: options.reason } : {}), emergency: false });
+      if (this.#added([...doc.keys], fresh).length)
+        this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record });
+      this.#hooks.event?.({
+        type: 'key.rotated',
+        use,
+        ...out,
+        ...(options.reason ? { reason: options.reason } : {}),
+        emergency: false,
+      });
     }
     return out;
   }
@@ -149,9 +179,15 @@ export class KeyService {
   async revoke(kid: string, reason: string): Promise<RevokeResult> {
     const initial = await this.#repo.read();
     const target = initial?.keys.find((k) => k.kid === kid);
-    if (!target) throw new KeywardError('key_not_found', `no key with kid "${kid.slice(0, 64)}"`, { details: { kid: kid.slice(0, 64) } });
+    if (!target)
+      throw new KeywardError('key_not_found', `no key with kid "${kid.slice(0, 64)}"`, {
+        details: { kid: kid.slice(0, 64) },
+      });
     if (target.origin === 'legacy') {
-      throw new KeywardError('key_state_invalid', 'a legacy JWT_SECRET key is revoked by removing JWT_SECRET from the configuration');
+      throw new KeywardError(
+        'key_state_invalid',
+        'a legacy JWT_SECRET key is revoked by removing JWT_SECRET from the configuration',
+      );
     }
     const fresh = await this.#fresh([target.use]);
     let replacement: string | undefined;
@@ -166,17 +202,32 @@ export class KeyService {
         newKid: () => fresh.get(target.use)!.record.kid,
       });
       assertInvariants(next);
-      replacement = before?.state === 'active' ? next.find((r) => r.use === target.use && r.state === 'active')?.kid : undefined;
+      replacement =
+        before?.state === 'active'
+          ? next.find((r) => r.use === target.use && r.state === 'active')?.kid
+          : undefined;
       return { records: next, added: this.#added(next, fresh) };
     });
     await this.#hooks.applied(doc);
     this.#hooks.event?.({ type: 'key.revoked', kid, reason, replacement });
-    if (replacement) this.#hooks.event?.({ type: 'key.rotated', use: target.use, kid: replacement, previousKid: kid, reason, emergency: true });
+    if (replacement)
+      this.#hooks.event?.({
+        type: 'key.rotated',
+        use: target.use,
+        kid: replacement,
+        previousKid: kid,
+        reason,
+        emergency: true,
+      });
     return { revoked: kid, replacement };
   }
 }
 
 function assertInvariants(records: readonly KeyRecord[]): void {
   const problems = checkKeyringInvariants(records);
-  if (problems.length > 0) throw new KeywardError('key_state_invalid', `refusing a change that breaks the keyring: ${problems.join('; ')}`);
+  if (problems.length > 0)
+    throw new KeywardError(
+      'key_state_invalid',
+      `refusing a change that breaks the keyring: ${problems.join('; ')}`,
+    );
 }

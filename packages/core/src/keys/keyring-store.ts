@@ -95,7 +95,10 @@ export class KeyringRepository {
 
   /** Seals a key for storage. */
   seal(record: KeyRecord, material: KeyMaterial): StoredKey {
-    return { ...record, sealed: sealKeyMaterial(this.#master, record, Buffer.from(JSON.stringify(material))) };
+    return {
+      ...record,
+      sealed: sealKeyMaterial(this.#master, record, Buffer.from(JSON.stringify(material))),
+    };
   }
 
   /**
@@ -116,7 +119,8 @@ export class KeyringRepository {
         return { doc: current, changed: false };
       }
       const sealedByKid = new Map((current?.keys ?? []).map((k) => [k.kid, k.sealed]));
-      for (const added of change.added ?? []) sealedByKid.set(added.record.kid, this.seal(added.record, added.material).sealed);
+      for (const added of change.added ?? [])
+        sealedByKid.set(added.record.kid, this.seal(added.record, added.material).sealed);
       const keys = change.records.map((record) => {
         const sealed = sealedByKid.get(record.kid);
         if (!sealed) throw new KeywardError('key_not_found', `no material for key ${record.kid}`);
@@ -136,9 +140,14 @@ export class KeyringRepository {
         await this.#store
           .publish(EVENTS_CHANNEL, JSON.stringify({ type: 'keyring', generation: next.generation }))
           .catch(() => undefined); // pollers repair a lost announcement
-        return change.remember ? { doc: next, changed: true, remembered: change.remember } : { doc: next, changed: true };
+        return change.remember
+          ? { doc: next, changed: true, remembered: change.remember }
+          : { doc: next, changed: true };
       }
     }
-    throw new KeywardError('store_conflict', `the keyring changed concurrently ${maxAttempts} times in a row; try again`);
+    throw new KeywardError(
+      'store_conflict',
+      `the keyring changed concurrently ${maxAttempts} times in a row; try again`,
+    );
   }
 }

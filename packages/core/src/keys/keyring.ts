@@ -69,7 +69,11 @@ export class Keyring implements KeyLookup {
     this.#entries = new Map();
     for (const { record, material } of keys) {
       const objects = keyObjectsFor(record.alg, material);
-      const entry: Entry = { record: Object.freeze({ ...record }), secret: objects.secret, verify: objects.verify };
+      const entry: Entry = {
+        record: Object.freeze({ ...record }),
+        secret: objects.secret,
+        verify: objects.verify,
+      };
       if (!isSymmetric(record.alg)) entry.publicJwk = publicJwk(material);
       if (record.use === 'data' && typeof material.k === 'string') {
         entry.fernet = new Fernet(Buffer.from(material.k, 'base64url'));
@@ -116,7 +120,9 @@ export class Keyring implements KeyLookup {
 
   /** Every key's public metadata (never material), oldest first. */
   records(): KeyRecord[] {
-    return [...this.#entries.values()].map((e) => ({ ...e.record })).sort((a, b) => a.createdAt - b.createdAt);
+    return [...this.#entries.values()]
+      .map((e) => ({ ...e.record }))
+      .sort((a, b) => a.createdAt - b.createdAt);
   }
 
   /** The record of one key, or `undefined`. */
@@ -138,13 +144,15 @@ export class Keyring implements KeyLookup {
 
   /** The active JWE key. */
   encryptionKey(): EncryptionKey {
-    if (!this.#encryption) throw new KeywardError('key_not_found', 'the keyring has no active encryption key');
+    if (!this.#encryption)
+      throw new KeywardError('key_not_found', 'the keyring has no active encryption key');
     return this.#encryption;
   }
 
   /** JWE keys that may decrypt a token with this `kid` header: that key if usable, else every non-revoked enc key. */
   decryptionKeys(kid: string | undefined): EncryptionKey[] {
-    const usable = (e: Entry) => e.record.use === 'enc' && e.record.state !== 'revoked' && e.record.state !== 'retired';
+    const usable = (e: Entry) =>
+      e.record.use === 'enc' && e.record.state !== 'revoked' && e.record.state !== 'retired';
     const named = kid === undefined ? undefined : this.#entries.get(kid);
     const list = named && usable(named) ? [named] : [...this.#entries.values()].filter(usable);
     return list.map((e) => ({ kid: e.record.kid, state: e.record.state, keyObject: e.secret }));

@@ -20,14 +20,21 @@ export interface LegacyKey {
  * ```
  */
 export function legacyKid(jwtSecret: string): Promise<string> {
-  return calculateJwkThumbprint({ kty: 'oct', k: Buffer.from(jwtSecret, 'utf8').toString('base64url') }, 'sha256');
+  return calculateJwkThumbprint(
+    { kty: 'oct', k: Buffer.from(jwtSecret, 'utf8').toString('base64url') },
+    'sha256',
+  );
 }
 
 /**
  * The HS256 signing key the reference system uses: the secret's utf-8 bytes as the HMAC key.
  * It always verifies; it signs only when `signing` is true (`legacySigning`).
  */
-export async function legacySigningKey(jwtSecret: string, signing: boolean, now = Date.now()): Promise<LegacyKey> {
+export async function legacySigningKey(
+  jwtSecret: string,
+  signing: boolean,
+  now = Date.now(),
+): Promise<LegacyKey> {
   const kid = await legacyKid(jwtSecret);
   const record: KeyRecord = {
     kid,
@@ -50,7 +57,15 @@ export async function legacyEncryptionKey(jwtSecret: string, now = Date.now()): 
   const kid = `${await legacyKid(jwtSecret)}.enc`;
   const k = createHash('sha256').update(jwtSecret, 'utf8').digest('base64url');
   return {
-    record: { kid, use: 'enc', alg: 'A256GCM', state: 'retiring', origin: 'legacy', createdAt: now, notes: 'sha256(JWT_SECRET)' },
+    record: {
+      kid,
+      use: 'enc',
+      alg: 'A256GCM',
+      state: 'retiring',
+      origin: 'legacy',
+      createdAt: now,
+      notes: 'sha256(JWT_SECRET)',
+    },
     material: { kty: 'oct', k },
   };
 }
@@ -63,7 +78,15 @@ export async function legacyDataKey(jwtSecret: string, now = Date.now()): Promis
   const kid = `${await legacyKid(jwtSecret)}.data`;
   const k = createHash('sha256').update(jwtSecret, 'utf8').digest('base64url');
   return {
-    record: { kid, use: 'data', alg: 'fernet', state: 'retiring', origin: 'legacy', createdAt: now, notes: 'base64url(sha256(JWT_SECRET))' },
+    record: {
+      kid,
+      use: 'data',
+      alg: 'fernet',
+      state: 'retiring',
+      origin: 'legacy',
+      createdAt: now,
+      notes: 'base64url(sha256(JWT_SECRET))',
+    },
     material: { kty: 'oct', k },
   };
 }

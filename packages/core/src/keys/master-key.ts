@@ -89,7 +89,10 @@ export interface LoadMasterKeyOptions {
  * const { key, source } = loadMasterKey({ dir: './.keyward' })
  * ```
  */
-export function loadMasterKey(options: LoadMasterKeyOptions = {}): { key: MasterKey; source: MasterKeySource } {
+export function loadMasterKey(options: LoadMasterKeyOptions = {}): {
+  key: MasterKey;
+  source: MasterKeySource;
+} {
   if (options.masterKey) return { key: MasterKey.parse(options.masterKey), source: 'option' };
   const fromEnv = (options.env ?? process.env).KEYWARD_MASTER_KEY;
   if (fromEnv) return { key: MasterKey.parse(fromEnv), source: 'env' };

@@ -29,9 +29,12 @@ export function sealKeyMaterial(
   cipher.setAAD(associatedData(record));
   const ciphertext = Buffer.concat([cipher.update(material), cipher.final()]);
   const tag = cipher.getAuthTag();
-  return [VERSION, iv.toString('base64url'), ciphertext.toString('base64url'), tag.toString('base64url')].join(
-    '.',
-  );
+  return [
+    VERSION,
+    iv.toString('base64url'),
+    ciphertext.toString('base64url'),
+    tag.toString('base64url'),
+  ].join('.');
 }
 
 /** Opens what {@link sealKeyMaterial} sealed. Throws `key_unseal_failed` (wrong master key, tampering, or a swapped record). */
@@ -45,7 +48,15 @@ export function unsealKeyMaterial(
   const iv = ivText === undefined ? undefined : fromBase64Url(ivText);
   const ciphertext = ctText === undefined ? undefined : fromBase64Url(ctText);
   const tag = tagText === undefined ? undefined : fromBase64Url(tagText);
-  if (parts.length !== 4 || version !== VERSION || !iv || iv.length !== 12 || !ciphertext || !tag || tag.length !== 16) {
+  if (
+    parts.length !== 4 ||
+    version !== VERSION ||
+    !iv ||
+    iv.length !== 12 ||
+    !ciphertext ||
+    !tag ||
+    tag.length !== 16
+  ) {
     throw new KeywardError('key_unseal_failed', `sealed material of key ${record.kid} is malformed`, {
       details: { kid: record.kid },
     });

@@ -24,7 +24,8 @@ export class RevocationSet {
   /** Applies one revocation. */
   apply(event: RevocationEvent): void {
     if (event.type === 'revoke-jti') this.#jti.set(event.jti, event.until);
-    else if ((this.#subjects.get(event.sub) ?? 0) < event.notBefore) this.#subjects.set(event.sub, event.notBefore);
+    else if ((this.#subjects.get(event.sub) ?? 0) < event.notBefore)
+      this.#subjects.set(event.sub, event.notBefore);
   }
 
   /** The verifier's view: `token_revoked` for a revoked jti, or a token issued before its subject's not-before. */
@@ -33,7 +34,8 @@ export class RevocationSet {
     if (claims.sub !== undefined && this.#subjects.size > 0) {
       const notBefore = this.#subjects.get(claims.sub);
       // iat is in seconds; a token issued in the same second as logout-everywhere is revoked too.
-      if (notBefore !== undefined && (claims.iat === undefined || claims.iat * 1000 <= notBefore)) return 'token_revoked';
+      if (notBefore !== undefined && (claims.iat === undefined || claims.iat * 1000 <= notBefore))
+        return 'token_revoked';
     }
     return undefined;
   }

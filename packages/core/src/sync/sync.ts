@@ -67,7 +67,10 @@ export class KeyringSync {
   async #subscribe(): Promise<void> {
     if (this.#unsubscribe) return;
     try {
-      this.#unsubscribe = await this.#o.store.subscribe(EVENTS_CHANNEL, (message) => void this.#onMessage(message));
+      this.#unsubscribe = await this.#o.store.subscribe(
+        EVENTS_CHANNEL,
+        (message) => void this.#onMessage(message),
+      );
       this.#status.subscribed = true;
     } catch (err) {
       this.#fail(err);
@@ -108,7 +111,8 @@ export class KeyringSync {
       const doc = this.#o.parseKeyring(await store.get(KEYRING_KEY));
       if (doc && doc.generation !== this.#o.generation()) await this.#o.reloadKeyring(doc);
       const revGeneration = Number((await store.get(REVOCATION_GENERATION_KEY)) ?? 0);
-      if (revGeneration !== this.#o.revocations.generation) await this.#o.revocations.load(store, this.#o.now());
+      if (revGeneration !== this.#o.revocations.generation)
+        await this.#o.revocations.load(store, this.#o.now());
       this.#o.revocations.prune(this.#o.now());
       this.#status.generation = this.#o.generation();
       this.#status.lastSuccessAt = this.#o.now();

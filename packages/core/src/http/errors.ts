@@ -1,0 +1,116 @@
+import { isKeywardError, KeywardError, type KeywardErrorCode } from '../errors.js';
+
+/** The HTTP face of an error: status, stable code, message and headers (RFC 6750 / RFC 6749). */
+export interface HttpProblem {
+  status: number;
+  /** Stable code, the `error` field of the JSON body. */
+  error: string;
+  message: string;
+  headers: Record<string, string>;
+}
+
+const REALM = 'Bearer realm="keyward"';
+
+/** Codes that mean "the presented credential is bad": 401 `invalid_token` (RFC 6750 §3.1). */
+const INVALID_TOKEN = new Set<KeywardErrorCode>([
+  'token_malformed',
+  'token_too_large',
+  'token_invalid',
+  'token_signature_invalid',
+  'token_expired',
+  'token_not_yet_valid',
+  'token_revoked',
+  'token_claim_invalid',
+  'token_decrypt_failed',
+  'key_revoked',
+  'api_key_malformed',
+  'api_key_invalid',
+  'api_key_expired',
+  'api_key_revoked',
+]);
+
+const STATUS: Partial<Record<KeywardErrorCode, number>> = {
+  missing_credentials: 401,
+  invalid_request: 400,
+  config_invalid: 400,
+  insufficient_scope: 403,
+  not_found: 404,
+  key_not_found: 404,
+  secret_not_found: 404,
+  key_state_invalid: 409,
+  refresh_token_invalid: 400,
+  refresh_token_reused: 400,
+  store_unavailable: 503,
+  lock_not_acquired: 503,
+  store_conflict: 503,
+};
+
+function quote(value: string): string {
+  return value.replace(/["\\]/g, '').replace(/[^\x20-\x7e]/g, '');
+}
+
+/**
+ * Maps any error to the one HTTP answer all four framework packages send. Unknown errors become
+ * a 500 `internal_error` with a generic message: no stack trace, no internals.
+ *
+ * @example
+ * ```ts
+ * const problem = toHttpProblem(err)
+ * res.status(problem.status).set(problem.headers).json({ error: problem.error, message: problem.message })
+ * ```
+ */
+export function toHttpProblem(err: unknown): HttpProblem {
+  if (!isKeywardError(err)) {
+    return { status: 500, error: 'internal_error', message: 'internal error', headers: {} };
+  }
+  const { code, message } = err;
+  if (INVALID_TOKEN.has(code)) {
+    return {
+      status: 401,
+      error: code,
+      message,
+      headers: {
+        'www-authenticate': `${REALM}, error="invalid_token", error_description="${quote(message)}"`,
+      },
+    };
+  }
+  if (code === 'missing_credentials' || code === 'invalid_credentials') {
+    return { status: 401, error: code, message, headers: { 'www-authenticate': REALM } };
+  }
+  if (code === 'insufficient_scope') {
+    const scope = String(err.details?.scope ?? '');
+    return {
+      status: 403,
+      error: code,
+      message,
+      headers: { 'www-authenticate': `${REALM}, error="insufficient_scope", scope="${quote(scope)}"` },
+    };
+  }
+  if (code === 'invalid_request' || code === 'config_invalid') {
+    return {
+      status: 400,
+      error: 'invalid_request',
+      message,
+      headers: {
+        'www-authenticate': `${REALM}, error="invalid_request", error_description="${quote(message)}"`,
+      },
+    };
+  }
+  if (code === 'refresh_token_invalid' || code === 'refresh_token_reused') {
+    // Token endpoint (RFC 6749 §5.2): 400 invalid_grant, never cached.
+    return { status: 400, error: 'invalid_grant', message, headers: { 'cache-control': 'no-store' } };
+  }
+  const status = STATUS[code] ?? 500;
+  if (status === 500) return { status, error: 'internal_error', message: 'internal error', headers: {} };
+  return {
+    status,
+    error: code === 'key_not_found' || code === 'secret_not_found' ? 'not_found' : code,
+    message,
+    headers: {},
+  };
+}
+
+/** Shorthand for a 400 `invalid_request`. */
+export function invalidRequest(message: string): KeywardError {
+  return new KeywardError('invalid_request', message);
+}

@@ -1,0 +1,34 @@
+/**
+ * @keyward/core/http — the framework-neutral HTTP layer the framework packages map onto their
+ * request and response objects: credential extraction, RFC 6750 errors, the contract routes.
+ *
+ * @packageDocumentation
+ */
+export {
+  type Authenticator,
+  type AuthenticatorDeps,
+  type AuthenticatorOptions,
+  createAuthenticator,
+  requireRoles,
+  requireScopes,
+} from './authenticate.js';
+export {
+  type Credential,
+  type ExtractCredentialOptions,
+  extractCredential,
+  type HeaderBag,
+} from './credentials.js';
+export { type HttpProblem, invalidRequest, toHttpProblem } from './errors.js';
+export { type KeywardClaims, type Principal, principalFromApiKey, principalFromJwt } from './principal.js';
+export {
+  type DeniedHook,
+  type HttpRequest,
+  type HttpResponse,
+  handleRoute,
+  type KeywardRoute,
+  type KeywardRoutesOptions,
+  keywardRoutes,
+  problemResponse,
+  type RouteDeps,
+} from './routes.js';
+export { type AuthenticatedUser, staticUsers, type UserDirectory } from './users.js';

@@ -1,0 +1,69 @@
+import type { VerifiedApiKey } from '../apikeys/types.js';
+import type { JwtClaims, VerifiedJwt } from '../jwt/types.js';
+
+/**
+ * Custom claims of your access tokens. Extend it by declaration merging to type `principal.claims`:
+ *
+ * @example
+ * ```ts
+ * declare module '@keyward/core' {
+ *   interface KeywardClaims { tenant: string }
+ * }
+ * ```
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: extended by declaration merging
+export interface KeywardClaims {}
+
+/** Who made the request, however they authenticated. The same shape in every framework package. */
+export interface Principal {
+  sub: string;
+  scopes: string[];
+  roles: string[];
+  claims: JwtClaims & Partial<KeywardClaims>;
+  /** The access token's id (JWT only). */
+  jti: string | undefined;
+  /** The signing key (JWT only). */
+  kid: string | undefined;
+  via: 'jwt' | 'api_key';
+  /** Epoch ms when the credential expires, or `undefined`. */
+  expiresAt: number | undefined;
+  /** The API key's id (API key only). */
+  apiKeyId?: string;
+}
+
+function scopesOf(claims: JwtClaims): string[] {
+  if (typeof claims.scope === 'string') return claims.scope.split(' ').filter(Boolean);
+  const scp = (claims as { scp?: unknown }).scp;
+  return Array.isArray(scp) ? scp.filter((s): s is string => typeof s === 'string') : [];
+}
+
+/** The principal of a verified access token. */
+export function principalFromJwt(verified: VerifiedJwt): Principal {
+  const claims = verified.payload;
+  const roles = (claims as { roles?: unknown }).roles;
+  return {
+    sub: typeof claims.sub === 'string' ? claims.sub : '',
+    scopes: scopesOf(claims),
+    roles: Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [],
+    claims,
+    jti: claims.jti,
+    kid: verified.kid,
+    via: 'jwt',
+    expiresAt: claims.exp * 1000,
+  };
+}
+
+/** The principal of a verified API key. */
+export function principalFromApiKey(key: VerifiedApiKey): Principal {
+  return {
+    sub: key.owner,
+    scopes: [...key.scopes],
+    roles: [],
+    claims: { sub: key.owner, exp: key.expiresAt === null ? 0 : Math.floor(key.expiresAt / 1000) },
+    jti: undefined,
+    kid: undefined,
+    via: 'api_key',
+    expiresAt: key.expiresAt ?? undefined,
+    apiKeyId: key.id,
+  };
+}

@@ -1,0 +1,445 @@
+import { createHash } from 'node:crypto';
+import type { ApiKeyService } from '../apikeys/types.js';
+import { KeywardError } from '../errors.js';
+import type { HealthReport } from '../health/types.js';
+import type { KeyRecord, KeyUse } from '../keys/types.js';
+import type { KeywardCore } from '../keyward.js';
+import type { SecretService } from '../secrets/types.js';
+import type { TokenService } from '../tokens/types.js';
+import type { Authenticator } from './authenticate.js';
+import { requireScopes } from './authenticate.js';
+import type { HeaderBag } from './credentials.js';
+import { invalidRequest, toHttpProblem } from './errors.js';
+import type { Principal } from './principal.js';
+import type { UserDirectory } from './users.js';
+
+/** A framework-neutral request: what an adapter hands to {@link handleRoute}. */
+export interface HttpRequest {
+  headers: HeaderBag;
+  params: Record<string, string | undefined>;
+  /** The parsed JSON body (adapters parse it with the framework's own body parser), or `undefined`. */
+  body: unknown;
+}
+
+/** A framework-neutral response: the adapter writes status, headers and body in its idiom. */
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** A JSON value, a text body (with its `content-type` in `headers`), or `undefined` for none. */
+  body?: unknown;
+}
+
+/** One route of the HTTP contract. */
+export interface KeywardRoute {
+  /** Stable name, for adapters that expose routes one by one. */
+  name: string;
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Express-style path with `:params`. */
+  path: string;
+  /** `none`: public; `required`: any credential; a scope list: a credential with all of them. */
+  auth: 'none' | 'required' | { scopes: readonly string[] };
+  handle(request: HttpRequest, principal: Principal | undefined): Promise<HttpResponse>;
+}
+
+/** What the contract routes need of a keyward instance. */
+export interface RouteDeps extends Pick<KeywardCore, 'keys' | 'policy'> {
+  tokens: TokenService;
+  apiKeys: ApiKeyService;
+  secrets: SecretService;
+  health(options?: { ready?: boolean }): Promise<HealthReport>;
+  metrics: { text(): Promise<string>; contentType: string };
+}
+
+/** Options of {@link keywardRoutes}. */
+export interface KeywardRoutesOptions {
+  /** Checks usernames and passwords for `POST /auth/login`. Without it the route is not served. */
+  users?: UserDirectory;
+  /** Which groups of routes to serve. Default: all. */
+  include?: ReadonlyArray<'auth' | 'me' | 'admin' | 'apiKeys' | 'secrets' | 'jwks' | 'health' | 'metrics'>;
+  /** True once the process is shutting down: readiness then answers 503. */
+  isShuttingDown?: () => boolean;
+}
+
+const JSON_HEADERS = { 'cache-control': 'no-store' };
+const json = (
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = JSON_HEADERS,
+): HttpResponse => ({
+  status,
+  headers,
+  body,
+});
+const noContent = (): HttpResponse => ({ status: 204, headers: JSON_HEADERS });
+
+function objectBody(body: unknown): Record<string, unknown> {
+  if (body === undefined || body === null || body === '') return {};
+  if (typeof body !== 'object' || Array.isArray(body))
+    throw invalidRequest('the request body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function stringField(
+  body: Record<string, unknown>,
+  name: string,
+  options: { max?: number; optional?: boolean } = {},
+) {
+  const value = body[name];
+  if (value === undefined && options.optional) return undefined;
+  if (typeof value !== 'string' || value.length === 0)
+    throw invalidRequest(`"${name}" must be a non-empty string`);
+  if (value.length > (options.max ?? 1024))
+    throw invalidRequest(`"${name}" is longer than ${options.max ?? 1024} characters`);
+  return value;
+}
+
+const SECRET_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const USES: readonly KeyUse[] = ['sig', 'enc', 'data'];
+
+function publicRecord(r: KeyRecord) {
+  const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
+  return {
+    kid: r.kid,
+    use: r.use,
+    alg: r.alg,
+    state: r.state,
+    origin: r.origin,
+    createdAt: iso(r.createdAt),
+    activatedAt: iso(r.activatedAt),
+    verifyUntil: iso(r.verifyUntil),
+    revokedAt: iso(r.revokedAt),
+  };
+}
+
+/**
+ * The routes of the HTTP contract, framework-neutral. Adapters mount each route in their own
+ * idiom and call {@link handleRoute}; they never re-implement a handler.
+ *
+ * @example
+ * ```ts
+ * for (const route of keywardRoutes(kw, { users })) {
+ *   app[route.method.toLowerCase()](route.path, async (req, res) => send(res, await handleRoute(route, auth, toRequest(req))))
+ * }
+ * ```
+ */
+export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {}): KeywardRoute[] {
+  const include = new Set(
+    options.include ?? ['auth', 'me', 'admin', 'apiKeys', 'secrets', 'jwks', 'health', 'metrics'],
+  );
+  const admin = { scopes: ['admin'] } as const;
+  const routes: Array<KeywardRoute & { group: string }> = [];
+  const add = (group: string, route: KeywardRoute) => {
+    if (include.has(group as never)) routes.push({ ...route, group });
+  };
+  const jwksMaxAgeSec = Math.floor(Math.min(kw.policy.jwksMaxAge, kw.policy.publishLead) / 1000);
+  const users = options.users;
+
+  if (users) {
+    add('auth', {
+      name: 'login',
+      method: 'POST',
+      path: '/auth/login',
+      auth: 'none',
+      async handle(req) {
+        const body = objectBody(req.body);
+        const username = stringField(body, 'username', { max: 256 }) as string;
+        const password = stringField(body, 'password', { max: 1024 }) as string;
+        const user = await users.verify(username, password);
+        if (!user) throw new KeywardError('invalid_credentials', 'wrong username or password');
+        return json(200, await kw.tokens.issue({ sub: user.sub, scopes: user.scopes }), {
+          'cache-control': 'no-store',
+          pragma: 'no-cache',
+        });
+      },
+    });
+  }
+  add('auth', {
+    name: 'refresh',
+    method: 'POST',
+    path: '/auth/refresh',
+    auth: 'none',
+    async handle(req) {
+      const refreshToken = stringField(objectBody(req.body), 'refresh_token', { max: 512 }) as string;
+      return json(200, await kw.tokens.refresh(refreshToken), {
+        'cache-control': 'no-store',
+        pragma: 'no-cache',
+      });
+    },
+  });
+  add('auth', {
+    name: 'logout',
+    method: 'POST',
+    path: '/auth/logout',
+    auth: 'required',
+    async handle(req, principal) {
+      const refreshToken = stringField(objectBody(req.body), 'refresh_token', { max: 512, optional: true });
+      const p = principal as Principal;
+      await kw.tokens.logout({
+        ...(p.via === 'jwt' ? { access: { jti: p.jti, exp: p.claims.exp, sub: p.sub } } : {}),
+        ...(refreshToken ? { refreshToken } : {}),
+      });
+      return noContent();
+    },
+  });
+  add('me', {
+    name: 'me',
+    method: 'GET',
+    path: '/me',
+    auth: 'required',
+    async handle(_req, principal) {
+      const p = principal as Principal;
+      return json(200, { sub: p.sub, scopes: p.scopes, auth: p.via });
+    },
+  });
+  add('admin', {
+    name: 'listKeys',
+    method: 'GET',
+    path: '/admin/keys',
+    auth: admin,
+    handle: async () => json(200, kw.keys.list().map(publicRecord)),
+  });
+  add('admin', {
+    name: 'rotateKey',
+    method: 'POST',
+    path: '/admin/keys/rotate',
+    auth: admin,
+    async handle(req, principal) {
+      const body = objectBody(req.body);
+      const use = body.use ?? 'sig';
+      if (!USES.includes(use as KeyUse)) throw invalidRequest('"use" must be one of sig, enc, data');
+      const { kid } = await kw.keys.rotate({
+        use: use as KeyUse,
+        reason: `on demand by ${principal?.sub ?? 'unknown'}`,
+      });
+      return json(200, { kid });
+    },
+  });
+  add('admin', {
+    name: 'revokeKey',
+    method: 'POST',
+    path: '/admin/keys/:kid/revoke',
+    auth: admin,
+    async handle(req) {
+      const reason = stringField(objectBody(req.body), 'reason', { max: 512 }) as string;
+      const kid = req.params.kid ?? '';
+      if (!kw.keys.list().some((r) => r.kid === kid)) throw new KeywardError('not_found', 'no such key');
+      const { revoked, replacement } = await kw.keys.revoke(kid, reason);
+      return json(200, { revoked, replacement: replacement ?? null });
+    },
+  });
+  add('apiKeys', {
+    name: 'createApiKey',
+    method: 'POST',
+    path: '/api-keys',
+    auth: 'required',
+    async handle(req, principal) {
+      const p = principal as Principal;
+      if (p.via !== 'jwt')
+        throw new KeywardError('insufficient_scope', 'API keys cannot create API keys', {
+          details: { scope: '' },
+        });
+      const body = objectBody(req.body);
+      const name = stringField(body, 'name', { max: 128 }) as string;
+      const scopes = body.scopes ?? p.scopes;
+      if (
+        !Array.isArray(scopes) ||
+        !scopes.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 64)
+      ) {
+        throw invalidRequest('"scopes" must be an array of scope names');
+      }
+      const beyond = scopes.filter((s) => !p.scopes.includes(s));
+      if (beyond.length > 0)
+        throw new KeywardError('insufficient_scope', 'an API key cannot have scopes its creator lacks', {
+          details: { scope: beyond.join(' ') },
+        });
+      const expiresIn = body.expiresIn;
+      if (
+        expiresIn !== undefined &&
+        (typeof expiresIn !== 'number' ||
+          !Number.isInteger(expiresIn) ||
+          expiresIn <= 0 ||
+          expiresIn > 10 * 365 * 86400)
+      ) {
+        throw invalidRequest('"expiresIn" must be a positive whole number of seconds');
+      }
+      const created = await kw.apiKeys.create({
+        owner: p.sub,
+        name,
+        scopes,
+        ...(expiresIn !== undefined ? { expiresInSec: expiresIn } : {}),
+      });
+      return json(201, {
+        id: created.id,
+        key: created.key,
+        prefix: created.prefix,
+        name: created.name,
+        scopes: created.scopes,
+        expiresAt: created.expiresAt === null ? null : new Date(created.expiresAt).toISOString(),
+      });
+    },
+  });
+  add('apiKeys', {
+    name: 'listApiKeys',
+    method: 'GET',
+    path: '/api-keys',
+    auth: 'required',
+    async handle(_req, principal) {
+      const list = await kw.apiKeys.list((principal as Principal).sub);
+      return json(
+        200,
+        list.map((k) => ({
+          id: k.id,
+          prefix: k.prefix,
+          name: k.name,
+          scopes: k.scopes,
+          createdAt: new Date(k.createdAt).toISOString(),
+          expiresAt: k.expiresAt === null ? null : new Date(k.expiresAt).toISOString(),
+          lastUsedAt: k.lastUsedAt === null ? null : new Date(k.lastUsedAt).toISOString(),
+          revoked: k.revokedAt !== null,
+        })),
+      );
+    },
+  });
+  add('apiKeys', {
+    name: 'deleteApiKey',
+    method: 'DELETE',
+    path: '/api-keys/:id',
+    auth: 'required',
+    async handle(req, principal) {
+      const ok = await kw.apiKeys.revoke(req.params.id ?? '', { owner: (principal as Principal).sub });
+      if (!ok) throw new KeywardError('not_found', 'no such API key');
+      return noContent();
+    },
+  });
+  const secretName = (req: HttpRequest) => {
+    const name = req.params.name ?? '';
+    if (!SECRET_NAME.test(name))
+      throw invalidRequest('secret names are 1-128 letters, digits, ".", "_" or "-"');
+    return name;
+  };
+  add('secrets', {
+    name: 'putSecret',
+    method: 'PUT',
+    path: '/secrets/:name',
+    auth: 'required',
+    async handle(req, principal) {
+      const name = secretName(req);
+      const value = objectBody(req.body).value;
+      if (typeof value !== 'string' || value.length > 65_536)
+        throw invalidRequest('"value" must be a string of at most 64 KiB');
+      await kw.secrets.put((principal as Principal).sub, name, value);
+      return noContent();
+    },
+  });
+  add('secrets', {
+    name: 'getSecret',
+    method: 'GET',
+    path: '/secrets/:name',
+    auth: 'required',
+    async handle(req, principal) {
+      const name = secretName(req);
+      const value = await kw.secrets.get((principal as Principal).sub, name);
+      if (value === undefined) throw new KeywardError('not_found', 'no such secret');
+      return json(200, { name, value });
+    },
+  });
+  add('jwks', {
+    name: 'jwks',
+    method: 'GET',
+    path: '/.well-known/jwks.json',
+    auth: 'none',
+    async handle(req) {
+      const body = JSON.stringify(kw.keys.jwks());
+      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+      const headers = {
+        'cache-control': `public, max-age=${jwksMaxAgeSec}`,
+        etag,
+        'content-type': 'application/json',
+      };
+      const inm = req.headers['if-none-match'];
+      if (
+        typeof inm === 'string' &&
+        inm.split(',').some((t) => t.trim() === etag || t.trim() === `W/${etag}`)
+      ) {
+        return { status: 304, headers };
+      }
+      return { status: 200, headers, body };
+    },
+  });
+  const healthHeaders = { 'content-type': 'application/health+json', 'cache-control': 'no-store' };
+  add('health', {
+    name: 'live',
+    method: 'GET',
+    path: '/health/live',
+    auth: 'none',
+    handle: async () => ({ status: 200, headers: healthHeaders, body: JSON.stringify({ status: 'pass' }) }),
+  });
+  add('health', {
+    name: 'ready',
+    method: 'GET',
+    path: '/health/ready',
+    auth: 'none',
+    async handle() {
+      if (options.isShuttingDown?.()) {
+        const report = { status: 'fail', checks: {}, output: 'shutting down' };
+        return { status: 503, headers: healthHeaders, body: JSON.stringify(report) };
+      }
+      const report = await kw.health({ ready: true });
+      return {
+        status: report.status === 'fail' ? 503 : 200,
+        headers: healthHeaders,
+        body: JSON.stringify(report),
+      };
+    },
+  });
+  add('metrics', {
+    name: 'metrics',
+    method: 'GET',
+    path: '/metrics',
+    auth: 'none',
+    async handle() {
+      return {
+        status: 200,
+        headers: { 'content-type': kw.metrics.contentType },
+        body: await kw.metrics.text(),
+      };
+    },
+  });
+  return routes.map(({ group: _group, ...route }) => route);
+}
+
+/** Optional hook called for every denied request (audit `access.denied`, metrics). */
+export type DeniedHook = (code: string, status: number) => void;
+
+/**
+ * Runs one route: authenticates, checks scopes, calls the handler, and maps any error to the
+ * contract's answer. Never throws; never answers 5xx for bad input.
+ */
+export async function handleRoute(
+  route: KeywardRoute,
+  auth: Authenticator,
+  request: HttpRequest,
+  onDenied?: DeniedHook,
+): Promise<HttpResponse> {
+  try {
+    let principal: Principal | undefined;
+    if (route.auth !== 'none') {
+      principal = await auth.authenticate(request.headers);
+      if (typeof route.auth === 'object') requireScopes(principal, route.auth.scopes);
+    }
+    return await route.handle(request, principal);
+  } catch (err) {
+    return problemResponse(err, onDenied);
+  }
+}
+
+/** The contract's error response for any error. */
+export function problemResponse(err: unknown, onDenied?: DeniedHook): HttpResponse {
+  const problem = toHttpProblem(err);
+  if (problem.status === 401 || problem.status === 403) onDenied?.(problem.error, problem.status);
+  return {
+    status: problem.status,
+    headers: { ...problem.headers, 'cache-control': 'no-store' },
+    body: { error: problem.error, message: problem.message },
+  };
+}

@@ -1,0 +1,54 @@
+export { isSymmetric, normalizeSigningAlgorithm, SIGNING_ALGORITHMS } from './algorithms.js';
+export {
+  type GeneratedKey,
+  type GenerateKeyOptions,
+  generateKey,
+  type KeyMaterial,
+  publicJwk,
+} from './generate.js';
+export {
+  KeyService,
+  type KeyServiceHooks,
+  type RevokeResult,
+  type RotateOptions,
+  type RotateResult,
+} from './key-service.js';
+export { type DataKey, type JsonWebKeySet, Keyring, type UnsealedKey } from './keyring.js';
+export {
+  EVENTS_CHANNEL,
+  KEYRING_KEY,
+  type KeyringDocument,
+  KeyringRepository,
+  type StoredKey,
+} from './keyring-store.js';
+export { legacyDataKey, legacyEncryptionKey, legacyKid, legacySigningKey } from './legacy.js';
+export { assertTransition, checkKeyringInvariants, revokeKey, rotateNow, transition } from './lifecycle.js';
+export {
+  type LoadMasterKeyOptions,
+  loadMasterKey,
+  MASTER_KEY_FILE,
+  MasterKey,
+  type MasterKeySource,
+} from './master-key.js';
+export {
+  computeVerifyUntil,
+  type Duration,
+  parseDuration,
+  type RotationPolicy,
+  type RotationPolicyInput,
+  resolveRotationPolicy,
+  validateRotationPolicy,
+} from './rotation-policy.js';
+export { sealKeyMaterial, unsealKeyMaterial } from './seal.js';
+export type {
+  EncryptionKey,
+  KeyAlgorithm,
+  KeyLookup,
+  KeyOrigin,
+  KeyRecord,
+  KeyState,
+  KeyUse,
+  SigningAlgorithm,
+  SigningKey,
+  VerificationKey,
+} from './types.js';

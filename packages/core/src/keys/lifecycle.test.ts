@@ -1,0 +1,291 @@
+import { describe, expect, it } from 'vitest';
+import { KeywardError } from '../errors.js';
+import {
+  assertTransition,
+  checkKeyringInvariants,
+  createKeyRecord,
+  earliestPending,
+  revokeKey,
+  rotateNow,
+  transition,
+} from './lifecycle.js';
+import { resolveRotationPolicy } from './rotation-policy.js';
+import type { KeyRecord, KeyState } from './types.js';
+
+const MIN = 60_000;
+const DAY = 24 * 60 * MIN;
+const T0 = Date.UTC(2025, 0, 1);
+const policy = resolveRotationPolicy();
+
+function key(kid: string, state: KeyState, over: Partial<KeyRecord> = {}): KeyRecord {
+  const base: KeyRecord = { kid, use: 'sig', alg: 'EdDSA', state, origin: 'generated', createdAt: T0 };
+  if (state !== 'pending') base.activatedAt = T0;
+  if (state === 'retiring') Object.assign(base, { retiringAt: T0 + DAY, verifyUntil: T0 + DAY + 31 * MIN });
+  if (state === 'retired') Object.assign(base, { retiringAt: T0 + DAY, retiredAt: T0 + 2 * DAY });
+  if (state === 'revoked') base.revokedAt = T0 + DAY;
+  return { ...base, ...over };
+}
+
+function stateError(fn: () => unknown): KeywardError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(KeywardError);
+    expect((err as KeywardError).code).toBe('key_state_invalid');
+    return err as KeywardError;
+  }
+  throw new Error('expected key_state_invalid');
+}
+
+describe('assertTransition', () => {
+  const legal: [KeyState, KeyState][] = [
+    ['pending', 'active'],
+    ['active', 'retiring'],
+    ['retiring', 'retired'],
+    ['pending', 'revoked'],
+    ['active', 'revoked'],
+    ['retiring', 'revoked'],
+    ['retired', 'revoked'],
+  ];
+  it.each(legal)('allows %s → %s', (from, to) => {
+    expect(() => assertTransition(key('k1', from), to)).not.toThrow();
+  });
+
+  it.each([
+    ['revoked', 'active', 'key "k1" cannot go from revoked to active: revoked is final'],
+    ['revoked', 'revoked', 'key "k1" cannot go from revoked to revoked: revoked is final'],
+    ['retired', 'active', 'key "k1" cannot go from retired to active: a retired key can only be revoked'],
+    ['retired', 'retiring', 'key "k1" cannot go from retired to retiring: a retired key can only be revoked'],
+    ['active', 'pending', 'key "k1" cannot go from active to pending: keys never move back in the lifecycle'],
+    [
+      'retiring',
+      'active',
+      'key "k1" cannot go from retiring to active: keys never move back in the lifecycle',
+    ],
+    ['pending', 'retiring', 'key "k1" cannot go from pending to retiring: it must pass through active first'],
+    ['pending', 'retired', 'key "k1" cannot go from pending to retired: it must pass through active first'],
+    ['active', 'retired', 'key "k1" cannot go from active to retired: it must pass through retiring first'],
+    ['active', 'active', 'key "k1" cannot go from active to active: it is already in that state'],
+  ] as const)('refuses %s → %s', (from, to, message) => {
+    const err = stateError(() => assertTransition(key('k1', from), to));
+    expect(err.message).toBe(message);
+    expect(err.details).toEqual({ kid: 'k1', from, to });
+  });
+});
+
+describe('transition', () => {
+  const now = T0 + 10 * DAY;
+
+  it('sets activatedAt on activation and returns a new record', () => {
+    const pending = key('k1', 'pending', { activatedAt: now + DAY });
+    const active = transition(pending, 'active', now);
+    expect(active).toMatchObject({ state: 'active', activatedAt: now });
+    expect(pending.state).toBe('pending');
+  });
+
+  it('sets retiringAt and verifyUntil when a signing key retires', () => {
+    expect(transition(key('k1', 'active'), 'retiring', now, { verifyUntil: now + 31 * MIN })).toMatchObject({
+      state: 'retiring',
+      retiringAt: now,
+      verifyUntil: now + 31 * MIN,
+    });
+  });
+
+  it('refuses to retire a sig or enc key without a verifyUntil at or after now', () => {
+    expect(stateError(() => transition(key('k1', 'active'), 'retiring', now)).message).toContain(
+      'needs a verifyUntil',
+    );
+    stateError(() => transition(key('e1', 'active', { use: 'enc', alg: 'A256GCM' }), 'retiring', now));
+    stateError(() => transition(key('k1', 'active'), 'retiring', now, { verifyUntil: now - 1 }));
+  });
+
+  it('retires a data key with no verifyUntil: rewrap decides when it is empty', () => {
+    const data = key('d1', 'active', { use: 'data', alg: 'fernet' });
+    const retiring = transition(data, 'retiring', now);
+    expect(retiring).toMatchObject({ state: 'retiring', retiringAt: now });
+    expect(retiring.verifyUntil).toBeUndefined();
+  });
+
+  it('sets retiredAt and revokedAt with the reason', () => {
+    expect(transition(key('k1', 'retiring'), 'retired', now)).toMatchObject({
+      state: 'retired',
+      retiredAt: now,
+    });
+    expect(transition(key('k1', 'active'), 'revoked', now, { revokedReason: 'leaked' })).toMatchObject({
+      state: 'revoked',
+      revokedAt: now,
+      revokedReason: 'leaked',
+    });
+  });
+
+  it('refuses illegal moves and a non-finite time', () => {
+    stateError(() => transition(key('k1', 'revoked'), 'active', now));
+    stateError(() => transition(key('k1', 'pending'), 'active', Number.NaN));
+  });
+});
+
+describe('checkKeyringInvariants', () => {
+  it('accepts a sound keyring', () => {
+    const keys = [
+      key('s0', 'retired'),
+      key('s1', 'retiring'),
+      key('s2', 'active'),
+      key('s3', 'pending'),
+      key('d1', 'active', { use: 'data', alg: 'fernet' }),
+      key('x', 'revoked', { use: 'enc', alg: 'A256GCM' }),
+    ];
+    expect(checkKeyringInvariants(keys)).toEqual([]);
+  });
+
+  it('reports each broken invariant', () => {
+    const problems = checkKeyringInvariants([
+      key('a', 'active'),
+      key('b', 'active'),
+      key('b', 'revoked', { revokedAt: undefined }),
+      key('p', 'pending', { use: 'data', alg: 'fernet' }),
+      key('r', 'retiring', { verifyUntil: T0 }),
+      key('q', 'retiring', { verifyUntil: undefined }),
+      key('e', 'active', { use: 'enc', alg: 'EdDSA' }),
+      key('z', 'retired', { retiredAt: undefined }),
+      key('y', 'active', { use: 'enc', alg: 'A256GCM', activatedAt: undefined }),
+      key('w', 'active', { use: 'enc', alg: 'A256GCM', activatedAt: T0 - 1 }),
+    ]);
+    expect(problems).toEqual([
+      'duplicate kid "b"',
+      'key "b" is revoked with no revokedAt',
+      'key "r" has verifyUntil before retiringAt',
+      'key "q" is a retiring sig key with no verifyUntil',
+      'key "e" has alg EdDSA, not valid for use "enc"',
+      'key "z" is retired with no retiredAt',
+      'key "y" is active with no activatedAt',
+      'key "w" was activated before it was created',
+      'use "sig" has 2 active keys (a, b), expected exactly one',
+      'use "enc" has 3 active keys (e, y, w), expected exactly one',
+      'use "data" has 0 active keys, expected exactly one',
+    ]);
+  });
+
+  it('does not demand an active key for a use that only has retired or revoked keys', () => {
+    expect(
+      checkKeyringInvariants([key('a', 'active'), key('e', 'retired', { use: 'enc', alg: 'A256GCM' })]),
+    ).toEqual([]);
+  });
+});
+
+describe('rotateNow', () => {
+  const now = T0 + 5 * DAY;
+  let n = 0;
+  const newKid = () => `new-${++n}`;
+
+  it('generates and activates a new key; the old one verifies until now + retainFor', () => {
+    const next = rotateNow([key('s1', 'active')], 'sig', { policy, now, newKid });
+    expect(next).toEqual([
+      { ...key('s1', 'active'), state: 'retiring', retiringAt: now, verifyUntil: now + 31 * MIN },
+      {
+        kid: 'new-1',
+        use: 'sig',
+        alg: 'EdDSA',
+        state: 'active',
+        origin: 'generated',
+        createdAt: now,
+        activatedAt: now,
+      },
+    ]);
+    expect(checkKeyringInvariants(next)).toEqual([]);
+  });
+
+  it('promotes an existing pending key, already published, instead of generating', () => {
+    const next = rotateNow([key('s1', 'active'), key('s2', 'pending', { activatedAt: now + DAY })], 'sig', {
+      policy,
+      now,
+      newKid: () => {
+        throw new Error('must not generate');
+      },
+    });
+    expect(next.map((k) => [k.kid, k.state, k.activatedAt])).toEqual([
+      ['s1', 'retiring', T0],
+      ['s2', 'active', now],
+    ]);
+  });
+
+  it('leaves a data key retiring with no verifyUntil and touches no other use', () => {
+    const keys = [key('s1', 'active'), key('d1', 'active', { use: 'data', alg: 'fernet' })];
+    const next = rotateNow(keys, 'data', { policy, now, newKid: () => 'd2' });
+    expect(next[0]).toBe(keys[0]);
+    expect(next[1]).toMatchObject({ state: 'retiring', retiringAt: now });
+    expect(next[1]?.verifyUntil).toBeUndefined();
+    expect(next[2]).toMatchObject({ kid: 'd2', use: 'data', alg: 'fernet', state: 'active' });
+  });
+
+  it('refuses a newKid that collides with an existing kid', () => {
+    stateError(() => rotateNow([key('s1', 'active')], 'sig', { policy, now, newKid: () => 's1' }));
+  });
+});
+
+describe('revokeKey', () => {
+  const now = T0 + 5 * DAY;
+
+  it('revoking the active key promotes the pending key in the same step', () => {
+    const next = revokeKey([key('s1', 'active'), key('s2', 'pending')], 's1', {
+      policy,
+      now,
+      newKid: () => 'unused',
+      reason: 'leaked',
+    });
+    expect(next.map((k) => [k.kid, k.state])).toEqual([
+      ['s1', 'revoked'],
+      ['s2', 'active'],
+    ]);
+    expect(next[0]).toMatchObject({ revokedAt: now, revokedReason: 'leaked' });
+    expect(checkKeyringInvariants(next)).toEqual([]);
+  });
+
+  it('revoking the active key with nothing pending generates an active replacement', () => {
+    const next = revokeKey([key('s1', 'active')], 's1', { policy, now, newKid: () => 's9' });
+    expect(next.map((k) => [k.kid, k.state])).toEqual([
+      ['s1', 'revoked'],
+      ['s9', 'active'],
+    ]);
+  });
+
+  it('revoking a retiring key changes nothing else', () => {
+    const keys = [key('s1', 'retiring'), key('s2', 'active')];
+    const next = revokeKey(keys, 's1', { policy, now, newKid: () => 'x' });
+    expect(next.map((k) => k.state)).toEqual(['revoked', 'active']);
+    expect(next[1]).toBe(keys[1]);
+  });
+
+  it('fails for an unknown kid and for a key already revoked', () => {
+    expect(() => revokeKey([key('s1', 'active')], 'nope', { policy, now, newKid: () => 'x' })).toThrow(
+      expect.objectContaining({ code: 'key_not_found' }),
+    );
+    stateError(() => revokeKey([key('s1', 'revoked')], 's1', { policy, now, newKid: () => 'x' }));
+  });
+});
+
+describe('earliestPending and createKeyRecord', () => {
+  it('picks the pending key due first, then the oldest, then by kid', () => {
+    const keys = [
+      key('b', 'pending', { activatedAt: T0 + 2 }),
+      key('a', 'pending', { activatedAt: T0 + 2 }),
+      key('c', 'pending', { activatedAt: T0 + 3 }),
+      key('d', 'pending', { use: 'data', alg: 'fernet', activatedAt: T0 }),
+    ];
+    expect(earliestPending(keys, 'sig')?.kid).toBe('a');
+    expect(earliestPending(keys, 'enc')).toBeUndefined();
+  });
+
+  it('creates a generated record', () => {
+    expect(
+      createKeyRecord({ kid: 'k', use: 'enc', alg: 'A256GCM', state: 'pending', now: 5, activatedAt: 9 }),
+    ).toEqual({
+      kid: 'k',
+      use: 'enc',
+      alg: 'A256GCM',
+      state: 'pending',
+      origin: 'generated',
+      createdAt: 5,
+      activatedAt: 9,
+    });
+  });
+});

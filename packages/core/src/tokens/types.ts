@@ -1,0 +1,67 @@
+import type { JwtClaims } from '../jwt/types.js';
+
+/** An OAuth 2.0 token response (RFC 6749 §5.1). */
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  token_type: 'Bearer';
+  /** Access-token lifetime in seconds. */
+  expires_in: number;
+}
+
+/** Input of {@link TokenService.issue}. */
+export interface IssueTokensInput {
+  sub: string;
+  scopes?: readonly string[];
+  /** Extra claims for the access token (never `exp`, `iat`, `jti`, `sub`, `scope`). */
+  claims?: Record<string, unknown>;
+}
+
+/** Input of {@link TokenService.logout}. */
+export interface LogoutInput {
+  /** Claims of the verified access token being logged out (its `jti` and `exp` are revoked). */
+  access?: Pick<JwtClaims, 'jti' | 'exp' | 'sub'>;
+  /** The refresh token whose whole family is revoked. */
+  refreshToken?: string;
+}
+
+/** Input of {@link TokenService.oneTime}. */
+export interface OneTimeTokenInput {
+  sub: string;
+  /** What the token is for (`email-verification`, `password-reset`…); checked on consume. */
+  purpose: string;
+  /** Lifetime in seconds. Default 900. */
+  ttlSec?: number;
+  /** Extra non-secret data returned on consume. */
+  data?: Record<string, string | number | boolean>;
+}
+
+/** Result of {@link TokenService.consumeOneTime}. */
+export interface ConsumedOneTimeToken {
+  sub: string;
+  purpose: string;
+  data: Record<string, string | number | boolean>;
+}
+
+/**
+ * Sessions: access tokens (JWS) with opaque, rotating refresh tokens grouped in families, with
+ * reuse detection (OAuth 2.0 Security BCP), logout, logout-everywhere and one-time tokens.
+ */
+export interface TokenService {
+  /** Issues an access token and a new refresh-token family. */
+  issue(input: IssueTokensInput): Promise<TokenPair>;
+  /**
+   * Spends a refresh token and returns a new pair. A spent token presented again within
+   * `refreshReuseInterval` returns the same successor pair; after it, the whole family is revoked
+   * (`refresh_token_reused`). Unknown / expired: `refresh_token_invalid`.
+   */
+  refresh(refreshToken: string): Promise<TokenPair>;
+  /** Revokes the access token's `jti` and the refresh token's family, on every instance. */
+  logout(input: LogoutInput): Promise<void>;
+  /** Revokes every token of `sub` issued before now, and all its refresh families. */
+  logoutEverywhere(sub: string): Promise<void>;
+  /** Creates a one-time token (e-mail verification, password reset links). */
+  oneTime(input: OneTimeTokenInput): Promise<string>;
+  /** Consumes a one-time token atomically: of two racing callers exactly one succeeds. */
+  consumeOneTime(token: string, purpose: string): Promise<ConsumedOneTimeToken>;
+}
