@@ -1,0 +1,30 @@
+/**
+ * @keyward/core — key management for Node web apps.
+ *
+ * @packageDocumentation
+ */
+export * from './audit/index.js';
+export { isKeywardError, KeywardError, type KeywardErrorCode, type KeywardErrorOptions } from './errors.js';
+export * from './fernet/index.js';
+export * from './jwt/index.js';
+export * from './keys/index.js';
+export {
+  createKeyward,
+  createKeywardCore,
+  type Keyward,
+  type KeywardCore,
+  type KeywardJwt,
+  type KeywardKeys,
+  type KeywardRevocations,
+  type SignOptions,
+} from './keyward.js';
+export * from './metrics/index.js';
+export {
+  type KeywardEnvironment,
+  type KeywardLogger,
+  type KeywardOptions,
+  keywardOptionsFromEnv,
+} from './options.js';
+export * from './store/index.js';
+export { RevocationSet } from './sync/revocations.js';
+export { KeyringSync, type SyncStatus } from './sync/sync.js';
