@@ -16,7 +16,9 @@ export function redisTestUrl(): string | undefined {
 }
 
 /** `describe` when a real Redis is configured, `describe.skip` otherwise. */
-export const describeWithRedis: typeof describe = (redisTestUrl() ? describe : describe.skip) as typeof describe;
+export const describeWithRedis: typeof describe = (
+  redisTestUrl() ? describe : describe.skip
+) as typeof describe;
 
 /** A unique key prefix for one test file, so files never touch each other's keys (no FLUSHALL). */
 export function uniquePrefix(label: string): string {

@@ -1,0 +1,12 @@
+export { createMemoryStore, type MemoryStoreOptions } from './memory.js';
+export { createRedisStore, type RedisStoreOptions } from './redis.js';
+export { createSqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export type {
+  Store,
+  StoreEntry,
+  StoreListOptions,
+  StoreListPage,
+  StoreLock,
+  StoreMessageHandler,
+  StoreSetOptions,
+} from './types.js';

@@ -1,0 +1,295 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Store } from '../../core/src/store/types.js';
+
+/** How {@link describeStoreContract} makes the stores it tests. */
+export interface StoreContractFactory {
+  /** A fresh, empty store (new namespace or prefix) for one test. */
+  make(): Promise<Store>;
+  /**
+   * A second instance on the same backend as the last {@link make} (another connection, another
+   * sqlite handle). Absent: the suite uses the first store as its own peer.
+   */
+  makePeer?(): Promise<Store>;
+  /** Moves the injected clock of the stores forward. Absent: the suite waits in real time. */
+  advance?(ms: number): void | Promise<void>;
+  /** Runs after each test, once the stores are closed (drop keys, delete files). */
+  cleanup?(): Promise<void>;
+}
+
+/** Waits for `count` messages on a list, failing after `timeoutMs` of real time. */
+async function waitFor(received: string[], count: number, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (received.length < count) {
+    if (Date.now() > deadline) throw new Error(`expected ${count} messages, got ${received.length}`);
+    await delay(5);
+  }
+}
+
+/**
+ * The contract every keyward store driver passes (in the spirit of unstorage's `testDriver`):
+ * CRUD, TTL, compare-and-set, take, paged listing, counters, locks with fencing tokens, pub/sub
+ * across instances, ping and close.
+ *
+ * @example
+ * ```ts
+ * let t = 1_000
+ * describeStoreContract('memory', {
+ *   make: async () => createMemoryStore({ now: () => t }),
+ *   advance: (ms) => { t += ms },
+ * })
+ * ```
+ */
+export function describeStoreContract(name: string, factory: StoreContractFactory): void {
+  describe(`store contract: ${name}`, () => {
+    let store: Store;
+    let peer: Store;
+    const opened: Store[] = [];
+
+    async function passTime(ms: number): Promise<void> {
+      if (factory.advance) await factory.advance(ms);
+      else await delay(ms);
+    }
+
+    beforeEach(async () => {
+      store = await factory.make();
+      opened.push(store);
+      peer = factory.makePeer ? await factory.makePeer() : store;
+      opened.push(peer);
+    });
+
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((s) => s.close()));
+      await factory.cleanup?.();
+    });
+
+    it('gets, sets, overwrites and deletes', async () => {
+      expect(await store.get('a')).toBeNull();
+      await store.set('a', 'one');
+      expect(await store.get('a')).toBe('one');
+      expect(await peer.get('a')).toBe('one');
+      await store.set('a', 'two');
+      expect(await store.get('a')).toBe('two');
+      expect(await store.delete('a')).toBe(true);
+      expect(await store.delete('a')).toBe(false);
+      expect(await store.get('a')).toBeNull();
+    });
+
+    it('keeps strings exactly, including unicode and JSON', async () => {
+      const value = JSON.stringify({ emoji: '🔑', nested: { n: 1 }, quote: '"\n' });
+      await store.set('json:ü', value);
+      expect(await peer.get('json:ü')).toBe(value);
+      await store.set('empty', '');
+      expect(await store.get('empty')).toBe('');
+    });
+
+    it('expires entries after their TTL, and a plain set clears the TTL', async () => {
+      await store.set('short', 'v', { ttlMs: 100 });
+      await store.set('kept', 'v', { ttlMs: 100 });
+      await store.set('kept', 'v2');
+      expect(await store.get('short')).toBe('v');
+      await passTime(150);
+      expect(await store.get('short')).toBeNull();
+      expect(await store.delete('short')).toBe(false);
+      expect(await store.get('kept')).toBe('v2');
+      expect((await store.list('short')).entries).toEqual([]);
+    });
+
+    it('compareAndSet writes only when the current value matches', async () => {
+      expect(await store.compareAndSet('doc', null, 'v1')).toBe(true);
+      expect(await peer.compareAndSet('doc', null, 'other')).toBe(false);
+      expect(await store.compareAndSet('doc', 'wrong', 'v2')).toBe(false);
+      expect(await store.get('doc')).toBe('v1');
+      expect(await peer.compareAndSet('doc', 'v1', 'v2')).toBe(true);
+      expect(await store.get('doc')).toBe('v2');
+      expect(await store.compareAndSet('absent', 'v1', 'x')).toBe(false);
+      expect(await store.get('absent')).toBeNull();
+    });
+
+    it('compareAndSet with null expected succeeds on an expired key and honours ttlMs', async () => {
+      await store.set('session', 'old', { ttlMs: 100 });
+      expect(await store.compareAndSet('session', null, 'new')).toBe(false);
+      await passTime(150);
+      expect(await store.compareAndSet('session', null, 'new', { ttlMs: 100 })).toBe(true);
+      expect(await store.get('session')).toBe('new');
+      await passTime(150);
+      expect(await store.get('session')).toBeNull();
+    });
+
+    it('loses no update under 50 concurrent CAS increments from two instances', async () => {
+      await store.set('cas-counter', '0');
+      const bump = async (s: Store): Promise<number> => {
+        for (let attempt = 1; ; attempt++) {
+          const current = await s.get('cas-counter');
+          if (await s.compareAndSet('cas-counter', current, String(Number(current) + 1))) return attempt;
+        }
+      };
+      await Promise.all(Array.from({ length: 50 }, (_, i) => bump(i % 2 === 0 ? store : peer)));
+      expect(await peer.get('cas-counter')).toBe('50');
+    });
+
+    it('take hands the value to exactly one of 20 concurrent callers', async () => {
+      await store.set('one-time', 'secret-value');
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store : peer).take('one-time')),
+      );
+      expect(results.filter((r) => r !== null)).toEqual(['secret-value']);
+      expect(await store.get('one-time')).toBeNull();
+      expect(await store.take('one-time')).toBeNull();
+    });
+
+    it('take ignores an expired value', async () => {
+      await store.set('otp', '123', { ttlMs: 100 });
+      await passTime(150);
+      expect(await store.take('otp')).toBeNull();
+    });
+
+    it('lists 2,500 entries by prefix page by page, without duplicates, misses or other prefixes', async () => {
+      const expected = new Map<string, string>();
+      const writes: Promise<void>[] = [];
+      for (let i = 0; i < 2500; i++) {
+        const key = `p:${String(i).padStart(5, '0')}`;
+        expected.set(key, `v${i}`);
+        writes.push(store.set(key, `v${i}`));
+      }
+      for (const other of ['q:1', 'p', 'P:1', 'xp:1']) writes.push(store.set(other, 'no'));
+      await Promise.all(writes);
+
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await peer.list('p:', { limit: 100, ...(cursor === undefined ? {} : { cursor }) });
+        pages++;
+        for (const entry of page.entries) {
+          expect(entry.value).toBe(expected.get(entry.key));
+          seen.push(entry.key);
+        }
+        cursor = page.cursor ?? undefined;
+      } while (cursor !== undefined && pages < 1000);
+
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen.length).toBe(2500);
+      expect(pages).toBeGreaterThan(10);
+      expect((await store.list('nothing-here:')).entries).toEqual([]);
+      expect((await store.list('nothing-here:')).cursor).toBeNull();
+    });
+
+    it('increments atomically under concurrency, keeping the counter readable', async () => {
+      expect(await store.increment('hits')).toBe(1);
+      expect(await store.increment('hits', 5)).toBe(6);
+      expect(await store.increment('hits', -2)).toBe(4);
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : peer).increment('hits')),
+      );
+      expect(await store.get('hits')).toBe('104');
+    });
+
+    it('rejects increment of a non-integer value and bad arguments with KeywardError', async () => {
+      await store.set('text', 'hello');
+      await expect(store.increment('text')).rejects.toMatchObject({
+        name: 'KeywardError',
+        code: 'store_error',
+      });
+      await expect(store.increment('n', 1.5)).rejects.toMatchObject({ code: 'invalid_argument' });
+      await expect(store.set('k', 'v', { ttlMs: -1 })).rejects.toMatchObject({ code: 'invalid_argument' });
+      await expect(store.get('')).rejects.toMatchObject({ code: 'invalid_argument' });
+      await expect(store.acquireLock('l', 0)).rejects.toMatchObject({ code: 'invalid_argument' });
+      await expect(store.list('p', { cursor: '!!not a cursor' })).rejects.toMatchObject({
+        code: 'invalid_argument',
+      });
+    });
+
+    it('grants a lock to one holder at a time, across instances', async () => {
+      const first = await store.acquireLock('rotation', 10_000);
+      expect(first).not.toBeNull();
+      expect(await peer.acquireLock('rotation', 10_000)).toBeNull();
+      expect(await first?.isHeld()).toBe(true);
+      expect(await first?.release()).toBe(true);
+      expect(await first?.release()).toBe(false);
+      expect(await first?.isHeld()).toBe(false);
+      const second = await peer.acquireLock('rotation', 10_000);
+      expect(second?.token).toBeGreaterThan(first?.token ?? Number.POSITIVE_INFINITY);
+      await second?.release();
+    });
+
+    it('issues strictly increasing fencing tokens per lock name', async () => {
+      const tokens: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const lock = await (i % 2 === 0 ? store : peer).acquireLock('fenced', 10_000);
+        if (!lock) throw new Error('lock not acquired');
+        tokens.push(lock.token);
+        await lock.release();
+      }
+      expect(tokens.every((t, i) => i === 0 || t > (tokens[i - 1] as number))).toBe(true);
+      const concurrent = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? store : peer).acquireLock('race', 10_000)),
+      );
+      expect(concurrent.filter((l) => l !== null)).toHaveLength(1);
+    });
+
+    it('lets another holder in after expiry; the old holder can then neither release nor extend', async () => {
+      const old = await store.acquireLock('job', 100);
+      if (!old) throw new Error('lock not acquired');
+      await passTime(150);
+      const next = await peer.acquireLock('job', 10_000);
+      if (!next) throw new Error('expired lock was not granted again');
+      expect(next.token).toBeGreaterThan(old.token);
+      expect(await old.isHeld()).toBe(false);
+      expect(await old.extend(10_000)).toBe(false);
+      expect(await old.release()).toBe(false);
+      expect(await next.isHeld()).toBe(true);
+      expect(await next.release()).toBe(true);
+    });
+
+    it('extend keeps a lock past its first TTL', async () => {
+      const lock = await store.acquireLock('long', 100);
+      if (!lock) throw new Error('lock not acquired');
+      expect(await lock.extend(10_000)).toBe(true);
+      await passTime(150);
+      expect(await lock.isHeld()).toBe(true);
+      expect(await peer.acquireLock('long', 100)).toBeNull();
+    });
+
+    it('delivers published messages to a subscriber on a peer instance, per channel', async () => {
+      const got: string[] = [];
+      const other: string[] = [];
+      const off = await peer.subscribe('keys', (m) => got.push(m));
+      const offOther = await peer.subscribe('other', (m) => other.push(m));
+      await store.publish('keys', 'rotated:1');
+      await store.publish('keys', 'rotated:2');
+      await waitFor(got, 2);
+      expect(got).toEqual(['rotated:1', 'rotated:2']);
+      expect(other).toEqual([]);
+      await off();
+      await offOther();
+    });
+
+    it('stops delivery after unsubscribe', async () => {
+      const stopped: string[] = [];
+      const still: string[] = [];
+      const off = await peer.subscribe('events', (m) => stopped.push(m));
+      await peer.subscribe('events', (m) => still.push(m));
+      await store.publish('events', 'before');
+      await waitFor(stopped, 1);
+      await off();
+      await store.publish('events', 'after');
+      // Messages on one channel arrive in order, so once `still` has "after", `stopped` would have it too.
+      await waitFor(still, 2);
+      expect(still).toEqual(['before', 'after']);
+      expect(stopped).toEqual(['before']);
+    });
+
+    it('answers ping with a latency', async () => {
+      const ms = await store.ping();
+      expect(ms).toBeGreaterThanOrEqual(0);
+      expect(ms).toBeLessThan(5000);
+    });
+
+    it('closes idempotently and then refuses work with store_unavailable', async () => {
+      await store.close();
+      await store.close();
+      await expect(store.get('a')).rejects.toMatchObject({ name: 'KeywardError', code: 'store_unavailable' });
+    });
+  });
+}
