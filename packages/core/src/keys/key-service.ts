@@ -2,6 +2,7 @@ import { KeywardError } from '../errors.js';
 import { generateKey, type KeyMaterial } from './generate.js';
 import type { KeyringDocument, KeyringRepository } from './keyring-store.js';
 import { checkKeyringInvariants, revokeKey, rotateNow } from './lifecycle.js';
+import { retireDataKey } from './rotation-plan.js';
 import { algorithmFor, type RotationPolicy } from './rotation-policy.js';
 import type { KeyRecord, KeyUse } from './types.js';
 
@@ -44,7 +45,8 @@ export interface KeyServiceHooks {
           reason?: string;
           emergency: boolean;
         }
-      | { type: 'key.revoked'; kid: string; reason: string; replacement: string | undefined },
+      | { type: 'key.revoked'; kid: string; reason: string; replacement: string | undefined }
+      | { type: 'key.retired'; kid: string },
   ): void;
 }
 
@@ -220,6 +222,22 @@ export class KeyService {
         emergency: true,
       });
     return { revoked: kid, replacement };
+  }
+
+  /**
+   * Retires a retiring data key once a rewrap job has left no ciphertext under it
+   * (`remaining` must be 0). Idempotent for an already retired key.
+   */
+  async retireDataKey(kid: string, remaining: number): Promise<void> {
+    let changed = false;
+    const { doc } = await this.#repo.update((current) => {
+      const records = (current?.keys ?? []).map(({ sealed: _sealed, ...r }) => r);
+      if (records.find((r) => r.kid === kid)?.state === 'retired') return undefined;
+      changed = true;
+      return { records: retireDataKey(records, { kid, remaining, now: this.#now() }) };
+    });
+    await this.#hooks.applied(doc);
+    if (changed) this.#hooks.event?.({ type: 'key.retired', kid });
   }
 }
 

@@ -1,0 +1,333 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { type AuditLog, createAuditLog } from './audit/log.js';
+import { KeywardError } from './errors.js';
+import { decryptJwt, encryptJwt } from './jwt/jwe.js';
+import { signJwt } from './jwt/sign.js';
+import type { JwtClaims, JwtVerifyOverrides, VerifiedJwt } from './jwt/types.js';
+import { createJwtVerifier } from './jwt/verify.js';
+import { normalizeSigningAlgorithm } from './keys/algorithms.js';
+import { KeyService, type RevokeResult, type RotateOptions, type RotateResult } from './keys/key-service.js';
+import { type JsonWebKeySet, Keyring, type UnsealedKey } from './keys/keyring.js';
+import { type KeyringDocument, KeyringRepository } from './keys/keyring-store.js';
+import { legacyDataKey, legacyEncryptionKey, legacySigningKey } from './keys/legacy.js';
+import { loadMasterKey } from './keys/master-key.js';
+import { type RotationPolicy, resolveRotationPolicy } from './keys/rotation-policy.js';
+import type { KeyRecord } from './keys/types.js';
+import { createKeywardMetrics, type KeywardMetrics } from './metrics/metrics.js';
+import type { KeywardLogger, KeywardOptions } from './options.js';
+import { createSqliteStore } from './store/sqlite.js';
+import type { Store } from './store/types.js';
+import { persistRevocation, RevocationSet } from './sync/revocations.js';
+import { KeyringSync, type SyncStatus } from './sync/sync.js';
+
+/** Options of {@link Keyward.jwt}`.sign`. */
+export interface SignOptions {
+  /** Lifetime in seconds. Default `accessTokenTtlSec`; at most the policy's `maxTokenTtl`. */
+  expiresInSec?: number;
+  /** `typ` header. Default `at+jwt` (RFC 9068). */
+  typ?: string;
+}
+
+/** JWS / JWE operations of a {@link Keyward} instance. */
+export interface KeywardJwt {
+  /** Signs claims with the active signing key; adds `iat`, `exp`, `jti`, and `iss` / `aud` when configured. Synchronous. */
+  sign(claims: Record<string, unknown>, options?: SignOptions): string;
+  /** Verifies a JWS on the hot path: synchronous, in memory, no I/O. Throws a `KeywardError` with a stable code. */
+  verify(token: string, overrides?: JwtVerifyOverrides): VerifiedJwt;
+  /** Encrypts claims as a JWE (`dir` + `A256GCM`) under the active encryption key. */
+  encrypt(claims: Record<string, unknown>, options?: { expiresInSec?: number }): Promise<string>;
+  /** Decrypts a JWE made by keyward (or by the reference system, when `jwtSecret` is set). */
+  decrypt(token: string): Promise<JwtClaims>;
+}
+
+/** Key operations of a {@link Keyward} instance. */
+export interface KeywardKeys {
+  /** The public JWKS: pending, active and retiring asymmetric signing keys. */
+  jwks(): JsonWebKeySet;
+  /** Every key's metadata (never material). */
+  list(): KeyRecord[];
+  /** The current in-memory snapshot. */
+  snapshot(): Keyring;
+  /** Rotates a key now (see {@link KeyService.rotate}). */
+  rotate(options?: RotateOptions): Promise<RotateResult>;
+  /** Emergency revocation (see {@link KeyService.revoke}). */
+  revoke(kid: string, reason: string): Promise<RevokeResult>;
+  /** Retires a retiring data key once a rewrap left nothing under it (`remaining` must be 0). */
+  retireDataKey(kid: string, remaining: number): Promise<void>;
+}
+
+/** Token-level revocation, applied on every instance. */
+export interface KeywardRevocations {
+  /** Revokes one access token by its `jti` until `expiresAt` (epoch ms; its `exp`). */
+  revokeToken(jti: string, expiresAt: number): Promise<void>;
+  /** Revokes every token of `sub` issued up to now ("logout everywhere"). */
+  revokeSubject(sub: string): Promise<void>;
+}
+
+/**
+ * The keyring part of a keyward instance, without the services built on it (sessions, API
+ * keys, secrets). Services take it as their dependency; users get a {@link Keyward}.
+ */
+export interface KeywardCore {
+  readonly store: Store;
+  readonly policy: RotationPolicy;
+  readonly jwt: KeywardJwt;
+  readonly keys: KeywardKeys;
+  readonly revocations: KeywardRevocations;
+  readonly sync: { status(): SyncStatus; refresh(): Promise<void> };
+  readonly logger: KeywardLogger;
+  /** The audit log (hash-chained events; pino JSON to stdout by default). */
+  readonly audit: AuditLog;
+  /** Prometheus metrics. */
+  readonly metrics: KeywardMetrics;
+  /** Clock (epoch ms) every part uses. */
+  readonly now: () => number;
+  /** Options the instance was created with (issuer, audience, token lifetime…), without the master key and JWT secret. */
+  readonly options: Readonly<Omit<KeywardOptions, 'masterKey' | 'jwtSecret'>> & {
+    readonly accessTokenTtlSec: number;
+  };
+  /** Registers a function to run on close (services stop their timers and flush here). */
+  onClose(fn: () => Promise<void> | void): void;
+  /** Stops sync and closes the store if keyward created it. Idempotent. */
+  close(): Promise<void>;
+}
+
+const silentLogger: KeywardLogger = { info() {}, warn() {}, error() {} };
+
+/**
+ * Creates the keyring part of keyward ({@link KeywardCore}): master key, keyring bootstrap, sync,
+ * the JWT hot path. {@link createKeyward} builds the services on top of it.
+ *
+ * @example
+ * ```ts
+ * const core = await createKeywardCore({ store: createMemoryStore(), masterKey, logger: false })
+ * ```
+ */
+export async function createKeywardCore(options: KeywardOptions = {}): Promise<KeywardCore> {
+  const now = options.now ?? Date.now;
+  const logger: KeywardLogger =
+    options.logger === false ? silentLogger : (options.logger ?? pino({ name: 'keyward', level: 'info' }));
+  const signingAlg = normalizeSigningAlgorithm(options.signingAlg ?? 'EdDSA', 'signingAlg');
+  const policy = resolveRotationPolicy({ ...options.rotation, signingAlg });
+  const accessTokenTtlSec = options.accessTokenTtlSec ?? Math.min(900, Math.floor(policy.maxTokenTtl / 1000));
+  if (
+    !Number.isFinite(accessTokenTtlSec) ||
+    accessTokenTtlSec <= 0 ||
+    accessTokenTtlSec * 1000 > policy.maxTokenTtl
+  ) {
+    throw new KeywardError(
+      'config_invalid',
+      `accessTokenTtlSec (${accessTokenTtlSec}) must be positive and at most rotation.maxTokenTtl (${policy.maxTokenTtl / 1000}s)`,
+    );
+  }
+  const dir = options.dir ?? './.keyward';
+  const { key: master } = loadMasterKey({
+    ...(options.masterKey ? { masterKey: options.masterKey } : {}),
+    dir,
+    warn: (message) => logger.warn(message),
+  });
+  const ownsStore = !options.store;
+  const store = options.store ?? createSqliteStore({ path: join(dir, 'keyward.db') });
+
+  try {
+    const legacy: UnsealedKey[] = [];
+    if (options.jwtSecret) {
+      legacy.push(await legacySigningKey(options.jwtSecret, options.legacySigning === true, now()));
+      legacy.push(await legacyEncryptionKey(options.jwtSecret, now()));
+      legacy.push(await legacyDataKey(options.jwtSecret, now()));
+    } else if (options.legacySigning) {
+      throw new KeywardError('config_invalid', 'legacySigning needs jwtSecret (JWT_SECRET)');
+    }
+    const preferredSigner = options.legacySigning ? legacy[0]?.record.kid : undefined;
+    const repo = new KeyringRepository(store, master, now);
+    let keyring = new Keyring(legacy, 0);
+    const swap = (doc: KeyringDocument) => {
+      if (doc.generation < keyring.generation) return;
+      keyring = new Keyring(
+        [...repo.unseal(doc), ...legacy],
+        doc.generation,
+        preferredSigner ? { preferredSigner } : {},
+      );
+    };
+    const revocations = new RevocationSet();
+    const lookup = {
+      verificationKey: (kid: string) => keyring.verificationKey(kid),
+      signingKey: () => keyring.signingKey(),
+    };
+    const verifier = createJwtVerifier({
+      keys: lookup,
+      revocations,
+      ...(options.issuer ? { issuer: options.issuer } : {}),
+      ...(options.audience ? { audience: options.audience } : {}),
+      ...(options.clockToleranceSec !== undefined ? { clockToleranceSec: options.clockToleranceSec } : {}),
+      ...(options.verifyCache !== undefined ? { cache: options.verifyCache } : {}),
+      now,
+    });
+    const audit: AuditLog = isAuditLog(options.audit)
+      ? options.audit
+      : createAuditLog({ now, ...(options.audit === false ? { sinks: [] } : (options.audit ?? {})) });
+    const metrics = options.metrics ?? createKeywardMetrics();
+    metrics.observeAudit(audit);
+    const actor = { type: 'operator' as const };
+    const service = new KeyService(
+      repo,
+      policy,
+      {
+        applied(doc) {
+          swap(doc);
+          metrics.observeKeys(keyring.records());
+        },
+        event(event) {
+          if (event.type === 'key.generated') {
+            const { kid, use, alg } = event.record;
+            audit.emit({ type: 'key.generated', kid, use, alg, actor });
+          } else if (event.type === 'key.rotated') {
+            const rotationType = event.emergency ? 'emergency' : 'on_demand';
+            metrics.recordRotation(rotationType);
+            audit.emit({
+              type: 'key.rotated',
+              kid: event.kid,
+              use: event.use,
+              rotationType,
+              ...(event.previousKid ? { previousKid: event.previousKid } : {}),
+              ...(event.reason ? { reason: event.reason } : {}),
+              actor,
+            });
+          } else if (event.type === 'key.retired') {
+            audit.emit({ type: 'key.retired', kid: event.kid, actor });
+          } else {
+            metrics.recordRevocation('key');
+            audit.emit({ type: 'key.revoked', kid: event.kid, reason: event.reason, actor });
+          }
+        },
+      },
+      now,
+    );
+    await service.bootstrap();
+    await revocations.load(store, now());
+
+    const sync = new KeyringSync({
+      store,
+      revocations,
+      generation: () => keyring.generation,
+      parseKeyring: (raw) => repo.parse(raw),
+      reloadKeyring: async (doc) => {
+        if (doc) swap(doc);
+      },
+      pollIntervalMs: options.syncIntervalMs ?? 1000,
+      now,
+      onError: (error) => logger.warn({ code: error.code }, `keyward sync: ${error.message}`),
+      onApplied: (_kind, lagMs) => {
+        if (lagMs !== undefined) metrics.recordSyncLag(lagMs);
+      },
+    });
+    await sync.start();
+
+    let closed = false;
+    const closers: Array<() => Promise<void> | void> = [];
+    return {
+      store,
+      policy,
+      logger,
+      audit,
+      metrics,
+      now,
+      options: publicOptions(options, accessTokenTtlSec),
+      onClose(fn) {
+        closers.push(fn);
+      },
+      jwt: {
+        sign(claims, signOptions = {}) {
+          const ttl = signOptions.expiresInSec ?? accessTokenTtlSec;
+          if (!Number.isFinite(ttl) || ttl <= 0 || ttl * 1000 > policy.maxTokenTtl) {
+            throw new KeywardError(
+              'config_invalid',
+              `expiresInSec (${ttl}) must be positive and at most the policy's maxTokenTtl (${policy.maxTokenTtl / 1000}s), so no token outlives its key`,
+            );
+          }
+          const iat = Math.floor(now() / 1000);
+          const payload: Record<string, unknown> = {
+            ...(options.issuer ? { iss: options.issuer } : {}),
+            ...(options.audience ? { aud: options.audience } : {}),
+            ...claims,
+            iat,
+            exp: iat + ttl,
+          };
+          if (payload.jti === undefined) payload.jti = randomBytes(16).toString('base64url');
+          return signJwt(keyring.signingKey(), payload, { typ: signOptions.typ ?? 'at+jwt' });
+        },
+        verify(token, overrides) {
+          try {
+            const verified = verifier.verify(token, overrides);
+            metrics.recordVerify(verified.kid);
+            return verified;
+          } catch (err) {
+            metrics.recordReject(err instanceof KeywardError ? err.code : 'internal_error');
+            throw err;
+          }
+        },
+        encrypt: (claims, encOptions = {}) =>
+          encryptJwt(keyring.encryptionKey(), claims, {
+            expiresInSec: encOptions.expiresInSec ?? accessTokenTtlSec,
+            now,
+          }),
+        decrypt: (token) =>
+          decryptJwt(token, (kid) => keyring.decryptionKeys(kid), {
+            now,
+            ...(options.clockToleranceSec !== undefined
+              ? { clockToleranceSec: options.clockToleranceSec }
+              : {}),
+          }),
+      },
+      keys: {
+        jwks: () => keyring.jwks(),
+        list: () => keyring.records(),
+        snapshot: () => keyring,
+        rotate: (rotateOptions) => service.rotate(rotateOptions),
+        retireDataKey: (kid, remaining) => service.retireDataKey(kid, remaining),
+        revoke: async (kid, reason) => {
+          const result = await service.revoke(kid, reason);
+          verifier.forgetKid(kid);
+          return result;
+        },
+      },
+      revocations: {
+        async revokeToken(jti, expiresAt) {
+          const event = { type: 'revoke-jti' as const, jti, until: expiresAt };
+          revocations.apply(event);
+          await persistRevocation(store, event, now());
+          metrics.recordRevocation('token');
+        },
+        async revokeSubject(sub) {
+          const event = { type: 'revoke-subject' as const, sub, notBefore: now() };
+          revocations.apply(event);
+          await persistRevocation(store, event, now());
+          metrics.recordRevocation('subject');
+        },
+      },
+      sync: { status: () => sync.status(), refresh: () => sync.poll() },
+      async close() {
+        if (closed) return;
+        closed = true;
+        for (const fn of closers.reverse()) await fn();
+        await sync.stop();
+        await audit.close();
+        if (ownsStore) await store.close();
+      },
+    };
+  } catch (err) {
+    if (ownsStore) await store.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+function isAuditLog(value: unknown): value is AuditLog {
+  return typeof value === 'object' && value !== null && typeof (value as AuditLog).emit === 'function';
+}
+
+function publicOptions(options: KeywardOptions, accessTokenTtlSec: number) {
+  const { masterKey: _masterKey, jwtSecret: _jwtSecret, ...rest } = options;
+  return Object.freeze({ ...rest, accessTokenTtlSec });
+}
