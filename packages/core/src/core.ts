@@ -17,6 +17,7 @@ import { type RotationPolicy, resolveRotationPolicy } from './keys/rotation-poli
 import type { KeyRecord } from './keys/types.js';
 import { createKeywardMetrics, type KeywardMetrics } from './metrics/metrics.js';
 import type { KeywardLogger, KeywardOptions } from './options.js';
+import { createRedisStore } from './store/redis.js';
 import { createSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { persistRevocation, RevocationSet } from './sync/revocations.js';
@@ -129,7 +130,11 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
     warn: (message) => logger.warn(message),
   });
   const ownsStore = !options.store;
-  const store = options.store ?? createSqliteStore({ path: join(dir, 'keyward.db') });
+  const store =
+    options.store ??
+    (options.redisUrl
+      ? createRedisStore({ url: options.redisUrl })
+      : createSqliteStore({ path: join(dir, 'keyward.db') }));
 
   try {
     const legacy: UnsealedKey[] = [];

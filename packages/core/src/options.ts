@@ -21,8 +21,10 @@ export interface KeywardLogger {
  * ```
  */
 export interface KeywardOptions {
-  /** The store. Default: the embedded SQLite store in `dir`. */
+  /** The store. Default: Redis when `redisUrl` is set, else the embedded SQLite store in `dir`. */
   store?: Store;
+  /** Use Redis (`redis://…`, `rediss://…`) as store and sync bus; keyward opens and closes the connection. */
+  redisUrl?: string;
   /** Folder of the embedded store and, in development, of the generated master key file. Default `./.keyward`. */
   dir?: string;
   /** Master key (Fernet format). Default: `KEYWARD_MASTER_KEY`, then `<dir>/master.key` (generated with a warning). */
@@ -59,6 +61,7 @@ export interface KeywardOptions {
 
 /** The environment variables of the HTTP contract that configure keyward. */
 export interface KeywardEnvironment {
+  REDIS_URL?: string | undefined;
   KEYWARD_DIR?: string | undefined;
   KEYWARD_MASTER_KEY?: string | undefined;
   JWT_SECRET?: string | undefined;
@@ -69,17 +72,18 @@ export interface KeywardEnvironment {
 }
 
 /**
- * Reads keyward's options from environment variables (`KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
+ * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
  * `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_LEGACY_SIGNING`,
- * `KEYWARD_SIGNING_ALG`). The store (`REDIS_URL`) is chosen by the caller.
+ * `KEYWARD_SIGNING_ALG`).
  *
  * @example
  * ```ts
- * const kw = await createKeyward({ ...keywardOptionsFromEnv(), store })
+ * const kw = await createKeyward({ ...keywardOptionsFromEnv(), issuer: 'https://api.example.com' })
  * ```
  */
 export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): KeywardOptions {
   const options: KeywardOptions = { dir: env.KEYWARD_DIR || './.keyward' };
+  if (env.REDIS_URL) options.redisUrl = env.REDIS_URL;
   if (env.KEYWARD_MASTER_KEY) options.masterKey = env.KEYWARD_MASTER_KEY;
   if (env.JWT_SECRET) options.jwtSecret = env.JWT_SECRET;
   if (env.KEYWARD_ISSUER) options.issuer = env.KEYWARD_ISSUER;
