@@ -46,22 +46,38 @@ export interface ConsumedOneTimeToken {
 /**
  * Sessions: access tokens (JWS) with opaque, rotating refresh tokens grouped in families, with
  * reuse detection (OAuth 2.0 Security BCP), logout, logout-everywhere and one-time tokens.
+ * Build one with `createTokenService(core)`.
+ *
+ * @example
+ * ```ts
+ * const pair = await kw.tokens.issue({ sub: 'user_1', scopes: ['read'] })
+ * const next = await kw.tokens.refresh(pair.refresh_token)
+ * const link = await kw.tokens.oneTime({ sub: 'user_1', purpose: 'password-reset', ttlSec: 900 })
+ * const { sub } = await kw.tokens.consumeOneTime(link, 'password-reset')
+ * ```
  */
 export interface TokenService {
   /** Issues an access token and a new refresh-token family. */
   issue(input: IssueTokensInput): Promise<TokenPair>;
   /**
    * Spends a refresh token and returns a new pair. A spent token presented again within
-   * `refreshReuseInterval` returns the same successor pair; after it, the whole family is revoked
+   * `refreshReuseIntervalMs` returns the same successor pair; after it, the whole family is revoked
    * (`refresh_token_reused`). Unknown / expired: `refresh_token_invalid`.
    */
   refresh(refreshToken: string): Promise<TokenPair>;
-  /** Revokes the access token's `jti` and the refresh token's family, on every instance. */
+  /**
+   * Revokes the access token's `jti` and the refresh token's family (when it belongs to the same
+   * `sub`), on every instance. Unknown or already revoked refresh tokens are ignored.
+   */
   logout(input: LogoutInput): Promise<void>;
   /** Revokes every token of `sub` issued before now, and all its refresh families. */
   logoutEverywhere(sub: string): Promise<void>;
   /** Creates a one-time token (e-mail verification, password reset links). */
   oneTime(input: OneTimeTokenInput): Promise<string>;
-  /** Consumes a one-time token atomically: of two racing callers exactly one succeeds. */
+  /**
+   * Consumes a one-time token atomically: of any number of racing callers, on any number of
+   * instances, exactly one succeeds. Unknown, used or wrong-purpose tokens give `token_invalid`
+   * (a wrong-purpose token is burnt); an expired one gives `token_expired`.
+   */
   consumeOneTime(token: string, purpose: string): Promise<ConsumedOneTimeToken>;
 }

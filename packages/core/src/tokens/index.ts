@@ -1,0 +1,16 @@
+export {
+  createIssuerVerifier,
+  type ExternalVerifiedJwt,
+  type IssuerVerifier,
+  type IssuerVerifierOptions,
+  type TrustedIssuer,
+} from './issuers.js';
+export { createTokenService, type TokenServiceOptions } from './service.js';
+export type {
+  ConsumedOneTimeToken,
+  IssueTokensInput,
+  LogoutInput,
+  OneTimeTokenInput,
+  TokenPair,
+  TokenService,
+} from './types.js';

@@ -1,0 +1,276 @@
+import { fingerprint } from '../audit/events.js';
+import type { KeywardCore } from '../core.js';
+import { KeywardError } from '../errors.js';
+import { FamilyRepository } from './families.js';
+import { consumeOneTimeToken, createOneTimeToken } from './one-time.js';
+import {
+  badInput,
+  checkSub,
+  type FamilyRecord,
+  hashIfWellFormed,
+  hashToken,
+  keys,
+  newId,
+  newOpaqueToken,
+  parseRecord,
+  RESERVED_CLAIMS,
+  type RefreshRecord,
+  readSigned,
+} from './records.js';
+import type { IssueTokensInput, LogoutInput, TokenPair, TokenService } from './types.js';
+
+/**
+ * Options of {@link createTokenService}.
+ *
+ * @example
+ * ```ts
+ * const options: TokenServiceOptions = { refreshTtlSec: 7 * 86400, refreshReuseIntervalMs: 5000 }
+ * ```
+ */
+export interface TokenServiceOptions {
+  /** Refresh-token lifetime in seconds; each rotation starts a new one. Default 30 days. */
+  refreshTtlSec?: number;
+  /**
+   * How long after a refresh token is spent presenting it again returns the same successor pair
+   * (two browser tabs refreshing at once) instead of counting as reuse. Default 2000 ms.
+   */
+  refreshReuseIntervalMs?: number;
+}
+
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/; // RFC 6749 §3.3 scope-token
+/** Rounds of read → compare-and-set before a refresh gives up (each lost round means another caller won). */
+const REFRESH_ATTEMPTS = 4;
+
+function invalidRefresh(): KeywardError {
+  return new KeywardError('refresh_token_invalid', 'refresh token is unknown, expired or revoked');
+}
+
+/**
+ * Creates the session service: access tokens (JWS) plus opaque refresh tokens that rotate on every
+ * use, grouped in families with reuse detection (OAuth 2.0 Security BCP §4.14), logout, logout
+ * everywhere and one-time tokens. The store holds token hashes only.
+ *
+ * @example
+ * ```ts
+ * const tokens = createTokenService(core, { refreshTtlSec: 14 * 86400 })
+ * const pair = await tokens.issue({ sub: 'user_1', scopes: ['read'] })
+ * const next = await tokens.refresh(pair.refresh_token)
+ * await tokens.logout({ refreshToken: next.refresh_token })
+ * ```
+ */
+export function createTokenService(core: KeywardCore, options: TokenServiceOptions = {}): TokenService {
+  const refreshTtlSec = options.refreshTtlSec ?? 30 * 24 * 3600;
+  if (!Number.isFinite(refreshTtlSec) || refreshTtlSec <= 0) {
+    throw new KeywardError(
+      'config_invalid',
+      `refreshTtlSec (${refreshTtlSec}) must be a positive number of seconds`,
+    );
+  }
+  const reuseIntervalMs = options.refreshReuseIntervalMs ?? 2000;
+  if (!Number.isFinite(reuseIntervalMs) || reuseIntervalMs < 0 || reuseIntervalMs > 60_000) {
+    throw new KeywardError(
+      'config_invalid',
+      `refreshReuseIntervalMs (${reuseIntervalMs}) must be within 0..60000 ms`,
+    );
+  }
+  const ttlMs = refreshTtlSec * 1000;
+  const { store, now, audit, metrics } = core;
+  const families = new FamilyRepository(core, ttlMs);
+
+  /** Signs an access token and draws a refresh token for `family`. */
+  function mint(family: Pick<FamilyRecord, 'sub' | 'scopes' | 'claims'>) {
+    const scope = family.scopes.join(' ');
+    const access = core.jwt.sign({ ...family.claims, sub: family.sub, ...(scope ? { scope } : {}) });
+    const signed = readSigned(access);
+    metrics.recordIssue('sig', signed.alg);
+    const refresh = newOpaqueToken('refresh');
+    const pair: TokenPair = {
+      access_token: access,
+      refresh_token: refresh,
+      token_type: 'Bearer',
+      expires_in: core.options.accessTokenTtlSec,
+    };
+    return { pair, hash: hashToken(refresh), live: [signed.jti, signed.exp * 1000] as [string, number] };
+  }
+
+  function activeRecord(familyId: string): string {
+    return JSON.stringify({
+      family: familyId,
+      state: 'active',
+      expiresAt: now() + ttlMs,
+    } satisfies RefreshRecord);
+  }
+
+  /** The successor pair, sealed with the active data key: never in clear in the store. */
+  function seal(pair: TokenPair): string {
+    const key = core.keys.snapshot().dataKey();
+    return JSON.stringify({ kid: key.kid, sealed: key.fernet.encrypt(JSON.stringify(pair)) });
+  }
+
+  function unseal(raw: string | null): TokenPair | undefined {
+    const box = parseRecord<{ kid: string; sealed: string }>(raw);
+    const key = box && core.keys.snapshot().dataKeyById(box.kid);
+    if (!box || !key) return undefined;
+    try {
+      return JSON.parse(key.fernet.decryptString(box.sealed)) as TokenPair;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A spent token presented again: the same pair inside the interval, family revocation after it. */
+  async function replay(token: string, record: RefreshRecord, family: FamilyRecord): Promise<TokenPair> {
+    if (record.spentAt !== undefined && now() - record.spentAt <= reuseIntervalMs && record.successor) {
+      const pair = unseal(await store.get(keys.pair(record.successor)));
+      if (pair) return pair;
+      throw invalidRefresh();
+    }
+    if (await families.revoke(family.id, 'refresh_token_reused')) {
+      metrics.recordReuseDetected();
+      audit.emit({
+        type: 'token.reuse_detected',
+        sub: family.sub,
+        family: family.id,
+        tokenFingerprint: fingerprint(token),
+        outcome: 'denied',
+      });
+    }
+    throw new KeywardError('refresh_token_reused', 'refresh token was already used; its session is revoked', {
+      details: { family: family.id },
+    });
+  }
+
+  async function refresh(token: string): Promise<TokenPair> {
+    const hash = hashIfWellFormed(token, 'refresh');
+    if (hash === undefined) throw invalidRefresh();
+    for (let attempt = 0; attempt < REFRESH_ATTEMPTS; attempt++) {
+      const raw = await store.get(keys.token(hash));
+      const record = parseRecord<RefreshRecord>(raw);
+      if (raw === null || !record || record.expiresAt <= now()) throw invalidRefresh();
+      const family = (await families.read(record.family))?.family;
+      if (!family || family.revoked || family.expiresAt <= now()) throw invalidRefresh();
+      if (record.state === 'spent') return replay(token, record, family);
+
+      const next = mint(family);
+      // Successor and sealed pair are written before the spend, so a caller that loses the
+      // compare-and-set below always finds the winner's pair.
+      await store.set(keys.token(next.hash), activeRecord(family.id), { ttlMs });
+      await store.set(keys.pair(next.hash), seal(next.pair), { ttlMs: Math.max(1, reuseIntervalMs) });
+      const spent: RefreshRecord = { ...record, state: 'spent', spentAt: now(), successor: next.hash };
+      const won = await store.compareAndSet(keys.token(hash), raw, JSON.stringify(spent), {
+        ttlMs: Math.max(1, record.expiresAt - now()),
+      });
+      if (!won) {
+        await Promise.all([store.delete(keys.token(next.hash)), store.delete(keys.pair(next.hash))]);
+        continue;
+      }
+      if (!(await families.advance(family.id, next.hash, next.live))) {
+        // Revoked between our read and the spend: the minted access token must not outlive it.
+        await core.revocations.revokeToken(next.live[0], next.live[1]);
+        throw invalidRefresh();
+      }
+      metrics.recordRefresh();
+      audit.emit({
+        type: 'token.refreshed',
+        sub: family.sub,
+        family: family.id,
+        tokenFingerprint: fingerprint(token),
+      });
+      return next.pair;
+    }
+    throw new KeywardError('store_conflict', 'refresh token kept changing; try again');
+  }
+
+  return {
+    async issue(input: IssueTokensInput): Promise<TokenPair> {
+      const sub = checkSub(input?.sub);
+      if (input.scopes !== undefined && !Array.isArray(input.scopes)) throw badInput('scopes', 'an array');
+      if (
+        input.claims !== undefined &&
+        (typeof input.claims !== 'object' || input.claims === null || Array.isArray(input.claims))
+      ) {
+        throw badInput('claims', 'an object');
+      }
+      const scopes = [...(input.scopes ?? [])];
+      if (!scopes.every((s) => typeof s === 'string' && SCOPE_TOKEN.test(s))) {
+        throw badInput(
+          'scopes',
+          'an array of scope tokens (RFC 6749 §3.3: no spaces, quotes or backslashes)',
+        );
+      }
+      const claims = { ...(input.claims ?? {}) };
+      const reserved = Object.keys(claims).filter((name) => RESERVED_CLAIMS.has(name));
+      if (reserved.length > 0) {
+        throw badInput('claims', `free of reserved claims (found: ${reserved.join(', ')})`);
+      }
+      const id = newId();
+      const first = mint({ sub, scopes, claims });
+      const at = now();
+      await families.create({
+        id,
+        sub,
+        scopes,
+        claims,
+        createdAt: at,
+        current: first.hash,
+        revoked: false,
+        expiresAt: at + ttlMs,
+        live: [first.live],
+      });
+      await store.set(keys.token(first.hash), activeRecord(id), { ttlMs });
+      audit.emit({
+        type: 'token.issued',
+        sub,
+        jti: first.live[0],
+        family: id,
+        ...(scopes.length ? { scope: scopes.join(' ') } : {}),
+        tokenFingerprint: fingerprint(first.pair.refresh_token),
+      });
+      return first.pair;
+    },
+
+    refresh,
+
+    async logout(input: LogoutInput): Promise<void> {
+      const { access, refreshToken } = input ?? {};
+      if (!access && refreshToken === undefined)
+        throw badInput('logout input', 'an access token or a refresh token');
+      if (access?.jti !== undefined && Number.isFinite(access.exp)) {
+        await core.revocations.revokeToken(access.jti, access.exp * 1000);
+        audit.emit({
+          type: 'token.revoked',
+          level: 'token',
+          jti: access.jti,
+          ...(access.sub ? { sub: access.sub } : {}),
+          reason: 'logout',
+        });
+      }
+      // Logging out twice, or with a stale refresh token, succeeds quietly: the session is gone either way.
+      const hash = hashIfWellFormed(refreshToken, 'refresh');
+      if (!refreshToken || hash === undefined) return;
+      const record = parseRecord<RefreshRecord>(await store.get(keys.token(hash)));
+      const family = record && (await families.read(record.family))?.family;
+      if (!family || (access?.sub !== undefined && access.sub !== family.sub)) return;
+      if (await families.revoke(family.id, 'logout')) {
+        audit.emit({
+          type: 'token.revoked',
+          level: 'family',
+          sub: family.sub,
+          family: family.id,
+          tokenFingerprint: fingerprint(refreshToken),
+          reason: 'logout',
+        });
+      }
+    },
+
+    async logoutEverywhere(sub: string): Promise<void> {
+      checkSub(sub);
+      await core.revocations.revokeSubject(sub);
+      for (const id of await families.idsOf(sub)) await families.revoke(id, 'logout_everywhere');
+      audit.emit({ type: 'token.revoked', level: 'subject', sub, reason: 'logout_everywhere' });
+    },
+
+    oneTime: (input) => createOneTimeToken(core, input),
+    consumeOneTime: (token, purpose) => consumeOneTimeToken(core, token, purpose),
+  };
+}
