@@ -1,0 +1,94 @@
+import { KeywardError } from '../errors.js';
+import type { SigningAlgorithm } from '../keys/types.js';
+import { decodeBase64UrlStrict } from './base64url.js';
+import { isSigningAlgorithm } from './signature.js';
+import type { JwtHeader } from './types.js';
+
+/** A protected header that passed every structural check; safe to share between tokens. */
+export interface ParsedHeader {
+  readonly header: JwtHeader;
+  readonly alg: SigningAlgorithm;
+  readonly kid: string;
+}
+
+/** Header parameters that would let the token pick its own key (RFC 8725 §3.10). */
+const KEY_CARRYING = ['jwk', 'jku', 'x5u', 'x5c'] as const;
+
+function invalid(message: string, reason: string): KeywardError {
+  return new KeywardError('token_invalid', message, { details: { reason } });
+}
+
+/** True for a plain JSON object (not an array, not null). */
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Decodes and checks a protected header segment. Throws `token_malformed` for
+ * bad encoding or JSON, `token_invalid` for anything keyward refuses by policy.
+ */
+export function parseHeader(segment: string): ParsedHeader {
+  const bytes = decodeBase64UrlStrict(segment);
+  if (bytes === undefined) throw new KeywardError('token_malformed', 'header segment is not base64url');
+  let header: unknown;
+  try {
+    header = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new KeywardError('token_malformed', 'header is not JSON');
+  }
+  if (!isJsonObject(header)) throw new KeywardError('token_malformed', 'header is not a JSON object');
+  const { alg, kid } = header;
+  if (typeof alg !== 'string' || alg.length === 0) throw invalid('header "alg" missing', 'alg_missing');
+  if (alg.toLowerCase() === 'none') throw invalid('unsecured token ("alg": "none")', 'alg_none');
+  if (!isSigningAlgorithm(alg)) throw invalid('unsupported "alg"', 'alg_unsupported');
+  // RFC 7515 §4.1.11: a verifier must reject any critical extension it does not implement; keyward implements none.
+  if (header.crit !== undefined) throw invalid('unsupported critical header', 'crit');
+  // RFC 7797 unencoded payloads are not JWTs (RFC 7797 §7).
+  if (header.b64 !== undefined && header.b64 !== true) throw invalid('"b64": false is not supported', 'b64');
+  for (const name of KEY_CARRYING) {
+    if (Object.hasOwn(header, name)) throw invalid(`key-carrying header "${name}" refused`, name);
+  }
+  if (typeof kid !== 'string' || kid.length === 0) throw invalid('header "kid" missing', 'kid_missing');
+  return Object.freeze({ header: Object.freeze(header as JwtHeader), alg, kid });
+}
+
+/**
+ * Bounded memo of {@link parseHeader}: tokens from one issuer share a handful of headers, so
+ * decoding and checking them once saves a base64 decode and a JSON.parse per verify. Only valid
+ * headers are remembered; the map is emptied when full, which bounds memory under a flood of
+ * distinct headers.
+ */
+export class HeaderMemo {
+  readonly #entries = new Map<string, ParsedHeader>();
+  readonly #max: number;
+  /** The last header seen: one issuer key means one header, matched with a memcmp, no slice or hash. */
+  #lastSegment = '';
+  #last: ParsedHeader | undefined;
+
+  constructor(max = 64) {
+    this.#max = max;
+  }
+
+  /** The parsed header of `token`, whose header segment ends at `dot`. */
+  get(token: string, dot: number): ParsedHeader {
+    const last = this.#last;
+    if (last !== undefined && dot === this.#lastSegment.length && token.startsWith(this.#lastSegment))
+      return last;
+    const segment = token.slice(0, dot);
+    let parsed = this.#entries.get(segment);
+    if (parsed === undefined) {
+      parsed = parseHeader(segment);
+      if (this.#entries.size >= this.#max) this.#entries.clear();
+      this.#entries.set(segment, parsed);
+    }
+    this.#lastSegment = segment;
+    this.#last = parsed;
+    return parsed;
+  }
+
+  clear(): void {
+    this.#entries.clear();
+    this.#lastSegment = '';
+    this.#last = undefined;
+  }
+}
