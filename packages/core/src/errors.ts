@@ -44,6 +44,7 @@ export type KeywardErrorCode =
   | 'refresh_token_invalid'
   | 'refresh_token_reused'
   | 'secret_not_found'
+  | 'idp_refresh_failed'
   // audit
   | 'audit_event_invalid'
   | 'audit_file_invalid'

@@ -1,0 +1,85 @@
+import { KeywardError } from '../errors.js';
+
+/** Store-key prefix of every IdP token record. */
+export const IDP_PREFIX = 'idp:';
+
+/** An IdP token pair as stored: both tokens in one ciphertext (data cipher form), in `value` like secrets, so one rewrap pass serves both. */
+export interface IdpTokenRecord {
+  v: 1;
+  /** `<kid>:<fernet token>` of `{"a": accessToken, "r"?: refreshToken}`. */
+  value: string;
+  /** When the access token expires (epoch ms). */
+  expiresAt: number;
+  updatedAt: number;
+  /** Bumped by every save or refresh, so a waiter can tell that someone else refreshed. */
+  version: number;
+  /** Fencing token of the refresh lock under which this record was written, if a refresh wrote it. */
+  fence?: number;
+}
+
+/** The decrypted part of an {@link IdpTokenRecord}. */
+export interface SealedTokens {
+  a: string;
+  r?: string;
+}
+
+const MAX_ID = 256;
+const MAX_TOKEN = 16 * 1024;
+
+/** Store key of one (sub, provider); both percent-encoded so `:` in either cannot collide. */
+export function idpKey(sub: unknown, provider: unknown): string {
+  return `${IDP_PREFIX}${encodeURIComponent(checkId(sub, 'sub'))}:${encodeURIComponent(checkId(provider, 'provider'))}`;
+}
+
+function checkId(value: unknown, option: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID)
+    throw new KeywardError(
+      'invalid_argument',
+      `${option} must be a non-empty string of at most ${MAX_ID} characters`,
+      {
+        details: { option },
+      },
+    );
+  return value;
+}
+
+/** Checks tokens and expiry (from `save` or from the user's refresh function) without echoing them. */
+export function checkTokens(
+  input: { accessToken?: unknown; refreshToken?: unknown; expiresAt?: unknown },
+  code: 'invalid_argument' | 'idp_refresh_failed',
+  where: string,
+): { accessToken: string; refreshToken: string | undefined; expiresAt: number } {
+  const fail = (option: string, expected: string) =>
+    new KeywardError(code, `${where}: ${option} must be ${expected}`, { details: { option } });
+  const { accessToken, refreshToken, expiresAt } = input ?? {};
+  if (typeof accessToken !== 'string' || accessToken.length === 0 || accessToken.length > MAX_TOKEN)
+    throw fail('accessToken', `a non-empty string of at most ${MAX_TOKEN} characters`);
+  if (
+    refreshToken !== undefined &&
+    (typeof refreshToken !== 'string' || refreshToken.length === 0 || refreshToken.length > MAX_TOKEN)
+  )
+    throw fail('refreshToken', `a non-empty string of at most ${MAX_TOKEN} characters`);
+  if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt) || expiresAt < 0)
+    throw fail('expiresAt', 'an epoch time in milliseconds');
+  return { accessToken, refreshToken, expiresAt };
+}
+
+/** Parses a stored record; `store_error` (without the content) when it is not one. */
+export function parseIdpRecord(raw: string): IdpTokenRecord {
+  let record: Partial<IdpTokenRecord> | null;
+  try {
+    record = JSON.parse(raw) as Partial<IdpTokenRecord> | null;
+  } catch (cause) {
+    throw new KeywardError('store_error', 'a stored IdP token record is not valid JSON', { cause });
+  }
+  if (
+    record === null ||
+    typeof record !== 'object' ||
+    record.v !== 1 ||
+    typeof record.value !== 'string' ||
+    typeof record.expiresAt !== 'number' ||
+    typeof record.version !== 'number'
+  )
+    throw new KeywardError('store_error', 'a stored IdP token record has an unknown shape');
+  return record as IdpTokenRecord;
+}

@@ -1,0 +1,137 @@
+import type { KeywardCore } from '../core.js';
+import { createDataCipher, type DataCipher } from '../data/cipher.js';
+import { jsonField, type RewrapJobOptions } from '../data/rewrap.js';
+import { KeywardError } from '../errors.js';
+import {
+  checkIdentifier,
+  MAX_DESCRIPTION_LENGTH,
+  MAX_NAME_LENGTH,
+  MAX_OWNER_LENGTH,
+  MAX_VALUE_BYTES,
+  nameOfKey,
+  ownerPrefix,
+  parseSecretRecord,
+  SECRET_PREFIX,
+  type SecretRecord,
+  secretKey,
+} from './record.js';
+import type { SecretInfo, SecretService } from './types.js';
+
+const LIST_PAGE = 500;
+
+function checkValue(value: unknown): string {
+  if (typeof value !== 'string' || Buffer.byteLength(value, 'utf8') > MAX_VALUE_BYTES) {
+    throw new KeywardError('invalid_argument', `value must be a string of at most ${MAX_VALUE_BYTES} bytes`, {
+      details: { option: 'value' },
+    });
+  }
+  return value;
+}
+
+function checkDescription(description: unknown): string | undefined {
+  if (description === undefined) return undefined;
+  if (typeof description !== 'string' || description.length > MAX_DESCRIPTION_LENGTH) {
+    throw new KeywardError(
+      'invalid_argument',
+      `description must be a string of at most ${MAX_DESCRIPTION_LENGTH} characters`,
+      { details: { option: 'description' } },
+    );
+  }
+  return description;
+}
+
+/**
+ * Creates the secret service of a keyward core: per-owner secrets (an IdP client secret, a user's
+ * third-party API token), each value encrypted with the data cipher under the active data key and
+ * stored at `secret:<owner>:<name>`. Values never reach a log, an error message or an audit event.
+ * The rewrap job re-encrypts them after a data-key rotation (see {@link SECRETS_REWRAP_TARGET}).
+ *
+ * @example
+ * ```ts
+ * const secrets = createSecretService(core)
+ * await secrets.put('user_1', 'github', 'ghp_…', { description: 'GitHub PAT' })
+ * await secrets.get('user_1', 'github')   // 'ghp_…'
+ * await secrets.list('user_1')            // [{ name: 'github', description: 'GitHub PAT', updatedAt }]
+ * await secrets.delete('user_1', 'github') // true
+ * ```
+ */
+export function createSecretService(
+  core: Pick<KeywardCore, 'store' | 'keys' | 'now'>,
+  cipher: DataCipher = createDataCipher(core),
+): SecretService {
+  const { store } = core;
+  const owned = (owner: unknown, name: unknown) =>
+    secretKey(
+      checkIdentifier(owner, 'owner', MAX_OWNER_LENGTH),
+      checkIdentifier(name, 'name', MAX_NAME_LENGTH),
+    );
+
+  return {
+    async put(owner, name, value, options = {}) {
+      const key = owned(owner, name);
+      const plaintext = checkValue(value);
+      const description = checkDescription(options.description);
+      const previous = await store.get(key);
+      const now = core.now();
+      const record: SecretRecord = {
+        v: 1,
+        value: cipher.encrypt(plaintext),
+        ...(description !== undefined ? { description } : {}),
+        createdAt: previous === null ? now : safeCreatedAt(previous, now),
+        updatedAt: now,
+      };
+      await store.set(key, JSON.stringify(record));
+    },
+    async get(owner, name) {
+      const raw = await store.get(owned(owner, name));
+      if (raw === null) return undefined;
+      return cipher.decryptString(parseSecretRecord(raw).value);
+    },
+    async list(owner) {
+      const prefix = ownerPrefix(checkIdentifier(owner, 'owner', MAX_OWNER_LENGTH));
+      const out: SecretInfo[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.list(prefix, { limit: LIST_PAGE, ...(cursor ? { cursor } : {}) });
+        for (const entry of page.entries) {
+          const record = parseSecretRecord(entry.value);
+          out.push({
+            name: nameOfKey(prefix, entry.key),
+            ...(record.description !== undefined ? { description: record.description } : {}),
+            updatedAt: record.updatedAt,
+          });
+        }
+        cursor = page.cursor ?? undefined;
+      } while (cursor);
+      // Redis SCAN may return a key twice; names are unique per owner.
+      const unique = new Map(out.map((info) => [info.name, info]));
+      return [...unique.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    },
+    async delete(owner, name) {
+      return store.delete(owned(owner, name));
+    },
+  };
+}
+
+function safeCreatedAt(previous: string, fallback: number): number {
+  try {
+    return parseSecretRecord(previous).createdAt ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * Where secrets keep their ciphertext, for the rewrap job.
+ *
+ * @example
+ * ```ts
+ * await createRewrapJob(core, { ...SECRETS_REWRAP_TARGET }).run()
+ * ```
+ */
+export const SECRETS_REWRAP_TARGET: Pick<RewrapJobOptions, 'prefixes' | 'extract' | 'inject'> = Object.freeze(
+  {
+    prefixes: [SECRET_PREFIX],
+    ...jsonField('value'),
+  },
+);
