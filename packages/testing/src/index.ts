@@ -1,2 +1,10 @@
+export {
+  type AdapterContractTarget,
+  describeAdapterContract,
+  expectProblem,
+  type Reply,
+  type RunningApp,
+  startExampleProcess,
+} from './adapter-contract.js';
 export { describeWithRedis, redisTestUrl, uniquePrefix } from './redis.js';
 export { describeStoreContract, type StoreContractFactory } from './store-contract.js';

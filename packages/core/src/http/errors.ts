@@ -41,6 +41,7 @@ const STATUS: Partial<Record<KeywardErrorCode, number>> = {
   refresh_token_invalid: 400,
   refresh_token_reused: 400,
   store_unavailable: 503,
+  idp_refresh_failed: 502,
   lock_not_acquired: 503,
   store_conflict: 503,
 };
@@ -108,6 +109,29 @@ export function toHttpProblem(err: unknown): HttpProblem {
     message,
     headers: {},
   };
+}
+
+/** Why a framework's body parser refused a request body. */
+export type BodyFailure = 'malformed' | 'too_large' | 'unsupported_type' | 'unreadable';
+
+const BODY_MESSAGES: Record<BodyFailure, string> = {
+  malformed: 'the request body is not valid JSON',
+  too_large: 'the request body is too large',
+  unsupported_type: 'the request body must be JSON (Content-Type: application/json)',
+  unreadable: 'the request body could not be read',
+};
+
+/**
+ * The 400 `invalid_request` for a body the framework's parser refused, with the same message in
+ * every framework package (never the parser's own text, which may quote the body).
+ *
+ * @example
+ * ```ts
+ * if (err.type === 'entity.parse.failed') send(problemResponse(invalidBody('malformed')))
+ * ```
+ */
+export function invalidBody(failure: BodyFailure): KeywardError {
+  return invalidRequest(BODY_MESSAGES[failure]);
 }
 
 /** Shorthand for a 400 `invalid_request`. */

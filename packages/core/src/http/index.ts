@@ -18,7 +18,7 @@ export {
   extractCredential,
   type HeaderBag,
 } from './credentials.js';
-export { type HttpProblem, invalidRequest, toHttpProblem } from './errors.js';
+export { type BodyFailure, type HttpProblem, invalidBody, invalidRequest, toHttpProblem } from './errors.js';
 export { type KeywardClaims, type Principal, principalFromApiKey, principalFromJwt } from './principal.js';
 export {
   type DeniedHook,

@@ -6,7 +6,7 @@ import type { JwtClaims, VerifiedJwt } from '../jwt/types.js';
  *
  * @example
  * ```ts
- * declare module '@keyward/core' {
+ * declare module '@keyward/core/http' {
  *   interface KeywardClaims { tenant: string }
  * }
  * ```

@@ -1,0 +1,37 @@
+// keyward on Express: serves examples/CONTRACT.md. Copy this file as the start of your app.
+import type { AddressInfo } from 'node:net';
+import { createKeyward, keywardOptionsFromEnv } from '@keyward/core';
+import { staticUsers } from '@keyward/core/http';
+import { keyward } from '@keyward/express';
+import express from 'express';
+
+const host = process.env.HOST || '127.0.0.1';
+const port = Number(process.env.PORT ?? 3000);
+// Demo users only: bring your own UserDirectory (database, IdP…) in a real app.
+const users = staticUsers(
+  process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
+);
+
+const kw = await createKeyward(keywardOptionsFromEnv());
+const auth = keyward(kw);
+let shuttingDown = false;
+
+const app = express();
+app.disable('x-powered-by');
+app.use(auth.router({ users, isShuttingDown: () => shuttingDown }));
+// Your own routes go here, e.g.:
+// app.get('/orders', auth.requireScopes('read'), (req, res) => res.json({ owner: req.auth?.sub }));
+app.use(auth.errorHandler());
+
+const server = app.listen(port, host, (err?: Error) => {
+  if (err) throw err;
+  console.log(`listening on http://${host}:${(server.address() as AddressInfo).port}`);
+});
+
+async function shutdown(): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true; // readiness now answers 503
+  await new Promise((resolve) => server.close(resolve));
+  await kw.close();
+}
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void shutdown());

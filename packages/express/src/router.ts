@@ -1,0 +1,48 @@
+import type { Authenticator, DeniedHook, KeywardRoute, RouteDeps } from '@keyward/core/http';
+import { handleRoute, invalidBody, keywardRoutes, problemResponse } from '@keyward/core/http';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { keywardErrorOf, send } from './errors.js';
+import type { KeywardRouterOptions } from './keyward.js';
+
+const JSON_TYPE = 'application/json';
+
+/** Builds an Express router from core's route table: one Express route per contract route. */
+export function keywardRouter(
+  kw: RouteDeps,
+  auth: Authenticator,
+  options: KeywardRouterOptions,
+  onDenied: DeniedHook | undefined,
+): Router {
+  const { bodyLimit = '100kb', ...routeOptions } = options;
+  const router = express.Router();
+  const parseJson = express.json({ limit: bodyLimit, type: JSON_TYPE });
+  // Parser errors of these routes only: the user's own routes keep their own error handling.
+  const onParseError = (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const keywardError = keywardErrorOf(err);
+    if (keywardError === undefined) return next(err);
+    send(res, problemResponse(keywardError, onDenied));
+  };
+  const handler = (route: KeywardRoute) => (req: Request, res: Response, next: NextFunction) => {
+    // req.is() is null without a body, false for a body of another type (which express.json skipped).
+    const request =
+      req.is(JSON_TYPE) === false
+        ? Promise.resolve(problemResponse(invalidBody('unsupported_type'), onDenied))
+        : // The contract's paths have only named `:params` (strings), no wildcards (string[]).
+          handleRoute(
+            route,
+            auth,
+            { headers: req.headers, params: req.params as Record<string, string>, body: req.body },
+            onDenied,
+          );
+    request.then((answer) => send(res, answer), next);
+  };
+  for (const route of keywardRoutes(kw, routeOptions)) {
+    const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete';
+    if (route.method === 'POST' || route.method === 'PUT') {
+      router[method](route.path, parseJson, onParseError, handler(route));
+    } else {
+      router[method](route.path, handler(route));
+    }
+  }
+  return router;
+}
