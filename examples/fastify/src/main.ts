@@ -1,0 +1,32 @@
+// keyward on Fastify: serves examples/CONTRACT.md. Copy this file as the start of your app.
+import { createKeyward, keywardOptionsFromEnv } from '@keyward/core';
+import { staticUsers } from '@keyward/core/http';
+import { keyward, keywardRoutes } from '@keyward/fastify';
+import Fastify from 'fastify';
+
+const host = process.env.HOST || '127.0.0.1';
+const port = Number(process.env.PORT ?? 3000);
+// Demo users only: bring your own UserDirectory (database, IdP…) in a real app.
+const users = staticUsers(
+  process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
+);
+
+const kw = await createKeyward(keywardOptionsFromEnv());
+let shuttingDown = false;
+
+const app = Fastify();
+await app.register(keyward, { keyward: kw });
+await app.register(keywardRoutes, { users, isShuttingDown: () => shuttingDown });
+// Your own routes go here, e.g. (with `app.setErrorHandler(keywardErrorHandler)` for the contract's JSON errors):
+// app.get('/orders', { onRequest: app.requireScopes('read') }, async (request) => ({ owner: request.auth?.sub }));
+
+const address = await app.listen({ port, host });
+console.log(`listening on ${address}`);
+
+async function shutdown(): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true; // readiness now answers 503
+  await app.close();
+  await kw.close();
+}
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void shutdown());
