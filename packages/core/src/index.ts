@@ -3,9 +3,13 @@
  *
  * @packageDocumentation
  */
+export * from './apikeys/index.js';
 export * from './audit/index.js';
+export * from './data/index.js';
 export { isKeywardError, KeywardError, type KeywardErrorCode, type KeywardErrorOptions } from './errors.js';
 export * from './fernet/index.js';
+export * from './health/index.js';
+export * from './idp/index.js';
 export * from './jwt/index.js';
 export * from './keys/index.js';
 export {
@@ -16,6 +20,7 @@ export {
   type KeywardJwt,
   type KeywardKeys,
   type KeywardRevocations,
+  type KeywardServiceOptions,
   type SignOptions,
 } from './keyward.js';
 export * from './metrics/index.js';
@@ -25,6 +30,8 @@ export {
   type KeywardOptions,
   keywardOptionsFromEnv,
 } from './options.js';
+export * from './secrets/index.js';
 export * from './store/index.js';
 export { RevocationSet } from './sync/revocations.js';
 export { KeyringSync, type SyncStatus } from './sync/sync.js';
+export * from './tokens/index.js';

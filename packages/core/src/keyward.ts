@@ -1,7 +1,28 @@
+import { createApiKeyService } from './apikeys/service.js';
+import type { ApiKeyService } from './apikeys/types.js';
 import { createKeywardCore, type KeywardCore } from './core.js';
+import { createDataCipher, type DataCipher } from './data/cipher.js';
+import { createHealth } from './health/health.js';
+import type { HealthReport } from './health/types.js';
 import type { KeywardOptions } from './options.js';
+import { createSecretService } from './secrets/service.js';
+import type { SecretService } from './secrets/types.js';
+import { createTokenService } from './tokens/service.js';
+import type { TokenService } from './tokens/types.js';
 
 export * from './core.js';
+
+/** Options of {@link createKeyward}: the core's, plus the services'. */
+export interface KeywardServiceOptions extends KeywardOptions {
+  /** Refresh-token lifetime in seconds. Default 30 days. */
+  refreshTtlSec?: number;
+  /** How long a just-spent refresh token returns the same successor (two tabs racing). Default 2000 ms. */
+  refreshReuseIntervalMs?: number;
+  /** How long a verified API key is cached in memory. Default 30 s. */
+  apiKeyCacheTtlMs?: number;
+  /** `version` reported by health. */
+  version?: string;
+}
 
 /**
  * A running keyward instance: the keyring and JWT hot path of {@link KeywardCore}, plus the
@@ -10,10 +31,12 @@ export * from './core.js';
 export interface Keyward extends KeywardCore {
   /** Sessions: access + refresh tokens, logout, one-time tokens. */
   readonly tokens: TokenService;
-  /** API keys `kw_<id>_<secret>`. */
+  /** API keys `kw_<id>_<secret><checksum>`. */
   readonly apiKeys: ApiKeyService;
   /** Per-subject secrets, Fernet-encrypted under the data keys. */
   readonly secrets: SecretService;
+  /** Encrypts and decrypts application data under the data keys (`<kid>:<fernet token>`). */
+  readonly data: DataCipher;
   /** An `application/health+json` report (keys, store, sync). */
   health(options?: { ready?: boolean }): Promise<HealthReport>;
 }
@@ -27,12 +50,34 @@ export interface Keyward extends KeywardCore {
  * import { createKeyward } from '@keyward/core'
  *
  * const kw = await createKeyward({ dir: './.keyward', issuer: 'https://api.example.com' })
- * const token = kw.jwt.sign({ sub: 'user_1', scope: 'read' })
- * const { payload } = kw.jwt.verify(token)
+ * const { access_token } = await kw.tokens.issue({ sub: 'user_1', scopes: ['read'] })
+ * const { payload } = kw.jwt.verify(access_token)
  * await kw.close()
  * ```
  */
-export async function createKeyward(options: KeywardOptions = {}): Promise<Keyward> {
+export async function createKeyward(options: KeywardServiceOptions = {}): Promise<Keyward> {
   const core = await createKeywardCore(options);
-  return core;
+  try {
+    const data = createDataCipher(core);
+    const apiKeys = await createApiKeyService(core, {
+      ...(options.apiKeyCacheTtlMs !== undefined ? { cacheTtlMs: options.apiKeyCacheTtlMs } : {}),
+    });
+    const tokens = createTokenService(core, {
+      ...(options.refreshTtlSec !== undefined ? { refreshTtlSec: options.refreshTtlSec } : {}),
+      ...(options.refreshReuseIntervalMs !== undefined
+        ? { refreshReuseIntervalMs: options.refreshReuseIntervalMs }
+        : {}),
+    });
+    const health = createHealth(core, options.version ? { version: options.version } : {});
+    return Object.assign(core, {
+      tokens,
+      apiKeys,
+      secrets: createSecretService(core, data),
+      data,
+      health,
+    });
+  } catch (err) {
+    await core.close();
+    throw err;
+  }
 }

@@ -35,10 +35,22 @@ export interface VerifiedApiKey {
   expiresAt: number | null;
 }
 
-/** API keys `kw_<id>_<secret><checksum>`, stored only as HMAC-SHA256 under a data-key pepper. */
+/**
+ * API keys `kw_<id>_<secret><checksum>`, stored only as HMAC-SHA256 under a data-key pepper.
+ *
+ * @example
+ * ```ts
+ * const { key } = await apiKeys.create({ owner: 'user_1', name: 'deploy bot', scopes: ['deploy'] })
+ * const { owner, scopes } = await apiKeys.verify(key)
+ * ```
+ */
 export interface ApiKeyService {
   create(input: CreateApiKeyInput): Promise<CreatedApiKey>;
-  /** Checks format and checksum (before any lookup), then the stored HMAC, expiry and revocation. */
+  /**
+   * Checks format and checksum (before any lookup), then the stored HMAC, expiry and revocation.
+   * Rejects with a `KeywardError`: `api_key_malformed` (shape or checksum), `api_key_invalid`
+   * (unknown id or wrong secret, indistinguishable), `api_key_expired`, `api_key_revoked`.
+   */
   verify(key: string): Promise<VerifiedApiKey>;
   /** Keys of an owner, without secrets. */
   list(owner: string): Promise<ApiKeyInfo[]>;

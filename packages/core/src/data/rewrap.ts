@@ -1,3 +1,4 @@
+import { countApiKeysPinnedTo } from '../apikeys/record.js';
 import type { KeywardCore } from '../core.js';
 import { KeywardError } from '../errors.js';
 import type { StoreEntry } from '../store/types.js';
@@ -56,6 +57,12 @@ export interface RewrapJobOptions {
   onProgress?: (progress: RewrapProgress) => void;
   /** Retires a data key. Default: `core.keys.retireDataKey(kid, 0)` (one keyring update, audited as `key.retired`). */
   retire?: (kid: string) => Promise<void>;
+  /**
+   * Counts records that pin a data key but cannot be rewrapped (API keys hashed under its pepper:
+   * only their holders know the secret). A key with pinned records is not retired; the count is
+   * reported in `remainingByKid`. Default: live API keys under the kid.
+   */
+  pinned?: (kid: string) => Promise<number>;
   /** Names the saved cursor and the lock, so separate jobs do not share them. Default `data`. */
   jobId?: string;
   /**
@@ -128,6 +135,7 @@ export function createRewrapJob(
   const extract = options.extract ?? ((value: string) => value);
   const inject = options.inject ?? ((_value: string, ciphertext: string) => ciphertext);
   const retire = options.retire ?? ((kid: string) => core.keys.retireDataKey(kid, 0));
+  const pinned = options.pinned ?? ((kid: string) => countApiKeysPinnedTo(core.store, kid));
 
   async function rewrapOne(entry: StoreEntry): Promise<Outcome> {
     let value = entry.value;
@@ -207,6 +215,11 @@ export function createRewrapJob(
         const candidates = retirableKids(core.keys.snapshot().records(), doc, settings.settleMs);
         const retired: string[] = [];
         for (const kid of candidates) {
+          const left = await pinned(kid);
+          if (left > 0) {
+            doc.remainingByKid = { ...doc.remainingByKid, [kid]: left };
+            continue;
+          }
           await retire(kid);
           retired.push(kid);
         }

@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import { hkdfSync, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { JWK } from 'jose';
 import { KeywardError } from '../errors.js';
@@ -169,6 +169,22 @@ export class Keyring implements KeyLookup {
     const e = this.#entries.get(kid);
     if (!e?.fernet || e.record.state === 'revoked' || e.record.state === 'retired') return undefined;
     return { kid, state: e.record.state, fernet: e.fernet };
+  }
+
+  /**
+   * A 32-byte secret derived from a data key (HKDF-SHA256, RFC 5869, empty salt, `info`), for
+   * uses other than Fernet such as the API-key hash pepper; the key itself never leaves the
+   * keyring. `undefined` when `kid` is not a usable data key (unknown, revoked or retired).
+   *
+   * @example
+   * ```ts
+   * const pepper = keyring.dataKeyPepper(keyring.dataKey().kid, 'keyward/apikey-pepper')
+   * ```
+   */
+  dataKeyPepper(kid: string, info: string): Buffer | undefined {
+    const e = this.#entries.get(kid);
+    if (!e?.fernet || e.record.state === 'revoked' || e.record.state === 'retired') return undefined;
+    return Buffer.from(hkdfSync('sha256', e.secret, Buffer.alloc(0), info, 32));
   }
 
   /** Every data key that may decrypt, newest first (for bare Fernet tokens tried by trial). */

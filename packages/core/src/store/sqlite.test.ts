@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -74,7 +74,9 @@ describe('sqlite store', () => {
   });
 
   it('fails at construction with store_unavailable when the file cannot be opened', () => {
-    expect(() => createSqliteStore({ path: join(dir, 'missing-dir', 'x.db') })).toThrow(
+    const notADir = join(dir, 'a-file');
+    writeFileSync(notADir, 'x');
+    expect(() => createSqliteStore({ path: join(notADir, 'x.db') })).toThrow(
       expect.objectContaining({ code: 'store_unavailable' }),
     );
   });
@@ -99,6 +101,20 @@ describe('sqlite store', () => {
     const left = db.prepare('SELECT message FROM keyward_events').all();
     db.close();
     expect(left).toEqual([{ message: 'new' }]);
+    await store.close();
+  });
+});
+
+describe('sqlite store on a fresh deployment', () => {
+  // Regression: with KEYWARD_MASTER_KEY set and no KEYWARD_DIR yet, start-up failed.
+  it('creates the missing data folder', async () => {
+    const { mkdtempSync, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const path = join(mkdtempSync(join(tmpdir(), 'kw-fresh-')), 'nested', 'dir', 'keyward.db');
+    const store = createSqliteStore({ path });
+    await store.set('a', 'b');
+    expect(existsSync(path)).toBe(true);
     await store.close();
   });
 });

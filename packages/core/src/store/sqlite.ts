@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { KeywardError } from '../errors.js';
 import {
@@ -136,6 +138,10 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   let sql: ReturnType<typeof prepareStatements>;
   let events: SqliteEvents;
   try {
+    // A fresh deployment has no data folder yet: create it (owner-only) rather than fail at start.
+    if (!options.database && options.path !== ':memory:' && !options.path.startsWith('file:')) {
+      mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
+    }
     db = options.database ?? new Database(options.path, { timeout: busyTimeoutMs });
     if (owned) {
       db.pragma('journal_mode = WAL');
