@@ -1,0 +1,33 @@
+// keyward on Hono (Node, @hono/node-server): serves examples/CONTRACT.md. Copy this file as the start of your app.
+import { serve } from '@hono/node-server';
+import { createKeyward, keywardOptionsFromEnv } from '@keyward/core';
+import { staticUsers } from '@keyward/core/http';
+import { type KeywardEnv, keywardRoutes } from '@keyward/hono';
+import { Hono } from 'hono';
+
+const host = process.env.HOST || '127.0.0.1';
+const port = Number(process.env.PORT ?? 3000);
+// Demo users only: bring your own UserDirectory (database, IdP…) in a real app.
+const users = staticUsers(
+  process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
+);
+
+const kw = await createKeyward(keywardOptionsFromEnv());
+let shuttingDown = false;
+
+const app = new Hono<KeywardEnv>();
+app.route('/', keywardRoutes(kw, { users, isShuttingDown: () => shuttingDown }));
+// Your own routes go here, e.g.:
+// app.get('/orders', keywardAuth(kw), requireScopes('read'), (c) => c.json({ owner: c.get('auth').sub }));
+
+const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
+  console.log(`listening on http://${host}:${info.port}`);
+});
+
+async function shutdown(): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true; // readiness now answers 503
+  await new Promise((resolve) => server.close(resolve));
+  await kw.close();
+}
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void shutdown());

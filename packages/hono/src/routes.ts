@@ -1,0 +1,89 @@
+import type {
+  AuthenticatorDeps,
+  AuthenticatorOptions,
+  DeniedHook,
+  HttpResponse,
+  KeywardRoutesOptions,
+  RouteDeps,
+} from '@keyward/core/http';
+import {
+  keywardRoutes as contractRoutes,
+  createAuthenticator,
+  handleRoute,
+  invalidBody,
+  problemResponse,
+} from '@keyward/core/http';
+import { type Context, Hono } from 'hono';
+import type { ContentfulStatusCode, StatusCode } from 'hono/utils/http-status';
+import { readJsonBody } from './body.js';
+
+/** What {@link keywardRoutes} needs of a keyward instance: a `Keyward` from `createKeyward()` fits. */
+export type KeywardHonoDeps = AuthenticatorDeps & RouteDeps;
+
+/** Options of {@link keywardRoutes}. */
+export interface KeywardHonoRoutesOptions extends KeywardRoutesOptions, AuthenticatorOptions {
+  /** Largest accepted JSON body, in bytes; a larger one gets 400 `invalid_request`. Default 100 KiB. */
+  bodyLimit?: number;
+  /** Called for every 401 / 403 (audit, metrics). */
+  onDenied?: DeniedHook;
+}
+
+function send(c: Context, answer: HttpResponse): Response {
+  if (answer.body === undefined) return c.body(null, answer.status as StatusCode, answer.headers);
+  const status = answer.status as ContentfulStatusCode;
+  if (typeof answer.body === 'string') return c.body(answer.body, status, answer.headers);
+  return c.body(JSON.stringify(answer.body), status, {
+    ...answer.headers,
+    'content-type': 'application/json',
+  });
+}
+
+/**
+ * Every route of keyward's HTTP contract as a Hono sub-app: login (with `users`), refresh, logout,
+ * `/me`, admin keys, API keys, secrets, JWKS, health and metrics. Mount it with `app.route('/', …)`.
+ * Errors are answered inside (JSON `{error, message}` with the RFC 6750 challenge), never a 5xx for
+ * bad input.
+ *
+ * @example
+ * ```ts
+ * const kw = await createKeyward(keywardOptionsFromEnv())
+ * const app = new Hono()
+ * app.route('/', keywardRoutes(kw, { users: staticUsers('alice:alice-password:read') }))
+ * ```
+ */
+export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOptions = {}): Hono {
+  const {
+    bodyLimit: maxSize = 100 * 1024,
+    onDenied,
+    apiKeys,
+    apiKeyHeader,
+    cookie,
+    ...routeOptions
+  } = options;
+  const authenticator = createAuthenticator(kw, {
+    ...(apiKeys !== undefined ? { apiKeys } : {}),
+    ...(apiKeyHeader !== undefined ? { apiKeyHeader } : {}),
+    ...(cookie !== undefined ? { cookie } : {}),
+  });
+  const app = new Hono();
+  for (const route of contractRoutes(kw, routeOptions)) {
+    const hasBody = route.method === 'POST' || route.method === 'PUT';
+    const handler = async (c: Context) => {
+      const body = hasBody ? await readJsonBody(c.req.raw, maxSize) : { ok: true as const, value: undefined };
+      if (!body.ok) {
+        const problem = problemResponse(invalidBody(body.failure), onDenied);
+        if (body.close) problem.headers.connection = 'close';
+        return send(c, problem);
+      }
+      const answer = await handleRoute(
+        route,
+        authenticator,
+        { headers: c.req.header(), params: c.req.param(), body: body.value },
+        onDenied,
+      );
+      return send(c, answer);
+    };
+    app.on(route.method, route.path, handler);
+  }
+  return app;
+}
