@@ -1,5 +1,7 @@
 import type { ApiKeyService } from '../apikeys/types.js';
-import { KeywardError } from '../errors.js';
+import { fingerprint } from '../audit/events.js';
+import type { AuditLog } from '../audit/log.js';
+import { isKeywardError, KeywardError } from '../errors.js';
 import type { KeywardJwt } from '../keyward.js';
 import { type ExtractCredentialOptions, extractCredential, type HeaderBag } from './credentials.js';
 import { type Principal, principalFromApiKey, principalFromJwt } from './principal.js';
@@ -8,12 +10,16 @@ import { type Principal, principalFromApiKey, principalFromJwt } from './princip
 export interface AuthenticatorDeps {
   jwt: Pick<KeywardJwt, 'verify'>;
   apiKeys?: Pick<ApiKeyService, 'verify'>;
+  /** When present, rejected credentials and missing scopes are audited as `access.denied` (rate-limited). */
+  audit?: Pick<AuditLog, 'emit'>;
 }
 
 /** Options of {@link createAuthenticator}. */
 export interface AuthenticatorOptions extends ExtractCredentialOptions {
   /** Accept API keys. Default true when the instance has an API-key service. */
   apiKeys?: boolean;
+  /** Accept bearer tokens (and the cookie). Default true; `false` for API-key-only routes. */
+  bearer?: boolean;
 }
 
 /** Authenticates requests the same way in every framework. */
@@ -22,6 +28,11 @@ export interface Authenticator {
   authenticate(headers: HeaderBag): Promise<Principal>;
   /** The principal, `undefined` without credentials; a bad credential still throws. */
   optional(headers: HeaderBag): Promise<Principal | undefined>;
+  /** Throws `insufficient_scope` (403, audited) unless the principal has every scope and one of the roles. */
+  authorize(
+    principal: Principal,
+    requirements: { scopes?: readonly string[]; roles?: readonly string[] },
+  ): void;
 }
 
 /**
@@ -39,18 +50,45 @@ export function createAuthenticator(
   options: AuthenticatorOptions = {},
 ): Authenticator {
   const apiKeys = options.apiKeys === false ? undefined : kw.apiKeys;
+  const bearer = options.bearer !== false;
   const extractOptions: ExtractCredentialOptions = {
     apiKeyHeader: apiKeys ? (options.apiKeyHeader ?? 'x-api-key') : false,
-    ...(options.cookie ? { cookie: options.cookie } : {}),
+    bearer,
+    ...(options.cookie && bearer ? { cookie: options.cookie } : {}),
   };
+  const audit = kw.audit;
   async function optional(headers: HeaderBag): Promise<Principal | undefined> {
     const credential = extractCredential(headers, extractOptions);
     if (!credential) return undefined;
-    if (credential.type === 'bearer') return principalFromJwt(kw.jwt.verify(credential.token));
-    return principalFromApiKey(await (apiKeys as Pick<ApiKeyService, 'verify'>).verify(credential.key));
+    try {
+      if (credential.type === 'bearer') return principalFromJwt(kw.jwt.verify(credential.token));
+      return principalFromApiKey(await (apiKeys as Pick<ApiKeyService, 'verify'>).verify(credential.key));
+    } catch (err) {
+      if (audit && isKeywardError(err)) {
+        audit.emit({
+          type: 'access.denied',
+          code: err.code,
+          via: credential.type === 'bearer' ? 'jwt' : 'api_key',
+          // The credential appears only as a fingerprint, so repeated attempts can be correlated.
+          tokenFingerprint: fingerprint(credential.type === 'bearer' ? credential.token : credential.key),
+        });
+      }
+      throw err;
+    }
   }
   return {
     optional,
+    authorize(principal, requirements) {
+      try {
+        if (requirements.scopes) requireScopes(principal, requirements.scopes);
+        if (requirements.roles) requireRoles(principal, requirements.roles);
+      } catch (err) {
+        if (audit && isKeywardError(err)) {
+          audit.emit({ type: 'access.denied', code: err.code, via: principal.via, sub: principal.sub });
+        }
+        throw err;
+      }
+    },
     async authenticate(headers) {
       const principal = await optional(headers);
       if (!principal) throw new KeywardError('missing_credentials', 'authentication required');

@@ -12,6 +12,8 @@ export interface ExtractCredentialOptions {
   apiKeyHeader?: string | false;
   /** Also read a bearer token from this cookie. Default: no cookie. */
   cookie?: string;
+  /** Read `Authorization: Bearer`. Default true; when false the header is ignored (API-key-only routes). */
+  bearer?: boolean;
 }
 
 function single(headers: HeaderBag, name: string): string | undefined {
@@ -51,7 +53,7 @@ export function extractCredential(
   options: ExtractCredentialOptions = {},
 ): Credential | undefined {
   const found: Credential[] = [];
-  const authorization = single(headers, 'authorization');
+  const authorization = options.bearer === false ? undefined : single(headers, 'authorization');
   if (authorization !== undefined) {
     const space = authorization.indexOf(' ');
     const scheme = space < 0 ? authorization : authorization.slice(0, space);

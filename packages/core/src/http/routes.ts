@@ -425,7 +425,7 @@ export async function handleRoute(
     let principal: Principal | undefined;
     if (route.auth !== 'none') {
       principal = await auth.authenticate(request.headers);
-      if (typeof route.auth === 'object') requireScopes(principal, route.auth.scopes);
+      if (typeof route.auth === 'object') auth.authorize(principal, { scopes: route.auth.scopes });
     }
     return await route.handle(request, principal);
   } catch (err) {

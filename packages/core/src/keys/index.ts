@@ -31,6 +31,16 @@ export {
   type MasterKeySource,
 } from './master-key.js';
 export {
+  applyRotationActions,
+  planRotation,
+  publishedKids,
+  type RotationAction,
+  type RotationStep,
+  retirableDataKeys,
+  retireDataKey,
+  simulateRotation,
+} from './rotation-plan.js';
+export {
   computeVerifyUntil,
   type Duration,
   parseDuration,
