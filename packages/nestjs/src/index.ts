@@ -1,0 +1,19 @@
+/**
+ * @keyward/nestjs — keyward for NestJS on the Express and the Fastify platform.
+ *
+ * @packageDocumentation
+ */
+export type { KeywardClaims, Principal } from '@keyward/core/http';
+export { KEYWARD, KEYWARD_MODULE_OPTIONS } from './keyward.constants.js';
+export { KeywardController } from './keyward.controller.js';
+export { CurrentUser, type KeywardRequest, Public, Roles, Scopes } from './keyward.decorators.js';
+export {
+  KeywardExceptionFilter,
+  keywardErrorOf,
+  toHttpException,
+  writeResponse,
+} from './keyward.exceptions.js';
+export { KeywardGuard } from './keyward.guard.js';
+export { KeywardHealthIndicator, type KeywardHealthResult } from './keyward.health.js';
+export { KeywardModule, type KeywardModuleExtras } from './keyward.module.js';
+export { type KeywardModuleOptions, KeywardService } from './keyward.service.js';

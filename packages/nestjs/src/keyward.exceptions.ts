@@ -1,0 +1,111 @@
+import { isKeywardError } from '@keyward/core';
+import {
+  type HttpResponse,
+  invalidBody,
+  invalidRequest,
+  problemResponse,
+  toHttpProblem,
+} from '@keyward/core/http';
+import {
+  type ArgumentsHost,
+  BadRequestException,
+  Catch,
+  ForbiddenException,
+  HttpException,
+  type HttpServer,
+  UnauthorizedException,
+} from '@nestjs/common';
+import { BaseExceptionFilter } from '@nestjs/core';
+
+/**
+ * The Nest exception for a keyward error: `BadRequestException`, `UnauthorizedException`,
+ * `ForbiddenException` or an `HttpException`, whose body is the contract's `{error, message}` and
+ * whose `cause` is the `KeywardError`. Anything else is returned unchanged.
+ *
+ * @example
+ * ```ts
+ * try { kw.jwt.verify(token) } catch (err) { throw toHttpException(err) }
+ * ```
+ */
+export function toHttpException(err: unknown): unknown {
+  if (!isKeywardError(err)) return err;
+  const problem = toHttpProblem(err);
+  const body = { error: problem.error, message: problem.message };
+  if (problem.status === 400) return new BadRequestException(body, { cause: err });
+  if (problem.status === 401) return new UnauthorizedException(body, { cause: err });
+  if (problem.status === 403) return new ForbiddenException(body, { cause: err });
+  return new HttpException(body, problem.status, { cause: err });
+}
+
+const FASTIFY_BODY_FAILURES: Record<string, Parameters<typeof invalidBody>[0]> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_type',
+};
+const EXPRESS_BODY_FAILURES: Record<string, Parameters<typeof invalidBody>[0]> = {
+  'entity.parse.failed': 'malformed',
+  'entity.too.large': 'too_large',
+  'encoding.unsupported': 'unsupported_type',
+  'charset.unsupported': 'unsupported_type',
+};
+
+/**
+ * The keyward error behind an exception: a `KeywardError`, one wrapped by {@link toHttpException},
+ * or a 4xx of the platform's body parser (Nest wraps those in an `HttpException` with the parser's
+ * error as `cause`) as core's `invalid_request`. `undefined` for any other exception.
+ *
+ * @example
+ * ```ts
+ * const err = keywardErrorOf(exception)
+ * if (err !== undefined) writeResponse(adapter, response, problemResponse(err))
+ * ```
+ */
+export function keywardErrorOf(exception: unknown): unknown {
+  if (isKeywardError(exception)) return exception;
+  if (!(exception instanceof HttpException) || exception.getStatus() >= 500) return undefined;
+  const cause = exception.cause as { code?: unknown; type?: unknown } | undefined;
+  if (isKeywardError(cause)) return cause;
+  if (typeof cause?.code === 'string' && cause.code.startsWith('FST_ERR_CTP_')) {
+    return invalidBody(FASTIFY_BODY_FAILURES[cause.code] ?? 'unreadable');
+  }
+  if (typeof cause?.type === 'string') return invalidBody(EXPRESS_BODY_FAILURES[cause.type] ?? 'unreadable');
+  if (cause instanceof URIError) return invalidRequest('the request path is malformed');
+  return undefined;
+}
+
+/**
+ * Writes core's framework-neutral answer through Nest's HTTP adapter (Express or Fastify alike).
+ *
+ * @example
+ * ```ts
+ * writeResponse(this.adapterHost.httpAdapter, res, await keyward.handle('me', req))
+ * ```
+ */
+export function writeResponse(adapter: HttpServer, response: unknown, answer: HttpResponse): void {
+  for (const [name, value] of Object.entries(answer.headers)) adapter.setHeader(response, name, value);
+  adapter.reply(response, answer.body, answer.status);
+}
+
+/**
+ * A global exception filter that answers keyward's errors, and the body parser's 4xx on either
+ * platform, with the contract's JSON and `WWW-Authenticate` challenge. Other exceptions get Nest's
+ * usual answer.
+ *
+ * @example
+ * ```ts
+ * providers: [{ provide: APP_FILTER, useClass: KeywardExceptionFilter }]
+ * ```
+ */
+@Catch()
+export class KeywardExceptionFilter extends BaseExceptionFilter {
+  override catch(exception: unknown, host: ArgumentsHost): void {
+    const err = keywardErrorOf(exception);
+    const adapter = this.applicationRef ?? this.httpAdapterHost?.httpAdapter;
+    if (err === undefined || host.getType() !== 'http' || !adapter) {
+      super.catch(exception, host);
+      return;
+    }
+    writeResponse(adapter, host.switchToHttp().getResponse(), problemResponse(err));
+  }
+}

@@ -1,0 +1,87 @@
+import {
+  type HeaderBag,
+  type Principal,
+  requireRoles,
+  requireScopes,
+  toHttpProblem,
+} from '@keyward/core/http';
+import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { PUBLIC_KEY, ROLES_KEY, SCOPES_KEY } from './keyward.constants.js';
+import type { KeywardRequest } from './keyward.decorators.js';
+import { toHttpException } from './keyward.exceptions.js';
+import { KeywardService } from './keyward.service.js';
+
+/**
+ * Authenticates HTTP requests (bearer JWT or API key) and checks `@Scopes()` / `@Roles()`; skips
+ * `@Public()` routes. Use it globally (`APP_GUARD`) or per route (`@UseGuards(KeywardGuard)`).
+ * Subclass it and override the `protected` hooks to change one step.
+ *
+ * @example
+ * ```ts
+ * providers: [{ provide: APP_GUARD, useClass: KeywardGuard }]
+ *
+ * @Injectable()
+ * class TenantGuard extends KeywardGuard {
+ *   protected override onAuthenticated(principal: Principal, context: ExecutionContext) {
+ *     super.onAuthenticated(principal, context)
+ *     context.switchToHttp().getRequest().tenant = principal.claims.tenant
+ *   }
+ * }
+ * ```
+ */
+@Injectable()
+export class KeywardGuard implements CanActivate {
+  constructor(
+    @Inject(KeywardService) protected readonly keyward: KeywardService,
+    @Inject(Reflector) protected readonly reflector: Reflector,
+    @Inject(HttpAdapterHost) protected readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
+    try {
+      const principal = await this.keyward.authenticate(this.getCredentialHeaders(context));
+      requireScopes(principal, this.reflector.getAllAndMerge<string[]>(SCOPES_KEY, targets));
+      requireRoles(principal, this.reflector.getAllAndOverride<string[]>(ROLES_KEY, targets) ?? []);
+      await this.onAuthenticated(principal, context);
+      return true;
+    } catch (err) {
+      throw this.handleError(err, context);
+    }
+  }
+
+  /**
+   * Where the credential is read from. Default: the HTTP request's headers; other contexts (GraphQL,
+   * WebSocket, RPC) have none, so they are denied until a subclass reads their credential here.
+   */
+  protected getCredentialHeaders(context: ExecutionContext): HeaderBag {
+    if (context.getType() !== 'http') return {};
+    return context.switchToHttp().getRequest<{ headers?: HeaderBag }>().headers ?? {};
+  }
+
+  /** Called with the verified principal. Default: sets `request.user` and `request.auth`. */
+  protected onAuthenticated(principal: Principal, context: ExecutionContext): void | Promise<void> {
+    const request = context.switchToHttp().getRequest<KeywardRequest>();
+    request.user = principal;
+    request.auth = principal;
+  }
+
+  /**
+   * Turns a failure into what the guard throws. Default: sets the `WWW-Authenticate` challenge on
+   * the response, reports the denial, and returns {@link toHttpException}'s exception.
+   */
+  protected handleError(err: unknown, context: ExecutionContext): unknown {
+    const problem = toHttpProblem(err);
+    if (problem.status >= 500) return err;
+    if (context.getType() === 'http') {
+      const response = context.switchToHttp().getResponse<unknown>();
+      for (const [name, value] of Object.entries(problem.headers)) {
+        this.adapterHost.httpAdapter.setHeader(response, name, value);
+      }
+    }
+    if (problem.status === 401 || problem.status === 403) this.keyward.denied(problem.error, problem.status);
+    return toHttpException(err);
+  }
+}
