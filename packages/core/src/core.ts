@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { Counter } from 'prom-client';
 import { type AuditLog, createAuditLog } from './audit/log.js';
 import { KeywardError } from './errors.js';
 import { decryptJwt, encryptJwt } from './jwt/jwe.js';
@@ -8,20 +9,22 @@ import { signJwt } from './jwt/sign.js';
 import type { JwtClaims, JwtVerifyOverrides, VerifiedJwt } from './jwt/types.js';
 import { createJwtVerifier } from './jwt/verify.js';
 import { normalizeSigningAlgorithm } from './keys/algorithms.js';
+import type { KeyMaterial } from './keys/generate.js';
 import { KeyService, type RevokeResult, type RotateOptions, type RotateResult } from './keys/key-service.js';
 import { type JsonWebKeySet, Keyring, type UnsealedKey } from './keys/keyring.js';
 import { type KeyringDocument, KeyringRepository } from './keys/keyring-store.js';
 import { legacyDataKey, legacyEncryptionKey, legacySigningKey } from './keys/legacy.js';
 import { loadMasterKey } from './keys/master-key.js';
 import { type RotationPolicy, resolveRotationPolicy } from './keys/rotation-policy.js';
+import { createRotationScheduler, type RotationTickResult } from './keys/scheduler.js';
 import type { KeyRecord } from './keys/types.js';
 import { createKeywardMetrics, type KeywardMetrics } from './metrics/metrics.js';
 import type { KeywardLogger, KeywardOptions } from './options.js';
 import { createRedisStore } from './store/redis.js';
 import { createSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
-import { persistRevocation, RevocationSet } from './sync/revocations.js';
-import { KeyringSync, type SyncStatus } from './sync/sync.js';
+import { persistRevocation, type RevocationEvent, RevocationSet } from './sync/revocations.js';
+import { KeyringSync, type SyncChange, type SyncStatus } from './sync/sync.js';
 
 /** Options of {@link Keyward.jwt}`.sign`. */
 export interface SignOptions {
@@ -67,6 +70,35 @@ export interface KeywardRevocations {
   revokeSubject(sub: string): Promise<void>;
 }
 
+/** Sync of a {@link KeywardCore}: status for health, a forced refresh, and change notifications. */
+export interface KeywardSync {
+  /** Where this instance stands; `stale` while the store is unreachable (serving the last snapshot). */
+  status(): SyncStatus;
+  /** Reads the store now (keyring document and revocations) and applies what changed. Never throws. */
+  refresh(): Promise<void>;
+  /**
+   * Calls `listener` after each change this instance applies (a new keyring generation, a
+   * revocation), whether it came from this instance, an announcement or a poll. Returns an
+   * unsubscribe function. Listeners run synchronously; an exception in one is ignored.
+   *
+   * @example
+   * ```ts
+   * const off = kw.sync.onApplied((change) => {
+   *   if (change.kind === 'keyring') console.log('now at generation', change.generation)
+   * })
+   * ```
+   */
+  onApplied(listener: (change: SyncChange) => void): () => void;
+}
+
+/** The rotation scheduler of a {@link KeywardCore} (started unless `scheduler: false`). */
+export interface KeywardScheduler {
+  /** Runs the rotation plan once now, under the store lock. Never throws; see {@link RotationTickResult}. */
+  tick(): Promise<RotationTickResult>;
+  /** True while periodic runs are on. */
+  readonly running: boolean;
+}
+
 /**
  * The keyring part of a keyward instance, without the services built on it (sessions, API
  * keys, secrets). Services take it as their dependency; users get a {@link Keyward}.
@@ -77,7 +109,9 @@ export interface KeywardCore {
   readonly jwt: KeywardJwt;
   readonly keys: KeywardKeys;
   readonly revocations: KeywardRevocations;
-  readonly sync: { status(): SyncStatus; refresh(): Promise<void> };
+  readonly sync: KeywardSync;
+  /** The rotation scheduler. */
+  readonly scheduler: KeywardScheduler;
   readonly logger: KeywardLogger;
   /** The audit log (hash-chained events; pino JSON to stdout by default). */
   readonly audit: AuditLog;
@@ -148,13 +182,26 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
     const preferredSigner = options.legacySigning ? legacy[0]?.record.kid : undefined;
     const repo = new KeyringRepository(store, master, now);
     let keyring = new Keyring(legacy, 0);
+    const unsealed = new Map<string, { sealed: string; material: KeyMaterial }>();
+    const listeners = new Set<(change: SyncChange) => void>();
+    const notify = (change: SyncChange) => {
+      for (const listener of [...listeners]) {
+        try {
+          listener(change);
+        } catch {
+          // a listener's failure must not break sync
+        }
+      }
+    };
     const swap = (doc: KeyringDocument) => {
       if (doc.generation < keyring.generation) return;
+      const advanced = doc.generation > keyring.generation;
       keyring = new Keyring(
-        [...repo.unseal(doc), ...legacy],
+        [...repo.unseal(doc, unsealed), ...legacy],
         doc.generation,
         preferredSigner ? { preferredSigner } : {},
       );
+      if (advanced) notify({ kind: 'keyring', generation: doc.generation });
     };
     const revocations = new RevocationSet();
     const lookup = {
@@ -175,7 +222,8 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       : createAuditLog({ now, ...(options.audit === false ? { sinks: [] } : (options.audit ?? {})) });
     const metrics = options.metrics ?? createKeywardMetrics();
     metrics.observeAudit(audit);
-    const actor = { type: 'operator' as const };
+    const operator = { type: 'operator' as const };
+    const rotationJob = { type: 'scheduler' as const, id: 'rotation' };
     const service = new KeyService(
       repo,
       policy,
@@ -184,24 +232,26 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
           swap(doc);
           metrics.observeKeys(keyring.records());
         },
-        event(event) {
+        event(event, by) {
+          const actor = by === 'scheduler' ? rotationJob : operator;
           if (event.type === 'key.generated') {
             const { kid, use, alg } = event.record;
             audit.emit({ type: 'key.generated', kid, use, alg, actor });
+          } else if (event.type === 'key.activated') {
+            audit.emit({ type: 'key.activated', kid: event.kid, use: event.use, actor });
           } else if (event.type === 'key.rotated') {
-            const rotationType = event.emergency ? 'emergency' : 'on_demand';
-            metrics.recordRotation(rotationType);
+            metrics.recordRotation(event.rotationType);
             audit.emit({
               type: 'key.rotated',
               kid: event.kid,
               use: event.use,
-              rotationType,
+              rotationType: event.rotationType,
               ...(event.previousKid ? { previousKid: event.previousKid } : {}),
               ...(event.reason ? { reason: event.reason } : {}),
               actor,
             });
           } else if (event.type === 'key.retired') {
-            audit.emit({ type: 'key.retired', kid: event.kid, actor });
+            audit.emit({ type: 'key.retired', kid: event.kid, use: event.use, actor });
           } else {
             metrics.recordRevocation('key');
             audit.emit({ type: 'key.revoked', kid: event.kid, reason: event.reason, actor });
@@ -227,9 +277,36 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       onApplied: (_kind, lagMs) => {
         if (lagMs !== undefined) metrics.recordSyncLag(lagMs);
       },
+      onRevocations: notify,
     });
     await sync.start();
 
+    const rotationFailures =
+      (metrics.registry.getSingleMetric('keyward_key_rotation_failures_total') as Counter | undefined) ??
+      new Counter({
+        name: 'keyward_key_rotation_failures_total',
+        help: 'Scheduled rotation runs that failed (store unreachable, lock lost, invalid keyring).',
+        labelNames: ['code'],
+        registers: [metrics.registry],
+      });
+    const scheduler = createRotationScheduler(
+      {
+        store,
+        service,
+        onError(error) {
+          rotationFailures.inc({ code: error.code });
+          logger.error({ code: error.code }, `keyward scheduled rotation failed: ${error.message}`);
+        },
+      },
+      options.scheduler === false ? {} : (options.scheduler ?? {}),
+    );
+    if (options.scheduler !== false) scheduler.start();
+
+    const applyRevocation = (event: RevocationEvent, generation: number) => {
+      revocations.apply(event);
+      if (generation === revocations.generation + 1) revocations.generation = generation;
+      notify({ kind: 'revocation', revocation: event });
+    };
     let closed = false;
     const closers: Array<() => Promise<void> | void> = [];
     return {
@@ -253,15 +330,24 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
             );
           }
           const iat = Math.floor(now() / 1000);
+          const key = keyring.signingKey();
+          // A token never outlives its key's window: with a snapshot that already knows the signer
+          // is retiring, exp is clamped to verifyUntil (refused when nothing would be left).
+          const until = keyring.verificationKey(key.kid)?.verifyUntil;
+          const exp = until === undefined ? iat + ttl : Math.min(iat + ttl, Math.floor(until / 1000));
+          if (exp <= iat)
+            throw new KeywardError('key_state_invalid', 'the signing key is past its verification window', {
+              details: { kid: key.kid },
+            });
           const payload: Record<string, unknown> = {
             ...(options.issuer ? { iss: options.issuer } : {}),
             ...(options.audience ? { aud: options.audience } : {}),
             ...claims,
             iat,
-            exp: iat + ttl,
+            exp,
           };
           if (payload.jti === undefined) payload.jti = randomBytes(16).toString('base64url');
-          return signJwt(keyring.signingKey(), payload, { typ: signOptions.typ ?? 'at+jwt' });
+          return signJwt(key, payload, { typ: signOptions.typ ?? 'at+jwt' });
         },
         verify(token, overrides) {
           try {
@@ -299,23 +385,37 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         },
       },
       revocations: {
+        // The store first: if it is unreachable the call fails and nothing changes locally, so no
+        // instance ever holds a revocation the others cannot learn.
         async revokeToken(jti, expiresAt) {
           const event = { type: 'revoke-jti' as const, jti, until: expiresAt };
-          revocations.apply(event);
-          await persistRevocation(store, event, now());
+          applyRevocation(event, await persistRevocation(store, event, now()));
           metrics.recordRevocation('token');
         },
         async revokeSubject(sub) {
           const event = { type: 'revoke-subject' as const, sub, notBefore: now() };
-          revocations.apply(event);
-          await persistRevocation(store, event, now());
+          applyRevocation(event, await persistRevocation(store, event, now()));
           metrics.recordRevocation('subject');
         },
       },
-      sync: { status: () => sync.status(), refresh: () => sync.poll() },
+      sync: {
+        status: () => sync.status(),
+        refresh: () => sync.poll({ full: true }),
+        onApplied(listener) {
+          listeners.add(listener);
+          return () => void listeners.delete(listener);
+        },
+      },
+      scheduler: {
+        tick: () => scheduler.tick(),
+        get running() {
+          return scheduler.running;
+        },
+      },
       async close() {
         if (closed) return;
         closed = true;
+        await scheduler.stop();
         for (const fn of closers.reverse()) await fn();
         await sync.stop();
         await audit.close();

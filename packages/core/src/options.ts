@@ -49,6 +49,12 @@ export interface KeywardOptions {
   verifyCache?: false | { max?: number };
   /** How often each instance polls the store for changes it may have missed, in ms. Default 1000. */
   syncIntervalMs?: number;
+  /**
+   * The rotation scheduler: every instance checks the rotation plan every `intervalMs` (default
+   * 60 s) and one of them, under a store lock, rotates what is due. `false` turns the periodic runs
+   * off (rotation then only happens on demand, or through `kw.scheduler.tick()`).
+   */
+  scheduler?: false | { intervalMs?: number; lockTtlMs?: number };
   /** Logger for operational messages. Default: a pino JSON logger; `false` for silence. */
   logger?: KeywardLogger | false;
   /** Audit log: an existing log, options for a new one (sinks…), or `false` for none. Default: pino JSON to stdout. */

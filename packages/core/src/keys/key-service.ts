@@ -1,8 +1,8 @@
 import { KeywardError } from '../errors.js';
 import { generateKey, type KeyMaterial } from './generate.js';
-import type { KeyringDocument, KeyringRepository } from './keyring-store.js';
+import type { KeyringDocument, KeyringRepository, StoredKey } from './keyring-store.js';
 import { checkKeyringInvariants, revokeKey, rotateNow } from './lifecycle.js';
-import { retireDataKey } from './rotation-plan.js';
+import { applyRotationActions, planRotation, type RotationAction, retireDataKey } from './rotation-plan.js';
 import { algorithmFor, type RotationPolicy } from './rotation-policy.js';
 import type { KeyRecord, KeyUse } from './types.js';
 
@@ -29,25 +29,38 @@ export interface RevokeResult {
   replacement: string | undefined;
 }
 
+/** How a rotation came about (audit `rotationType`, metric label). */
+export type RotationKind = 'scheduled' | 'on_demand' | 'emergency';
+
+/** A lifecycle event the key service reports after a commit. */
+export type KeyServiceEvent =
+  | { type: 'key.generated'; record: KeyRecord }
+  | { type: 'key.activated'; kid: string; use: KeyUse }
+  | {
+      type: 'key.rotated';
+      use: KeyUse;
+      kid: string;
+      previousKid: string | undefined;
+      reason?: string;
+      rotationType: RotationKind;
+    }
+  | { type: 'key.revoked'; kid: string; reason: string; replacement: string | undefined }
+  | { type: 'key.retired'; kid: string; use: KeyUse };
+
+/** Result of {@link KeyService.runSchedule}. */
+export interface ScheduledRotationResult {
+  /** The actions committed (empty when nothing was due, or another writer did them first). */
+  actions: RotationAction[];
+  /** Generation of the keyring after the run. */
+  generation: number;
+}
+
 /** Hooks through which the key service reports committed changes. */
 export interface KeyServiceHooks {
   /** A new document was committed (or read); swap the in-memory snapshot. */
   applied(doc: KeyringDocument): Promise<void> | void;
-  /** Lifecycle events for the audit log. */
-  event?(
-    event:
-      | { type: 'key.generated'; record: KeyRecord }
-      | {
-          type: 'key.rotated';
-          use: KeyUse;
-          kid: string;
-          previousKid: string | undefined;
-          reason?: string;
-          emergency: boolean;
-        }
-      | { type: 'key.revoked'; kid: string; reason: string; replacement: string | undefined }
-      | { type: 'key.retired'; kid: string },
-  ): void;
+  /** Lifecycle events for the audit log; `by` tells a scheduled run from an operator's call. */
+  event?(event: KeyServiceEvent, by: 'operator' | 'scheduler'): void;
 }
 
 /**
@@ -114,7 +127,7 @@ export class KeyService {
     });
     if (changed)
       for (const use of needed)
-        this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record });
+        this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record }, 'operator');
     await this.#hooks.applied(doc);
     return doc;
   }
@@ -161,14 +174,17 @@ export class KeyService {
     const out = { kid, previousKid: result?.previousKid };
     if (changed) {
       if (this.#added([...doc.keys], fresh).length)
-        this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record });
-      this.#hooks.event?.({
-        type: 'key.rotated',
-        use,
-        ...out,
-        ...(options.reason ? { reason: options.reason } : {}),
-        emergency: false,
-      });
+        this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record }, 'operator');
+      this.#hooks.event?.(
+        {
+          type: 'key.rotated',
+          use,
+          ...out,
+          ...(options.reason ? { reason: options.reason } : {}),
+          rotationType: 'on_demand',
+        },
+        'operator',
+      );
     }
     return out;
   }
@@ -193,7 +209,7 @@ export class KeyService {
     }
     const fresh = await this.#fresh([target.use]);
     let replacement: string | undefined;
-    const { doc } = await this.#repo.update((current) => {
+    const { doc, changed } = await this.#repo.update((current) => {
       const records = (current?.keys ?? []).map(({ sealed: _sealed, ...r }) => r);
       const before = records.find((r) => r.kid === kid);
       if (before?.state === 'revoked') return undefined;
@@ -211,16 +227,20 @@ export class KeyService {
       return { records: next, added: this.#added(next, fresh) };
     });
     await this.#hooks.applied(doc);
-    this.#hooks.event?.({ type: 'key.revoked', kid, reason, replacement });
+    if (!changed) return { revoked: kid, replacement: undefined };
+    this.#hooks.event?.({ type: 'key.revoked', kid, reason, replacement }, 'operator');
     if (replacement)
-      this.#hooks.event?.({
-        type: 'key.rotated',
-        use: target.use,
-        kid: replacement,
-        previousKid: kid,
-        reason,
-        emergency: true,
-      });
+      this.#hooks.event?.(
+        {
+          type: 'key.rotated',
+          use: target.use,
+          kid: replacement,
+          previousKid: kid,
+          reason,
+          rotationType: 'emergency',
+        },
+        'operator',
+      );
     return { revoked: kid, replacement };
   }
 
@@ -237,8 +257,85 @@ export class KeyService {
       return { records: retireDataKey(records, { kid, remaining, now: this.#now() }) };
     });
     await this.#hooks.applied(doc);
-    if (changed) this.#hooks.event?.({ type: 'key.retired', kid });
+    if (changed) this.#hooks.event?.({ type: 'key.retired', kid, use: 'data' }, 'operator');
   }
+
+  /**
+   * Runs the rotation plan once ({@link planRotation} at `now`), as the scheduler does under its
+   * lock: generates pending keys, activates due ones, retires expired ones, in one compare-and-set.
+   * `fence` is the lock's fencing token; a write carrying a token lower than one that already
+   * wrote is refused with `lock_lost`, so a holder paused past its lock TTL cannot apply a stale plan.
+   */
+  async runSchedule(fence: number): Promise<ScheduledRotationResult> {
+    const initial = await this.#repo.read();
+    const initialPlan = planRotation(recordsOf(initial), this.#policy, this.#now());
+    if (initial && initialPlan.length === 0) return { actions: [], generation: initial.generation };
+    const fresh = new Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>();
+    const generateFor = async (actions: readonly RotationAction[]) => {
+      for (const a of actions)
+        if ((a.type === 'generate' || a.type === 'bootstrap') && !fresh.has(a.use))
+          fresh.set(a.use, await generateKey({ use: a.use, alg: a.alg, state: 'pending' }));
+    };
+    await generateFor(initialPlan);
+    let applied: RotationAction[] = [];
+    const { doc, changed } = await this.#repo.update(
+      async (current) => {
+        const records = recordsOf(current);
+        const now = this.#now();
+        const actions = planRotation(records, this.#policy, now);
+        if (actions.length === 0) return undefined;
+        await generateFor(actions);
+        const next = applyRotationActions(records, actions, now, (use) => fresh.get(use)!.record.kid);
+        assertInvariants(next);
+        applied = actions;
+        return { records: next, added: this.#added(next, fresh) };
+      },
+      { fence },
+    );
+    await this.#hooks.applied(doc);
+    if (!changed) return { actions: [], generation: doc.generation };
+    const newKid = (use: KeyUse) => fresh.get(use)?.record.kid;
+    for (const event of scheduledEvents(applied, doc.keys, newKid)) this.#hooks.event?.(event, 'scheduler');
+    return { actions: applied, generation: doc.generation };
+  }
+}
+
+function recordsOf(doc: KeyringDocument | null): KeyRecord[] {
+  return (doc?.keys ?? []).map(({ sealed: _sealed, ...r }) => r);
+}
+
+/** The audit events of a committed scheduled run, in the order the actions took effect. */
+function scheduledEvents(
+  actions: readonly RotationAction[],
+  keys: readonly StoredKey[],
+  newKid: (use: KeyUse) => string | undefined,
+): KeyServiceEvent[] {
+  const events: KeyServiceEvent[] = [];
+  const find = (kid: string | undefined) => keys.find((k) => k.kid === kid);
+  for (const action of actions) {
+    if (action.type === 'bootstrap' || action.type === 'generate') {
+      const stored = find(newKid(action.use));
+      if (!stored) continue;
+      const { sealed: _sealed, ...record } = stored;
+      events.push({ type: 'key.generated', record });
+      if (action.type === 'bootstrap')
+        events.push({ type: 'key.activated', kid: record.kid, use: record.use });
+    } else if (action.type === 'activate') {
+      events.push({ type: 'key.activated', kid: action.kid, use: action.use });
+      if (action.demote !== undefined)
+        events.push({
+          type: 'key.rotated',
+          use: action.use,
+          kid: action.kid,
+          previousKid: action.demote,
+          rotationType: 'scheduled',
+        });
+    } else {
+      const use = find(action.kid)?.use;
+      if (use) events.push({ type: 'key.retired', kid: action.kid, use });
+    }
+  }
+  return events;
 }
 
 function assertInvariants(records: readonly KeyRecord[]): void {

@@ -8,6 +8,11 @@ import type { KeyRecord } from './types.js';
 
 /** Store key of the keyring document. */
 export const KEYRING_KEY = 'keyring';
+/**
+ * Store key holding the keyring document's generation alone, written after each document CAS, so
+ * pollers check a few bytes instead of reading and parsing the whole document.
+ */
+export const KEYRING_GENERATION_KEY = 'keyring-generation';
 /** Channel on which every committed change is announced. */
 export const EVENTS_CHANNEL = 'events';
 
@@ -35,6 +40,19 @@ export interface KeyringDocument {
   updatedAt: number;
   keys: StoredKey[];
   operations: RememberedOperation[];
+  /**
+   * Highest lock fencing token that wrote this document (scheduler writes). A scheduled write
+   * carrying a lower token comes from a holder whose lock expired: it is refused (`lock_lost`).
+   */
+  fence?: number;
+}
+
+/** Options of {@link KeyringRepository.update}. */
+export interface KeyringUpdateOptions {
+  /** Fencing token of the lock the writer holds; refused with `lock_lost` if a higher one already wrote. */
+  fence?: number;
+  /** CAS attempts before `store_conflict`. Default 20. */
+  maxAttempts?: number;
 }
 
 /** What a mutation returns: the new record list, material for new keys, and an optional remembered result. */
@@ -85,12 +103,29 @@ export class KeyringRepository {
     return doc;
   }
 
-  /** Unseals every key of a document. */
-  unseal(doc: KeyringDocument): UnsealedKey[] {
-    return doc.keys.map(({ sealed, ...record }) => ({
-      record,
-      material: JSON.parse(unsealKeyMaterial(this.#master, record, sealed).toString('utf8')) as KeyMaterial,
-    }));
+  /**
+   * Unseals every key of a document. With `cache` (kept by the caller across calls), a key whose
+   * sealed blob is unchanged reuses its material, so a new generation costs one unseal per new key
+   * instead of one per key; the cache is pruned to the document's keys.
+   */
+  unseal(
+    doc: KeyringDocument,
+    cache?: Map<string, { sealed: string; material: KeyMaterial }>,
+  ): UnsealedKey[] {
+    const keys = doc.keys.map(({ sealed, ...record }) => {
+      const hit = cache?.get(record.kid);
+      if (hit?.sealed === sealed) return { record, material: hit.material };
+      const material = JSON.parse(
+        unsealKeyMaterial(this.#master, record, sealed).toString('utf8'),
+      ) as KeyMaterial;
+      cache?.set(record.kid, { sealed, material });
+      return { record, material };
+    });
+    if (cache && cache.size > keys.length) {
+      const live = new Set(keys.map((k) => k.record.kid));
+      for (const kid of cache.keys()) if (!live.has(kid)) cache.delete(kid);
+    }
+    return keys;
   }
 
   /** Seals a key for storage. */
@@ -108,11 +143,19 @@ export class KeyringRepository {
    */
   async update(
     mutate: (doc: KeyringDocument | null) => Promise<KeyringChange | undefined> | KeyringChange | undefined,
-    maxAttempts = 20,
+    options: KeyringUpdateOptions = {},
   ): Promise<{ doc: KeyringDocument; changed: boolean; remembered?: RememberedOperation }> {
+    const { fence, maxAttempts = 20 } = options;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       const raw = await this.#store.get(KEYRING_KEY);
       const current = this.parse(raw);
+      if (fence !== undefined && (current?.fence ?? 0) > fence) {
+        throw new KeywardError(
+          'lock_lost',
+          `a newer lock holder (fencing token ${current?.fence}) already wrote the keyring; this writer's token is ${fence}`,
+          { details: { fence, storedFence: current?.fence } },
+        );
+      }
       const change = await mutate(current);
       if (!change) {
         if (!current) throw new KeywardError('key_not_found', 'no keyring exists yet');
@@ -136,10 +179,18 @@ export class KeyringRepository {
         keys,
         operations: operations.slice(-MAX_REMEMBERED),
       };
+      const highestFence = Math.max(current?.fence ?? 0, fence ?? 0);
+      if (highestFence > 0) next.fence = highestFence;
       if (await this.#store.compareAndSet(KEYRING_KEY, raw, JSON.stringify(next))) {
+        // Both are hints: a failure here is repaired by pollers, which re-read the document itself
+        // every few polls, and by the next write.
+        await raiseGeneration(this.#store, next.generation).catch(() => undefined);
         await this.#store
-          .publish(EVENTS_CHANNEL, JSON.stringify({ type: 'keyring', generation: next.generation }))
-          .catch(() => undefined); // pollers repair a lost announcement
+          .publish(
+            EVENTS_CHANNEL,
+            JSON.stringify({ type: 'keyring', generation: next.generation, at: this.#now() }),
+          )
+          .catch(() => undefined);
         return change.remember
           ? { doc: next, changed: true, remembered: change.remember }
           : { doc: next, changed: true };
@@ -149,5 +200,17 @@ export class KeyringRepository {
       'store_conflict',
       `the keyring changed concurrently ${maxAttempts} times in a row; try again`,
     );
+  }
+}
+
+/**
+ * Raises the stored generation hint to `generation`, never lowering it: two writers that commit
+ * generations 5 and 6 may write their hints in either order.
+ */
+async function raiseGeneration(store: Store, generation: number): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const raw = await store.get(KEYRING_GENERATION_KEY);
+    if (raw !== null && Number(raw) >= generation) return;
+    if (await store.compareAndSet(KEYRING_GENERATION_KEY, raw, String(generation))) return;
   }
 }

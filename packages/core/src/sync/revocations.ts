@@ -76,14 +76,23 @@ export class RevocationSet {
   }
 }
 
-/** Persists a revocation, bumps the generation counter and announces it. */
-export async function persistRevocation(store: Store, event: RevocationEvent, now: number): Promise<void> {
+/**
+ * Persists a revocation, bumps the generation counter and announces it (with the new generation,
+ * so receivers that saw every announcement skip the reload). Resolves the new generation.
+ *
+ * @example
+ * ```ts
+ * await persistRevocation(store, { type: 'revoke-jti', jti, until: exp * 1000 }, Date.now())
+ * ```
+ */
+export async function persistRevocation(store: Store, event: RevocationEvent, now: number): Promise<number> {
   if (event.type === 'revoke-jti') {
     const ttlMs = Math.max(1000, event.until - now);
     await store.set(`${REVOCATION_PREFIX}jti:${event.jti}`, String(event.until), { ttlMs });
   } else {
     await store.set(`${REVOCATION_PREFIX}sub:${event.sub}`, String(event.notBefore));
   }
-  await store.increment(REVOCATION_GENERATION_KEY);
-  await store.publish('events', JSON.stringify(event)).catch(() => undefined);
+  const generation = await store.increment(REVOCATION_GENERATION_KEY);
+  await store.publish('events', JSON.stringify({ ...event, generation, at: now })).catch(() => undefined);
+  return generation;
 }

@@ -1,7 +1,21 @@
 import { KeywardError } from '../errors.js';
-import { EVENTS_CHANNEL, KEYRING_KEY, type KeyringDocument } from '../keys/keyring-store.js';
+import {
+  EVENTS_CHANNEL,
+  KEYRING_GENERATION_KEY,
+  KEYRING_KEY,
+  type KeyringDocument,
+} from '../keys/keyring-store.js';
 import type { Store } from '../store/types.js';
 import { REVOCATION_GENERATION_KEY, type RevocationEvent, type RevocationSet } from './revocations.js';
+
+/** A change an instance applied to its in-memory state (see `KeywardCore.sync.onApplied`). */
+export type SyncChange =
+  /** A new keyring snapshot was swapped in. */
+  | { kind: 'keyring'; generation: number }
+  /** One revocation was applied (from an announcement, or written by this instance). */
+  | { kind: 'revocation'; revocation: RevocationEvent }
+  /** The revocation set was reloaded from the store (a poll found announcements missing). */
+  | { kind: 'revocations'; generation: number };
 
 /** Options of {@link KeyringSync}. */
 export interface KeyringSyncOptions {
@@ -15,9 +29,16 @@ export interface KeyringSyncOptions {
   parseKeyring: (raw: string | null) => KeyringDocument | null;
   /** Poll interval in ms (repairs lost announcements and store outages). Default 1000. */
   pollIntervalMs?: number;
+  /**
+   * Most polls read only the small generation key; every `fullReadEvery`-th poll reads the whole
+   * document too, in case a writer died between its commit and its generation write. Default 10.
+   */
+  fullReadEvery?: number;
   now?: () => number;
   /** Called when an announcement was applied, with its end-to-end lag in ms when known. */
   onApplied?: (kind: 'keyring' | 'revocation', lagMs: number | undefined) => void;
+  /** Called for every revocation change applied (announcement or reload). */
+  onRevocations?: (change: SyncChange) => void;
   onError?: (error: KeywardError) => void;
 }
 
@@ -32,21 +53,41 @@ export interface SyncStatus {
   stale: boolean;
 }
 
+type Announcement = (
+  | { type: 'keyring'; generation: number }
+  | (RevocationEvent & { generation?: number })
+) & {
+  at?: number;
+};
+
 /**
  * Keeps an instance's in-memory keyring and revocation set current: applies announcements from
  * the events channel at once, and polls the generations so a lost announcement or a store
- * outage is repaired. When the store is unreachable nothing changes locally (fail static).
+ * outage is repaired. When the store is unreachable nothing changes locally (fail static), and
+ * {@link KeyringSync.status} reports `stale` until a poll succeeds again.
+ *
+ * @example
+ * ```ts
+ * const sync = new KeyringSync({ store, revocations, generation: () => ring.generation, parseKeyring, reloadKeyring })
+ * await sync.start()
+ * sync.status().stale // true while the store is unreachable
+ * ```
  */
 export class KeyringSync {
-  readonly #o: Required<Omit<KeyringSyncOptions, 'onApplied' | 'onError'>> &
-    Pick<KeyringSyncOptions, 'onApplied' | 'onError'>;
+  readonly #o: Required<Omit<KeyringSyncOptions, 'onApplied' | 'onError' | 'onRevocations'>> &
+    Pick<KeyringSyncOptions, 'onApplied' | 'onError' | 'onRevocations'>;
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => Promise<void>) | undefined;
   #polling: Promise<void> | undefined;
+  #polls = 0;
   #status: SyncStatus;
 
   constructor(options: KeyringSyncOptions) {
-    this.#o = { pollIntervalMs: 1000, now: Date.now, ...options };
+    this.#o = { pollIntervalMs: 1000, fullReadEvery: 10, now: Date.now, ...options };
+    if (!Number.isInteger(this.#o.fullReadEvery) || this.#o.fullReadEvery < 1)
+      throw new KeywardError('config_invalid', 'fullReadEvery must be a positive integer', {
+        details: { option: 'fullReadEvery' },
+      });
     this.#status = {
       subscribed: false,
       generation: options.generation(),
@@ -78,7 +119,7 @@ export class KeyringSync {
   }
 
   async #onMessage(message: string): Promise<void> {
-    let event: ({ type: 'keyring'; generation: number } | RevocationEvent) & { at?: number };
+    let event: Announcement;
     try {
       event = JSON.parse(message);
     } catch {
@@ -86,40 +127,74 @@ export class KeyringSync {
     }
     const lag = typeof event.at === 'number' ? this.#o.now() - event.at : undefined;
     if (event.type === 'keyring') {
-      if (event.generation > this.#o.generation()) {
-        await this.poll();
+      if (!(event.generation > this.#o.generation())) return;
+      try {
+        // A direct read, not the shared poll: a poll already in flight may have read before this commit.
+        await this.#syncKeyring(true);
         this.#o.onApplied?.('keyring', lag);
+      } catch (err) {
+        this.#fail(err);
       }
     } else if (event.type === 'revoke-jti' || event.type === 'revoke-subject') {
-      this.#o.revocations.apply(event);
+      const { revocations } = this.#o;
+      const { at: _at, generation, ...revocation } = event;
+      revocations.apply(revocation as RevocationEvent);
+      // Only a gap-free sequence may skip the next reload; otherwise the poller lists the store.
+      if (generation === revocations.generation + 1) revocations.generation = generation;
+      this.#o.onRevocations?.({ kind: 'revocation', revocation: revocation as RevocationEvent });
       this.#o.onApplied?.('revocation', lag);
     }
   }
 
-  /** Checks the store once and applies what changed. Concurrent calls share one round trip. */
-  poll(): Promise<void> {
-    this.#polling ??= this.#pollOnce().finally(() => {
+  /**
+   * Checks the store once and applies what changed. Concurrent calls share one round trip.
+   * `full` reads the keyring document even when the generation key says nothing changed.
+   */
+  poll(options: { full?: boolean } = {}): Promise<void> {
+    if (this.#polling && options.full) return this.#polling.then(() => this.poll(options));
+    this.#polling ??= this.#pollOnce(options.full === true).finally(() => {
       this.#polling = undefined;
     });
     return this.#polling;
   }
 
-  async #pollOnce(): Promise<void> {
-    const { store } = this.#o;
+  async #pollOnce(full: boolean): Promise<void> {
+    const { store, revocations } = this.#o;
     try {
       if (!this.#unsubscribe) await this.#subscribe();
-      const doc = this.#o.parseKeyring(await store.get(KEYRING_KEY));
-      if (doc && doc.generation !== this.#o.generation()) await this.#o.reloadKeyring(doc);
+      await this.#syncKeyring(full || this.#polls++ % this.#o.fullReadEvery === 0);
       const revGeneration = Number((await store.get(REVOCATION_GENERATION_KEY)) ?? 0);
-      if (revGeneration !== this.#o.revocations.generation)
-        await this.#o.revocations.load(store, this.#o.now());
-      this.#o.revocations.prune(this.#o.now());
+      if (revGeneration !== revocations.generation) {
+        await revocations.load(store, this.#o.now());
+        this.#o.onRevocations?.({ kind: 'revocations', generation: revocations.generation });
+      }
+      revocations.prune(this.#o.now());
       this.#status.generation = this.#o.generation();
       this.#status.lastSuccessAt = this.#o.now();
       this.#status.stale = false;
+      this.#status.lastError = undefined;
     } catch (err) {
       this.#fail(err);
     }
+  }
+
+  /** Reloads the keyring when the store holds another generation; `full` skips the generation-key shortcut. */
+  async #syncKeyring(full: boolean): Promise<void> {
+    const { store } = this.#o;
+    if (!full) {
+      const hint = await store.get(KEYRING_GENERATION_KEY);
+      if (hint !== null && Number(hint) === this.#o.generation()) return;
+    }
+    const doc = this.#o.parseKeyring(await store.get(KEYRING_KEY));
+    if (doc === null) {
+      if (this.#o.generation() > 0)
+        throw new KeywardError(
+          'store_error',
+          'the store holds no keyring although this instance has one (store data lost?); keeping the last snapshot',
+        );
+      return;
+    }
+    if (doc.generation !== this.#o.generation()) await this.#o.reloadKeyring(doc);
   }
 
   #fail(err: unknown): void {
