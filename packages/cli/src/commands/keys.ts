@@ -1,0 +1,174 @@
+import { createInterface } from 'node:readline/promises';
+import {
+  type KeyRecord,
+  type KeyUse,
+  KeywardError,
+  type RotationAction,
+  simulateRotation,
+} from '@keyward/core';
+import { type Command, Option } from 'commander';
+import { type GlobalOptions, withKeyward } from '../context.js';
+import { CliError, EXIT } from '../errors.js';
+import { isoTime, print, printJson, table } from '../output.js';
+
+const USES: readonly KeyUse[] = ['sig', 'enc', 'data'];
+
+function useOption(): Option {
+  return new Option('--use <use>', 'which key').choices(USES).default('sig');
+}
+
+/** Registers `keyward keys list|rotate|revoke|plan`. */
+export function registerKeys(program: Command, globals: () => GlobalOptions): void {
+  const keys = program
+    .command('keys')
+    .description('list, rotate, revoke keys and preview the rotation schedule');
+
+  keys
+    .command('list')
+    .description('every key: kid, use, alg, state, created, activated, verify-until (never key material)')
+    .option('--json', 'print JSON records for scripts')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ keyward keys list\n  $ keyward keys list --json | jq -r \'.[] | select(.state=="active") | .kid\'',
+    )
+    .action(async (opts: { json?: boolean }) => {
+      await withKeyward(globals(), {}, async (kw) => {
+        const records = kw.keys.list();
+        if (opts.json) return printJson(records);
+        print(
+          table(
+            ['KID', 'USE', 'ALG', 'STATE', 'ORIGIN', 'CREATED', 'ACTIVATED', 'VERIFY UNTIL'],
+            records.map((k) => [
+              k.kid,
+              k.use,
+              k.alg,
+              k.state,
+              k.origin,
+              isoTime(k.createdAt),
+              isoTime(k.activatedAt),
+              isoTime(k.verifyUntil),
+            ]),
+          ),
+        );
+      });
+    });
+
+  keys
+    .command('rotate')
+    .description('rotate a key now: a new key becomes active, the old one verifies until its verifyUntil')
+    .addOption(useOption())
+    .option('--reason <text>', 'why (kept in the audit log)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ keyward keys rotate --reason "quarterly rotation"\n  $ keyward keys rotate --use data',
+    )
+    .action(async (opts: { use: KeyUse; reason?: string }) => {
+      await withKeyward(globals(), { audit: true }, async (kw) => {
+        const result = await kw.keys.rotate({
+          use: opts.use,
+          ...(opts.reason ? { reason: opts.reason } : {}),
+        });
+        const previous = result.previousKid
+          ? kw.keys.list().find((k) => k.kid === result.previousKid)
+          : undefined;
+        print(`rotated ${opts.use}: ${result.kid} is active`);
+        if (previous) {
+          const until = previous.verifyUntil
+            ? `verifies until ${isoTime(previous.verifyUntil)}`
+            : 'decrypts until rewrapped (`keyward secrets rewrap`)';
+          print(`previous ${previous.kid} is ${previous.state}, ${until}`);
+        }
+      });
+    });
+
+  keys
+    .command('revoke')
+    .description(
+      "emergency revocation: every instance rejects the key's tokens at once; an active key is replaced",
+    )
+    .argument('<kid>', 'the key to revoke')
+    .requiredOption('--reason <text>', 'why (kept in the audit log)')
+    .option('-y, --yes', 'do not ask for confirmation (required when not on a terminal)')
+    .addHelpText('after', '\nExample:\n  $ keyward keys revoke 3f2a9c --reason "key leaked in CI log" --yes')
+    .action(async (kid: string, opts: { reason: string; yes?: boolean }) => {
+      await withKeyward(globals(), { audit: true }, async (kw) => {
+        const target = kw.keys.list().find((k) => k.kid === kid);
+        if (!target) throw new KeywardError('key_not_found', `no key with kid "${kid.slice(0, 64)}"`);
+        if (target.state === 'revoked') {
+          print(`${kid} was already revoked; nothing changed`);
+          return;
+        }
+        if (!opts.yes) await confirmRevoke(target);
+        const result = await kw.keys.revoke(kid, opts.reason);
+        print(`revoked ${result.revoked}`);
+        if (result.replacement) print(`${result.replacement} is now the active ${target.use} key`);
+      });
+    });
+
+  keys
+    .command('plan')
+    .description(
+      'the next rotations, activations and retirements, and the JWKS after each, as the scheduler decides them',
+    )
+    .option('--days <n>', 'how far ahead', '90')
+    .option('--json', 'print the steps as JSON')
+    .addHelpText(
+      'after',
+      "\nUses the default rotation policy unless --policy FILE gives the app's own.\nExamples:\n  $ keyward keys plan --days 180\n  $ keyward --policy ./rotation.json keys plan --json",
+    )
+    .action(async (opts: { days: string; json?: boolean }) => {
+      const days = Number(opts.days);
+      if (!Number.isFinite(days) || days < 0 || days > 3650) {
+        throw new CliError(
+          'invalid_argument',
+          `--days must be a number from 0 to 3650, got "${opts.days.slice(0, 20)}"`,
+          EXIT.usage,
+        );
+      }
+      await withKeyward(globals(), {}, async (kw) => {
+        const steps = simulateRotation(kw.keys.list(), kw.policy, kw.now(), days);
+        if (opts.json)
+          return printJson(steps.map(({ at, actions, jwksKids }) => ({ at, actions, jwksKids })));
+        const [first, ...rest] = steps;
+        if (first) print(`now ${isoTime(first.at)}: JWKS ${first.jwksKids.join(', ') || '(empty)'}`);
+        for (const step of first?.actions.length ? steps : rest) {
+          for (const action of step.actions) print(`${isoTime(step.at)}  ${describeAction(action)}`);
+          print(`${' '.repeat(isoTime(step.at).length)}  JWKS: ${step.jwksKids.join(', ') || '(empty)'}`);
+        }
+        if (rest.length === 0 && !first?.actions.length) print(`no rotation due in the next ${days} days`);
+      });
+    });
+}
+
+function describeAction(action: RotationAction): string {
+  switch (action.type) {
+    case 'bootstrap':
+      return `bootstrap ${action.use} (${action.alg})`;
+    case 'generate':
+      return `generate ${action.use} ${action.alg}, published now, active from ${isoTime(action.activateAt)}`;
+    case 'activate':
+      return `activate ${action.kid} (${action.use})${action.demote ? `; ${action.demote} verify-only${action.verifyUntil ? ` until ${isoTime(action.verifyUntil)}` : ' until rewrapped'}` : ''}`;
+    case 'retire':
+      return `retire ${action.kid}`;
+  }
+}
+
+async function confirmRevoke(target: KeyRecord): Promise<void> {
+  if (!process.stdin.isTTY || !process.stdout.isTTY) {
+    throw new CliError(
+      'confirmation_required',
+      'refusing to revoke without --yes when not on a terminal',
+      EXIT.usage,
+    );
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await rl.question(
+      `Revoke ${target.state} ${target.use} key ${target.kid}? Every token it signed is rejected at once. Type the kid to confirm: `,
+    );
+    if (answer.trim() !== target.kid)
+      throw new CliError('confirmation_required', 'not confirmed; nothing changed', EXIT.usage);
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,145 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  createKeyward,
+  createRedisStore,
+  createSqliteStore,
+  jsonlFileSink,
+  KeyringRepository,
+  type Keyward,
+  type KeywardOptions,
+  MASTER_KEY_FILE,
+  MasterKey,
+  type RotationPolicyInput,
+  type Store,
+} from '@keyward/core';
+import { CliError, EXIT } from './errors.js';
+
+/** Options every command takes (declared once on the root command). */
+export interface GlobalOptions {
+  /** Embedded store folder; also holds the dev master key and the CLI's audit file. */
+  dir: string;
+  /** Redis URL: use Redis as the store instead of `<dir>/keyward.db`. */
+  redis?: string;
+  /** Key prefix in Redis. */
+  redisPrefix?: string;
+  /** JSON file with the app's rotation policy (as passed to `createKeyward({ rotation })`). */
+  policy?: string;
+}
+
+/** Where the keyring lives, for messages: never the Redis URL, which may carry a password. */
+export function describeStore(g: GlobalOptions): string {
+  return g.redis ? 'the Redis store' : join(g.dir, 'keyward.db');
+}
+
+/** The CLI's own audit file. */
+export function auditFile(g: GlobalOptions): string {
+  return join(g.dir, 'audit.jsonl');
+}
+
+/**
+ * Opens the store. The embedded store must already exist unless `create` (init, restore): a
+ * mistyped `--dir` must not quietly start an empty keyring.
+ */
+export function openStore(g: GlobalOptions, create = false): Store {
+  if (g.redis) {
+    return createRedisStore({ url: g.redis, ...(g.redisPrefix ? { prefix: g.redisPrefix } : {}) });
+  }
+  const path = join(g.dir, 'keyward.db');
+  if (!create && !existsSync(path)) {
+    throw new CliError(
+      'keyring_missing',
+      `no keyring at ${path}: run \`keyward init\` first, or pass --dir or --redis`,
+      EXIT.failure,
+    );
+  }
+  mkdirSync(g.dir, { recursive: true, mode: 0o700 });
+  return createSqliteStore({ path });
+}
+
+/**
+ * The master key from `KEYWARD_MASTER_KEY` or `<dir>/master.key`, or `undefined` when neither is
+ * there (only `init` and `restore` may create one).
+ */
+export function findMasterKey(g: GlobalOptions): { key: MasterKey; source: string } | undefined {
+  const fromEnv = process.env.KEYWARD_MASTER_KEY;
+  if (fromEnv) return { key: MasterKey.parse(fromEnv), source: 'KEYWARD_MASTER_KEY' };
+  const file = join(g.dir, MASTER_KEY_FILE);
+  if (existsSync(file)) return { key: MasterKey.parse(readFileSync(file, 'utf8')), source: file };
+  return undefined;
+}
+
+/** The master key, or a clear error. */
+export function requireMasterKey(g: GlobalOptions): MasterKey {
+  const found = findMasterKey(g);
+  if (!found) {
+    throw new CliError(
+      'master_key_missing',
+      `no master key: set KEYWARD_MASTER_KEY, or run \`keyward init\` to create ${join(g.dir, MASTER_KEY_FILE)}`,
+    );
+  }
+  return found.key;
+}
+
+/** Reads the rotation policy file given with `--policy`. */
+export function readPolicy(g: GlobalOptions): RotationPolicyInput | undefined {
+  if (!g.policy) return undefined;
+  try {
+    return JSON.parse(readFileSync(g.policy, 'utf8')) as RotationPolicyInput;
+  } catch {
+    throw new CliError('invalid_argument', `--policy ${g.policy} is not a readable JSON file`, EXIT.usage);
+  }
+}
+
+/** Options of {@link withKeyward}. */
+export interface WithKeywardOptions {
+  /** Append this command's audit events to `<dir>/audit.jsonl`. Read-only commands leave it off. */
+  audit?: boolean;
+  /** Create the store and keyring when absent (`init` only). */
+  bootstrap?: boolean;
+}
+
+/**
+ * Runs `fn` with a keyward instance on an existing keyring and closes it afterwards. Checks the
+ * keyring exists and was sealed by this master key before anything else happens.
+ */
+export async function withKeyward<T>(
+  g: GlobalOptions,
+  options: WithKeywardOptions,
+  fn: (kw: Keyward, master: MasterKey) => Promise<T>,
+): Promise<T> {
+  const master = requireMasterKey(g);
+  const store = openStore(g, options.bootstrap === true);
+  try {
+    if (!options.bootstrap) await requireKeyring(g, store, master);
+    const { signingAlg, ...rotation } = readPolicy(g) ?? {};
+    if (options.audit) mkdirSync(g.dir, { recursive: true, mode: 0o700 });
+    const kwOptions: KeywardOptions = {
+      store,
+      masterKey: master.exportText(),
+      dir: resolve(g.dir),
+      logger: false,
+      rotation,
+      ...(signingAlg ? { signingAlg } : {}),
+      audit: options.audit ? { sinks: [jsonlFileSink(auditFile(g))] } : false,
+      // The CLI lives for one command; the poll timer must not keep it alive.
+      syncIntervalMs: 60_000,
+    };
+    const kw = await createKeyward(kwOptions);
+    try {
+      return await fn(kw, master);
+    } finally {
+      await kw.close();
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+/** Throws unless a keyring sealed by `master` exists in `store`. */
+export async function requireKeyring(g: GlobalOptions, store: Store, master: MasterKey): Promise<void> {
+  const doc = await new KeyringRepository(store, master).read();
+  if (!doc) {
+    throw new CliError('keyring_missing', `no keyring in ${describeStore(g)}: run \`keyward init\` first`);
+  }
+}
