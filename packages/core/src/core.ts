@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Counter } from 'prom-client';
 import { type AuditLog, createAuditLog } from './audit/log.js';
 import { KeywardError } from './errors.js';
 import { decryptJwt, encryptJwt } from './jwt/jwe.js';
@@ -196,11 +195,10 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
     const swap = (doc: KeyringDocument) => {
       if (doc.generation < keyring.generation) return;
       const advanced = doc.generation > keyring.generation;
-      keyring = new Keyring(
-        [...repo.unseal(doc, unsealed), ...legacy],
-        doc.generation,
-        preferredSigner ? { preferredSigner } : {},
-      );
+      keyring = new Keyring([...repo.unseal(doc, unsealed), ...legacy], doc.generation, {
+        previous: keyring,
+        ...(preferredSigner ? { preferredSigner } : {}),
+      });
       if (advanced) notify({ kind: 'keyring', generation: doc.generation });
     };
     const revocations = new RevocationSet();
@@ -281,20 +279,12 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
     });
     await sync.start();
 
-    const rotationFailures =
-      (metrics.registry.getSingleMetric('keyward_key_rotation_failures_total') as Counter | undefined) ??
-      new Counter({
-        name: 'keyward_key_rotation_failures_total',
-        help: 'Scheduled rotation runs that failed (store unreachable, lock lost, invalid keyring).',
-        labelNames: ['code'],
-        registers: [metrics.registry],
-      });
     const scheduler = createRotationScheduler(
       {
         store,
         service,
         onError(error) {
-          rotationFailures.inc({ code: error.code });
+          metrics.recordRotationFailure(error.code);
           logger.error({ code: error.code }, `keyward scheduled rotation failed: ${error.message}`);
         },
       },

@@ -20,7 +20,9 @@ export {
   type KeywardJwt,
   type KeywardKeys,
   type KeywardRevocations,
+  type KeywardScheduler,
   type KeywardServiceOptions,
+  type KeywardSync,
   type SignOptions,
 } from './keyward.js';
 export * from './metrics/index.js';
@@ -33,5 +35,5 @@ export {
 export * from './secrets/index.js';
 export * from './store/index.js';
 export { RevocationSet } from './sync/revocations.js';
-export { KeyringSync, type SyncStatus } from './sync/sync.js';
+export { KeyringSync, type SyncChange, type SyncStatus } from './sync/sync.js';
 export * from './tokens/index.js';

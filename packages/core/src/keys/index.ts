@@ -16,6 +16,7 @@ export {
 export { type DataKey, type JsonWebKeySet, Keyring, type UnsealedKey } from './keyring.js';
 export {
   EVENTS_CHANNEL,
+  KEYRING_GENERATION_KEY,
   KEYRING_KEY,
   type KeyringDocument,
   KeyringRepository,
@@ -49,6 +50,13 @@ export {
   resolveRotationPolicy,
   validateRotationPolicy,
 } from './rotation-policy.js';
+export {
+  createRotationScheduler,
+  type RotationScheduler,
+  type RotationSchedulerDeps,
+  type RotationSchedulerOptions,
+  type RotationTickResult,
+} from './scheduler.js';
 export { sealKeyMaterial, unsealKeyMaterial } from './seal.js';
 export type {
   EncryptionKey,

@@ -35,6 +35,8 @@ export interface JsonWebKeySet {
 
 interface Entry {
   record: KeyRecord;
+  /** Identity of the unsealed material the objects were built from (never exposed). */
+  material: KeyMaterial;
   secret: KeyObject;
   verify: KeyObject;
   publicJwk?: JWK;
@@ -64,21 +66,27 @@ export class Keyring implements KeyLookup {
   readonly #data: DataKey | undefined;
   readonly #jwks: JsonWebKeySet;
 
-  constructor(keys: readonly UnsealedKey[], generation: number, options: { preferredSigner?: string } = {}) {
+  constructor(
+    keys: readonly UnsealedKey[],
+    generation: number,
+    options: {
+      preferredSigner?: string;
+      /** The snapshot this one replaces: KeyObjects of unchanged keys (same material object) are reused. */
+      previous?: Keyring;
+    } = {},
+  ) {
     this.generation = generation;
     this.#entries = new Map();
+    const previous = options.previous ? options.previous.#entries : undefined;
     for (const { record, material } of keys) {
-      const objects = keyObjectsFor(record.alg, material);
-      const entry: Entry = {
-        record: Object.freeze({ ...record }),
-        secret: objects.secret,
-        verify: objects.verify,
-      };
-      if (!isSymmetric(record.alg)) entry.publicJwk = publicJwk(material);
-      if (record.use === 'data' && typeof material.k === 'string') {
-        entry.fernet = new Fernet(Buffer.from(material.k, 'base64url'));
-      }
+      const before = previous?.get(record.kid);
+      // Building KeyObjects dominates a snapshot swap on large keyrings; unchanged keys reuse them.
+      const entry: Entry =
+        before && before.material === material
+          ? { ...before, record: Object.freeze({ ...record }) }
+          : this.#build(record, material);
       this.#entries.set(record.kid, entry);
+      const objects = entry;
       if (record.use === 'sig' && record.state !== 'retired') {
         this.#verification.set(record.kid, {
           kid: record.kid,
@@ -106,6 +114,21 @@ export class Keyring implements KeyLookup {
         .sort((a, b) => stateOrder(a.record.state) - stateOrder(b.record.state))
         .map((e) => ({ ...e.publicJwk, kid: e.record.kid, alg: e.record.alg, use: 'sig' })),
     };
+  }
+
+  #build(record: KeyRecord, material: KeyMaterial): Entry {
+    const objects = keyObjectsFor(record.alg, material);
+    const entry: Entry = {
+      record: Object.freeze({ ...record }),
+      material,
+      secret: objects.secret,
+      verify: objects.verify,
+    };
+    if (!isSymmetric(record.alg)) entry.publicJwk = publicJwk(material);
+    if (record.use === 'data' && typeof material.k === 'string') {
+      entry.fernet = new Fernet(Buffer.from(material.k, 'base64url'));
+    }
+    return entry;
   }
 
   #active(use: KeyUse): Entry | undefined {

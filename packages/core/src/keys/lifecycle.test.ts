@@ -189,6 +189,8 @@ describe('rotateNow', () => {
         origin: 'generated',
         createdAt: now,
         activatedAt: now,
+        // keeps the replaced key's due time (T0 + the 90-day period)
+        rotateAt: T0 + 90 * DAY,
       },
     ]);
     expect(checkKeyringInvariants(next)).toEqual([]);
@@ -287,5 +289,33 @@ describe('earliestPending and createKeyRecord', () => {
       createdAt: 5,
       activatedAt: 9,
     });
+  });
+});
+
+describe('on-demand rotation and the schedule', () => {
+  it('does not move the schedule: the new key inherits the due time of the key it replaced', async () => {
+    const { resolveRotationPolicy } = await import('./rotation-policy.js');
+    const { planRotation } = await import('./rotation-plan.js');
+    const policy = resolveRotationPolicy({ sigRotateEvery: '90d', publishLead: '1d', uses: ['sig'] });
+    const day = 86_400_000;
+    const t0 = Date.UTC(2026, 0, 1);
+    const start = [
+      {
+        kid: 'a',
+        use: 'sig',
+        alg: 'EdDSA',
+        state: 'active',
+        origin: 'generated',
+        createdAt: t0,
+        activatedAt: t0,
+      },
+    ] as const;
+    const rotated = rotateNow([...start], 'sig', { policy, now: t0 + 30 * day, newKid: () => 'b' });
+    const b = rotated.find((k) => k.kid === 'b');
+    expect(b).toMatchObject({ state: 'active', activatedAt: t0 + 30 * day, rotateAt: t0 + 90 * day });
+    // The next scheduled key is generated a publish lead before day 90, not day 120.
+    const generates = (at: number) => planRotation(rotated, policy, at).filter((a) => a.type === 'generate');
+    expect(generates(t0 + 88 * day)).toEqual([]);
+    expect(generates(t0 + 89 * day)).toMatchObject([{ type: 'generate', use: 'sig' }]);
   });
 });

@@ -1,5 +1,5 @@
 import { KeywardError } from '../errors.js';
-import { algorithmFor, computeVerifyUntil, type RotationPolicy } from './rotation-policy.js';
+import { algorithmFor, computeVerifyUntil, type RotationPolicy, rotationPeriod } from './rotation-policy.js';
 import type { KeyAlgorithm, KeyRecord, KeyState, KeyUse } from './types.js';
 
 /** Position of each state in the forward order; `revoked` is final and reachable from anywhere. */
@@ -227,10 +227,15 @@ export interface OnDemandOptions {
 export function rotateNow(keys: readonly KeyRecord[], use: KeyUse, options: OnDemandOptions): KeyRecord[] {
   const { policy, now } = options;
   const verifyUntil = use === 'data' ? undefined : computeVerifyUntil(now, policy);
-  const next = keys.map((k) =>
-    k.use === use && k.state === 'active' ? transition(k, 'retiring', now, { verifyUntil }) : k,
-  );
-  return promoteReplacement(next, use, options);
+  const previous = keys.find((k) => k.use === use && k.state === 'active');
+  const next = keys.map((k) => (k === previous ? transition(k, 'retiring', now, { verifyUntil }) : k));
+  const promoted = promoteReplacement(next, use, options);
+  if (previous === undefined) return promoted;
+  // An on-demand rotation does not move the schedule: the new key inherits the due time of the
+  // key it replaced, so scheduled rotations keep their cadence.
+  const rotateAt =
+    previous.rotateAt ?? (previous.activatedAt ?? previous.createdAt) + rotationPeriod(policy, use);
+  return promoted.map((k) => (k.use === use && k.state === 'active' ? { ...k, rotateAt } : k));
 }
 
 /**

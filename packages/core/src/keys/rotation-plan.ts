@@ -64,7 +64,8 @@ export function planRotation(
       }
       continue;
     }
-    const rotateAt = (active.activatedAt ?? active.createdAt) + rotationPeriod(policy, use);
+    const rotateAt =
+      active.rotateAt ?? (active.activatedAt ?? active.createdAt) + rotationPeriod(policy, use);
     if (now >= rotateAt - policy.publishLead) {
       const activateAt = Math.max(now + policy.publishLead, rotateAt);
       actions.push({ type: 'generate', use, alg: algorithmFor(use, policy), activateAt });

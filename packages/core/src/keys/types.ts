@@ -28,6 +28,11 @@ export interface KeyRecord {
   createdAt: number;
   /** When it started (or will start) signing / encrypting. */
   activatedAt?: number;
+  /**
+   * When the schedule rotates this key, if not `activatedAt` + the rotation period: set when an
+   * on-demand rotation replaced a key, so the schedule keeps its cadence.
+   */
+  rotateAt?: number;
   /** When it stopped signing and became verify-only. */
   retiringAt?: number;
   /** Last instant a token signed by it may still verify (signing keys). */

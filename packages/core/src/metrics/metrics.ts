@@ -61,6 +61,8 @@ export interface KeywardMetrics {
   recordRefresh(): void;
   recordReuseDetected(): void;
   recordRotation(type: 'scheduled' | 'on_demand' | 'emergency'): void;
+  /** A scheduled rotation run that failed, by error code (store unreachable, lock lost…). */
+  recordRotationFailure(code: string): void;
   recordRevocation(level: 'key' | 'token' | 'family' | 'subject'): void;
   recordSyncLag(lagMs: number): void;
   /** The current key records; `keys` and `key_age_seconds` are computed from them at scrape time. */
@@ -165,6 +167,12 @@ export function createKeywardMetrics(options: KeywardMetricsOptions = {}): Keywa
     labelNames: ['type'],
     registers,
   });
+  const rotationFailures = new Counter({
+    name: `${prefix}key_rotation_failures_total`,
+    help: 'Scheduled rotation runs that failed (store unreachable, lock lost, invalid keyring), by code',
+    labelNames: ['code'],
+    registers,
+  });
   const revocations = new Counter({
     name: `${prefix}revocations_total`,
     help: 'Revocations, by level',
@@ -226,6 +234,7 @@ export function createKeywardMetrics(options: KeywardMetricsOptions = {}): Keywa
     recordRefresh: () => refreshes.inc(),
     recordReuseDetected: () => reuse.inc(),
     recordRotation: (type) => rotations.inc({ type }),
+    recordRotationFailure: (code) => rotationFailures.inc({ code }),
     recordRevocation: (level) => revocations.inc({ level }),
     recordSyncLag(lagMs) {
       if (Number.isFinite(lagMs) && lagMs >= 0) syncLag.observe(lagMs / 1000);
