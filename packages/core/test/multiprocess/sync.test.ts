@@ -168,7 +168,8 @@ describeWithRedis('several processes on one Redis', () => {
       (e) => e.event === 'applied' && (e.change as { generation?: number }).generation === generation,
       5000,
     );
-    expect((applied.t as number) - committedAt).toBeLessThanOrEqual(POLL_MS * 1.5 + 100);
+    // One poll interval plus scheduling slack on a loaded 2-core CI machine.
+    expect((applied.t as number) - committedAt).toBeLessThanOrEqual(POLL_MS * 2 + 250);
   });
 });
 
