@@ -319,7 +319,11 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
               `expiresInSec (${ttl}) must be positive and at most the policy's maxTokenTtl (${policy.maxTokenTtl / 1000}s), so no token outlives its key`,
             );
           }
-          const iat = Math.floor(now() / 1000);
+          let iat = Math.floor(now() / 1000);
+          // iat has whole seconds, and a subject's not-before revokes tokens issued in its second;
+          // a token issued after "logout everywhere" in that same second is dated one second on.
+          const notBefore = typeof claims.sub === 'string' ? revocations.subjectNotBefore(claims.sub) : undefined;
+          if (notBefore !== undefined && iat * 1000 <= notBefore) iat = Math.floor(notBefore / 1000) + 1;
           const key = keyring.signingKey();
           // A token never outlives its key's window: with a snapshot that already knows the signer
           // is retiring, exp is clamped to verifyUntil (refused when nothing would be left).

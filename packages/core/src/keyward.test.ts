@@ -244,6 +244,18 @@ describe('rotation and revocation', () => {
     await a.sync.refresh();
     expect(codeOf(() => a.jwt.verify(t2))).toBe('token_revoked');
   });
+
+  it('revokes tokens issued in the same second before "logout everywhere", not those issued after', async () => {
+    const clock = { now: Date.UTC(2026, 0, 1, 0, 0, 0, 100) };
+    const kw = await make(createMemoryStore(), { now: () => clock.now });
+    const before = kw.jwt.sign({ sub: 'carol' });
+    clock.now += 300; // same second
+    await kw.revocations.revokeSubject('carol');
+    clock.now += 300; // still the same second
+    const after = kw.jwt.sign({ sub: 'carol' });
+    expect(codeOf(() => kw.jwt.verify(before))).toBe('token_revoked');
+    expect(kw.jwt.verify(after).payload.sub).toBe('carol');
+  });
 });
 
 describe('embedded SQLite store', () => {

@@ -40,6 +40,11 @@ export class RevocationSet {
     return undefined;
   }
 
+  /** The subject's not-before (epoch ms) from "logout everywhere", if any. */
+  subjectNotBefore(sub: string): number | undefined {
+    return this.#subjects.size > 0 ? this.#subjects.get(sub) : undefined;
+  }
+
   /** Drops jti entries whose tokens have expired anyway. */
   prune(now: number): void {
     for (const [jti, until] of this.#jti) if (until <= now) this.#jti.delete(jti);
