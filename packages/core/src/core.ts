@@ -17,6 +17,7 @@ import { loadMasterKey } from './keys/master-key.js';
 import { type RotationPolicy, resolveRotationPolicy } from './keys/rotation-policy.js';
 import { createRotationScheduler, type RotationTickResult } from './keys/scheduler.js';
 import type { KeyRecord } from './keys/types.js';
+import { type Alerts, createAlerts } from './metrics/alerts.js';
 import { createKeywardMetrics, type KeywardMetrics } from './metrics/metrics.js';
 import type { KeywardLogger, KeywardOptions } from './options.js';
 import { createRedisStore } from './store/redis.js';
@@ -116,6 +117,8 @@ export interface KeywardCore {
   readonly audit: AuditLog;
   /** Prometheus metrics. */
   readonly metrics: KeywardMetrics;
+  /** Alerts, when the `alerts` option is set (evaluated on a timer; `evaluate()` runs it now). */
+  readonly alerts: Alerts | undefined;
   /** Clock (epoch ms) every part uses. */
   readonly now: () => number;
   /** Options the instance was created with (issuer, audience, token lifetime…), without the master key and JWT secret. */
@@ -219,6 +222,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       ? options.audit
       : createAuditLog({ now, ...(options.audit === false ? { sinks: [] } : (options.audit ?? {})) });
     const metrics = options.metrics ?? createKeywardMetrics();
+    const alerts = options.alerts ? createAlerts({ now, ...options.alerts }) : undefined;
     metrics.observeAudit(audit);
     const operator = { type: 'operator' as const };
     const rotationJob = { type: 'scheduler' as const, id: 'rotation' };
@@ -274,6 +278,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       onError: (error) => logger.warn({ code: error.code }, `keyward sync: ${error.message}`),
       onApplied: (_kind, lagMs) => {
         if (lagMs !== undefined) metrics.recordSyncLag(lagMs);
+        if (lagMs !== undefined) alerts?.recordSyncLag(lagMs);
       },
       onRevocations: notify,
     });
@@ -285,6 +290,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         service,
         onError(error) {
           metrics.recordRotationFailure(error.code);
+          alerts?.recordRotationFailure();
           logger.error({ code: error.code }, `keyward scheduled rotation failed: ${error.message}`);
         },
       },
@@ -297,6 +303,24 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       if (generation === revocations.generation + 1) revocations.generation = generation;
       notify({ kind: 'revocation', revocation: event });
     };
+    const verify = (token: string, overrides?: JwtVerifyOverrides) => {
+      try {
+        const verified = verifier.verify(token, overrides);
+        metrics.recordVerify(verified.kid);
+        return verified;
+      } catch (err) {
+        metrics.recordReject(err instanceof KeywardError ? err.code : 'internal_error');
+        throw err;
+      }
+    };
+    let alertTimer: NodeJS.Timeout | undefined;
+    if (alerts) {
+      alertTimer = setInterval(
+        () => alerts.evaluate(),
+        Math.max(1000, Math.floor((options.alerts?.windowMs ?? 60_000) / 6)),
+      );
+      alertTimer.unref();
+    }
     let closed = false;
     const closers: Array<() => Promise<void> | void> = [];
     return {
@@ -305,6 +329,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       logger,
       audit,
       metrics,
+      alerts,
       now,
       options: publicOptions(options, accessTokenTtlSec),
       onClose(fn) {
@@ -322,7 +347,8 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
           let iat = Math.floor(now() / 1000);
           // iat has whole seconds, and a subject's not-before revokes tokens issued in its second;
           // a token issued after "logout everywhere" in that same second is dated one second on.
-          const notBefore = typeof claims.sub === 'string' ? revocations.subjectNotBefore(claims.sub) : undefined;
+          const notBefore =
+            typeof claims.sub === 'string' ? revocations.subjectNotBefore(claims.sub) : undefined;
           if (notBefore !== undefined && iat * 1000 <= notBefore) iat = Math.floor(notBefore / 1000) + 1;
           const key = keyring.signingKey();
           // A token never outlives its key's window: with a snapshot that already knows the signer
@@ -343,16 +369,19 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
           if (payload.jti === undefined) payload.jti = randomBytes(16).toString('base64url');
           return signJwt(key, payload, { typ: signOptions.typ ?? 'at+jwt' });
         },
-        verify(token, overrides) {
-          try {
-            const verified = verifier.verify(token, overrides);
-            metrics.recordVerify(verified.kid);
-            return verified;
-          } catch (err) {
-            metrics.recordReject(err instanceof KeywardError ? err.code : 'internal_error');
-            throw err;
-          }
-        },
+        verify: alerts
+          ? (token, overrides) => {
+              const started = performance.now();
+              try {
+                const verified = verify(token, overrides);
+                alerts.recordVerify(true, performance.now() - started);
+                return verified;
+              } catch (err) {
+                alerts.recordVerify(false, performance.now() - started);
+                throw err;
+              }
+            }
+          : verify,
         encrypt: (claims, encOptions = {}) =>
           encryptJwt(keyring.encryptionKey(), claims, {
             expiresInSec: encOptions.expiresInSec ?? accessTokenTtlSec,
@@ -409,10 +438,12 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       async close() {
         if (closed) return;
         closed = true;
+        if (alertTimer) clearInterval(alertTimer);
         await scheduler.stop();
         for (const fn of closers.reverse()) await fn();
         await sync.stop();
         await audit.close();
+        await alerts?.flush();
         if (ownsStore) await store.close();
       },
     };

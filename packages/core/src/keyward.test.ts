@@ -284,3 +284,24 @@ describe('embedded SQLite store', () => {
     expect(statSync(join(dir, 'master.key')).mode & 0o777).toBe(0o600);
   });
 });
+
+describe('alerts', () => {
+  it('fires the verification-failure alert once per window from real verifications', async () => {
+    const fired: string[] = [];
+    const clock = { now: Date.UTC(2026, 0, 1) };
+    const kw = await make(createMemoryStore(), {
+      now: () => clock.now,
+      alerts: { onAlert: (alert) => fired.push(alert.name), windowMs: 60_000 },
+    });
+    const good = kw.jwt.sign({ sub: 'a' });
+    for (let i = 0; i < 150; i++) kw.jwt.verify(good);
+    for (let i = 0; i < 10; i++) codeOf(() => kw.jwt.verify(`${good}x`));
+    expect(kw.alerts?.evaluate().map((a) => a.name)).toEqual(['verify_failure_rate']);
+    for (let i = 0; i < 10; i++) codeOf(() => kw.jwt.verify(`${good}y`));
+    expect(kw.alerts?.evaluate()).toEqual([]); // at most once per window
+    clock.now += 61_000;
+    for (let i = 0; i < 150; i++) kw.jwt.verify(good);
+    expect(kw.alerts?.evaluate()).toEqual([]); // a healthy window fires nothing
+    expect(fired).toEqual(['verify_failure_rate']);
+  });
+});

@@ -2,6 +2,7 @@ import type { AuditLog, AuditLogOptions } from './audit/log.js';
 import { KeywardError } from './errors.js';
 import type { RotationPolicyInput } from './keys/rotation-policy.js';
 import type { SigningAlgorithm } from './keys/types.js';
+import type { AlertsOptions } from './metrics/alerts.js';
 import type { KeywardMetrics } from './metrics/metrics.js';
 import type { Store } from './store/types.js';
 
@@ -61,6 +62,11 @@ export interface KeywardOptions {
   audit?: AuditLog | AuditLogOptions | false;
   /** Metrics (prom-client). Default: a new set on a new registry. */
   metrics?: KeywardMetrics;
+  /**
+   * Alerts (verify failure rate > 1 %, verify latency > 100 ms, sync lag > 5 s, rotation failures),
+   * each fired at most once per window to `onAlert` and / or a webhook. Off unless given.
+   */
+  alerts?: AlertsOptions;
   /** Clock (epoch ms), for tests. */
   now?: () => number;
 }
