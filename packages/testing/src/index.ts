@@ -6,5 +6,5 @@ export {
   type RunningApp,
   startExampleProcess,
 } from './adapter-contract.js';
-export { describeWithRedis, redisTestUrl, uniquePrefix } from './redis.js';
+export { describeWithRedis, dropRedisPrefix, redisTestUrl, uniquePrefix } from './redis.js';
 export { describeStoreContract, type StoreContractFactory } from './store-contract.js';

@@ -24,3 +24,31 @@ export const describeWithRedis: typeof describe = (
 export function uniquePrefix(label: string): string {
   return `kwtest:${label}:${randomBytes(4).toString('hex')}:`;
 }
+
+/**
+ * Deletes every Redis key under `prefix` (SCAN + DEL, never FLUSHALL or KEYS), so a test file
+ * leaves the shared server as it found it. A server that is already gone is ignored.
+ *
+ * @example
+ * ```ts
+ * afterAll(() => dropRedisPrefix(url, prefix))
+ * ```
+ */
+export async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const admin = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  try {
+    await admin.connect();
+    const pattern = `${prefix.replace(/[\\*?[\]]/g, '\\$&')}*`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      if (keys.length > 0) await admin.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } catch {
+    // a dedicated server that is gone already holds nothing to clean
+  } finally {
+    admin.disconnect();
+  }
+}

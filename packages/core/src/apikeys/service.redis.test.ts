@@ -1,6 +1,10 @@
-import { Redis } from 'ioredis';
 import { afterAll, expect, it, vi } from 'vitest';
-import { describeWithRedis, redisTestUrl, uniquePrefix } from '../../../testing/src/redis.js';
+import {
+  describeWithRedis,
+  dropRedisPrefix,
+  redisTestUrl,
+  uniquePrefix,
+} from '../../../testing/src/redis.js';
 import { KeywardError } from '../errors.js';
 import { MasterKey } from '../keys/master-key.js';
 import type { KeywardCore } from '../keyward.js';
@@ -18,20 +22,7 @@ describeWithRedis('API keys on Redis', () => {
   afterAll(async () => {
     await Promise.all(cores.map((c) => c.close()));
     await Promise.all(stores.map((s) => s.close()));
-    const admin = new Redis(url);
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(
-        cursor,
-        'MATCH',
-        `${prefix.replace(/[\\*?[\]]/g, '\\$&')}*`,
-        'COUNT',
-        1000,
-      );
-      if (keys.length > 0) await admin.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    await admin.quit();
+    await dropRedisPrefix(url, prefix);
   });
 
   it('a key revoked on A is rejected on B (its own connection), though B had it cached', async () => {

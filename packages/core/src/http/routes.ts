@@ -7,7 +7,6 @@ import type { KeywardCore } from '../keyward.js';
 import type { SecretService } from '../secrets/types.js';
 import type { TokenService } from '../tokens/types.js';
 import type { Authenticator } from './authenticate.js';
-import { requireScopes } from './authenticate.js';
 import type { HeaderBag } from './credentials.js';
 import { invalidRequest, toHttpProblem } from './errors.js';
 import type { Principal } from './principal.js';

@@ -3,9 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeWithRedis, redisTestUrl, uniquePrefix } from '../../../testing/src/redis.js';
+import {
+  describeWithRedis,
+  dropRedisPrefix,
+  redisTestUrl,
+  uniquePrefix,
+} from '../../../testing/src/redis.js';
 import { createKeywardCore } from '../core.js';
 import { MasterKey } from '../keys/master-key.js';
 import { createRedisStore } from '../store/redis.js';
@@ -91,22 +95,7 @@ describe('IdP refresh across processes (sqlite)', () => {
 describeWithRedis('IdP refresh across processes (redis)', () => {
   const prefix = `{${uniquePrefix('idp')}}:`;
   afterAll(async () => {
-    const client = new Redis(redisTestUrl()!);
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await client.scan(
-        cursor,
-        'MATCH',
-        `${prefix.replace(/[\\*?[\]]/g, '\\$&')}*`,
-        'COUNT',
-        500,
-      );
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    if (keys.length) await client.del(...keys);
-    await client.quit();
+    await dropRedisPrefix(redisTestUrl()!, prefix);
   });
 
   it(`${PROCESSES} processes × 15 concurrent callers: exactly one refresh call`, async () => {

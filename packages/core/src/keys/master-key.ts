@@ -32,7 +32,7 @@ export class MasterKey {
   /** Parses a Fernet-format key (url-safe base64 of 32 bytes, padding optional). */
   static parse(text: string): MasterKey {
     const bytes = fromBase64Url(text.trim());
-    if (!bytes || bytes.length !== 32) {
+    if (bytes?.length !== 32) {
       throw new KeywardError(
         'master_key_invalid',
         'KEYWARD_MASTER_KEY must be a Fernet key: url-safe base64 of 32 bytes (generate one with `keyward init` or `keyward fernet generate-key`)',

@@ -4,7 +4,12 @@ import { createServer } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeWithRedis, redisTestUrl, uniquePrefix } from '../../../testing/src/redis.js';
+import {
+  describeWithRedis,
+  dropRedisPrefix,
+  redisTestUrl,
+  uniquePrefix,
+} from '../../../testing/src/redis.js';
 import { describeStoreContract } from '../../../testing/src/store-contract.js';
 import { createRedisStore } from './redis.js';
 
@@ -13,21 +18,8 @@ const filePrefix = uniquePrefix('store');
 let current = '';
 let n = 0;
 
-async function dropPrefix(prefix: string): Promise<void> {
-  const admin = new Redis(url);
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(
-      cursor,
-      'MATCH',
-      `${prefix.replace(/[\\*?[\]]/g, '\\$&')}*`,
-      'COUNT',
-      1000,
-    );
-    if (keys.length > 0) await admin.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  await admin.quit();
+function dropPrefix(prefix: string): Promise<void> {
+  return dropRedisPrefix(url, prefix);
 }
 
 describeWithRedis('redis', () => {

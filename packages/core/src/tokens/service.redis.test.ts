@@ -1,6 +1,10 @@
-import { Redis } from 'ioredis';
 import { afterAll, afterEach, expect, it, vi } from 'vitest';
-import { describeWithRedis, redisTestUrl, uniquePrefix } from '../../../testing/src/redis.js';
+import {
+  describeWithRedis,
+  dropRedisPrefix,
+  redisTestUrl,
+  uniquePrefix,
+} from '../../../testing/src/redis.js';
 import { createKeywardCore, type KeywardCore } from '../core.js';
 import { MasterKey } from '../keys/master-key.js';
 import { createRedisStore } from '../store/redis.js';
@@ -33,20 +37,7 @@ describeWithRedis('token service on redis', () => {
     );
   });
   afterAll(async () => {
-    const admin = new Redis(url);
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(
-        cursor,
-        'MATCH',
-        `${prefix.replace(/[\\*?[\]]/g, '\\$&')}*`,
-        'COUNT',
-        1000,
-      );
-      if (keys.length > 0) await admin.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    await admin.quit();
+    await dropRedisPrefix(url, prefix);
   });
 
   it('concurrent refreshes of one token on two instances mint one successor', async () => {

@@ -6,7 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, expect, it } from 'vitest';
-import { describeWithRedis, redisTestUrl, uniquePrefix } from '../../../testing/src/redis.js';
+import {
+  describeWithRedis,
+  dropRedisPrefix,
+  redisTestUrl,
+  uniquePrefix,
+} from '../../../testing/src/redis.js';
 import { KEYRING_KEY, type KeyringDocument } from '../../src/keys/keyring-store.js';
 import { checkKeyringInvariants } from '../../src/keys/lifecycle.js';
 import { MasterKey } from '../../src/keys/master-key.js';
@@ -49,26 +54,8 @@ async function storedKeyring(redisUrl: string, prefix: string): Promise<KeyringD
   }
 }
 
-async function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
-  const admin = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(
-        cursor,
-        'MATCH',
-        `${prefix.replace(/[\\*?[\]]/g, '\\$&')}*`,
-        'COUNT',
-        1000,
-      );
-      if (keys.length > 0) await admin.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } catch {
-    // a dedicated server that is gone already holds nothing to clean
-  } finally {
-    admin.disconnect();
-  }
+function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
+  return dropRedisPrefix(redisUrl, prefix);
 }
 
 const verifies = (app: App, token: string) => app.call<string>('verify', { token });
