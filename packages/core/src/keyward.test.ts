@@ -305,3 +305,16 @@ describe('alerts', () => {
     expect(fired).toEqual(['verify_failure_rate']);
   });
 });
+
+describe('metrics', () => {
+  it('counts verifications per kid and samples verify latency', async () => {
+    const kw = await make(createMemoryStore());
+    const token = kw.jwt.sign({ sub: 'a' });
+    for (let i = 0; i < 64; i++) kw.jwt.verify(token);
+    codeOf(() => kw.jwt.verify('garbage'));
+    const text = await kw.metrics.text();
+    expect(text).toMatch(/keyward_tokens_verified_total\{via="jwt"\} 64/);
+    expect(text).toMatch(/keyward_verify_duration_seconds_count 4\b/);
+    expect(text).toMatch(/keyward_tokens_rejected_total\{reason="token_malformed"\} 1/);
+  });
+});

@@ -138,3 +138,46 @@ export function invalidBody(failure: BodyFailure): KeywardError {
 export function invalidRequest(message: string): KeywardError {
   return new KeywardError('invalid_request', message);
 }
+
+/** body-parser's (Express) and Fastify's parser error identifiers, mapped to body failures. */
+const PARSER_FAILURES: Record<string, BodyFailure> = {
+  // body-parser `type`
+  'entity.parse.failed': 'malformed',
+  'entity.too.large': 'too_large',
+  'encoding.unsupported': 'unsupported_type',
+  'charset.unsupported': 'unsupported_type',
+  // Fastify `code`
+  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_type',
+};
+
+/**
+ * Why a framework's body parser refused a request — body-parser (Express, NestJS on Express)
+ * errors by `type`, Fastify's (also NestJS on Fastify) by `code` — or `undefined` when `err` is
+ * not a parser 4xx. Any other parser 4xx is `unreadable`.
+ *
+ * @example
+ * ```ts
+ * const failure = bodyFailureOf(err)
+ * if (failure) return send(problemResponse(invalidBody(failure)))
+ * ```
+ */
+export function bodyFailureOf(err: unknown): BodyFailure | undefined {
+  const e = err as
+    | { type?: unknown; code?: unknown; status?: unknown; statusCode?: unknown }
+    | null
+    | undefined;
+  if (typeof e !== 'object' || e === null) return undefined;
+  const status =
+    typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 0;
+  const id =
+    typeof e.type === 'string'
+      ? e.type
+      : typeof e.code === 'string' && e.code.startsWith('FST_ERR_CTP_')
+        ? e.code
+        : undefined;
+  if (id === undefined) return undefined;
+  return PARSER_FAILURES[id] ?? (status >= 400 && status < 500 ? 'unreadable' : undefined);
+}

@@ -18,7 +18,14 @@ export {
   extractCredential,
   type HeaderBag,
 } from './credentials.js';
-export { type BodyFailure, type HttpProblem, invalidBody, invalidRequest, toHttpProblem } from './errors.js';
+export {
+  type BodyFailure,
+  bodyFailureOf,
+  type HttpProblem,
+  invalidBody,
+  invalidRequest,
+  toHttpProblem,
+} from './errors.js';
 export { type KeywardClaims, type Principal, principalFromApiKey, principalFromJwt } from './principal.js';
 export {
   type DeniedHook,
