@@ -1,6 +1,6 @@
 import { isKeywardError } from '@keyward/core';
 import type { HttpProblem, HttpResponse } from '@keyward/core/http';
-import { invalidBody, problemResponse } from '@keyward/core/http';
+import { bodyFailureOf, invalidBody, problemResponse } from '@keyward/core/http';
 import type { ErrorRequestHandler, Response } from 'express';
 
 /**
@@ -50,21 +50,11 @@ export function send(res: Response, answer: HttpResponse): void {
   else res.json(answer.body);
 }
 
-/** body-parser's error `type`s, mapped to core's body failures; any other 4xx parser error is `unreadable`. */
-const BODY_FAILURES: Record<string, Parameters<typeof invalidBody>[0]> = {
-  'entity.parse.failed': 'malformed',
-  'entity.too.large': 'too_large',
-  'encoding.unsupported': 'unsupported_type',
-  'charset.unsupported': 'unsupported_type',
-};
-
 /** The keyward error behind `err`, or `undefined` when it is none of ours (nor a body-parser 4xx). */
 export function keywardErrorOf(err: unknown): unknown {
   if (err instanceof UnauthorizedError) return err.inner;
-  const e = err as { type?: unknown; status?: unknown } | null | undefined;
-  if (typeof e?.type === 'string' && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
-    return invalidBody(BODY_FAILURES[e.type] ?? 'unreadable');
-  }
+  const failure = bodyFailureOf(err);
+  if (failure) return invalidBody(failure);
   if (isKeywardError(err)) return err;
   return undefined;
 }

@@ -1,7 +1,7 @@
 import createError from '@fastify/error';
 import { isKeywardError } from '@keyward/core';
-import type { BodyFailure, DeniedHook, HttpProblem, HttpResponse } from '@keyward/core/http';
-import { invalidBody, problemResponse, toHttpProblem } from '@keyward/core/http';
+import type { DeniedHook, HttpProblem, HttpResponse } from '@keyward/core/http';
+import { bodyFailureOf, invalidBody, problemResponse, toHttpProblem } from '@keyward/core/http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 const FastifyKeywardError = createError<[message: string, options: { cause: unknown }]>(
@@ -44,24 +44,6 @@ export function toFastifyError(err: unknown, onDenied?: DeniedHook): unknown {
   const problem = toHttpProblem(err);
   if (problem.status === 401 || problem.status === 403) onDenied?.(problem.error, problem.status);
   return new KeywardFastifyError(problem, err);
-}
-
-const BODY_FAILURES: Record<string, BodyFailure> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'too_large',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_type',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed',
-  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed',
-};
-
-/** Why Fastify's body parsing refused the request, or `undefined` when `err` is not a parser error. */
-function bodyFailureOf(err: FastifyError): BodyFailure | undefined {
-  const code = typeof err.code === 'string' ? err.code : '';
-  const status = err.statusCode ?? 0;
-  // Any other 4xx of the parser (content-length mismatch…) is a request we could not read.
-  return (
-    BODY_FAILURES[code] ??
-    (code.startsWith('FST_ERR_CTP_') && status >= 400 && status < 500 ? 'unreadable' : undefined)
-  );
 }
 
 /** Writes a framework-neutral response from core onto a Fastify reply. */

@@ -1,5 +1,6 @@
 import { isKeywardError } from '@keyward/core';
 import {
+  bodyFailureOf,
   type HttpResponse,
   invalidBody,
   invalidRequest,
@@ -37,19 +38,6 @@ export function toHttpException(err: unknown): unknown {
   return new HttpException(body, problem.status, { cause: err });
 }
 
-const FASTIFY_BODY_FAILURES: Record<string, Parameters<typeof invalidBody>[0]> = {
-  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed',
-  FST_ERR_CTP_BODY_TOO_LARGE: 'too_large',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_type',
-};
-const EXPRESS_BODY_FAILURES: Record<string, Parameters<typeof invalidBody>[0]> = {
-  'entity.parse.failed': 'malformed',
-  'entity.too.large': 'too_large',
-  'encoding.unsupported': 'unsupported_type',
-  'charset.unsupported': 'unsupported_type',
-};
-
 /**
  * The keyward error behind an exception: a `KeywardError`, one wrapped by {@link toHttpException},
  * or a 4xx of the platform's body parser (Nest wraps those in an `HttpException` with the parser's
@@ -64,12 +52,10 @@ const EXPRESS_BODY_FAILURES: Record<string, Parameters<typeof invalidBody>[0]> =
 export function keywardErrorOf(exception: unknown): unknown {
   if (isKeywardError(exception)) return exception;
   if (!(exception instanceof HttpException) || exception.getStatus() >= 500) return undefined;
-  const cause = exception.cause as { code?: unknown; type?: unknown } | undefined;
+  const cause = exception.cause;
   if (isKeywardError(cause)) return cause;
-  if (typeof cause?.code === 'string' && cause.code.startsWith('FST_ERR_CTP_')) {
-    return invalidBody(FASTIFY_BODY_FAILURES[cause.code] ?? 'unreadable');
-  }
-  if (typeof cause?.type === 'string') return invalidBody(EXPRESS_BODY_FAILURES[cause.type] ?? 'unreadable');
+  const failure = bodyFailureOf(cause);
+  if (failure) return invalidBody(failure);
   if (cause instanceof URIError) return invalidRequest('the request path is malformed');
   return undefined;
 }
