@@ -169,7 +169,10 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
   const store =
     options.store ??
     (options.redisUrl
-      ? createRedisStore({ url: options.redisUrl })
+      ? createRedisStore({
+          url: options.redisUrl,
+          ...(options.redisPrefix ? { prefix: options.redisPrefix } : {}),
+        })
       : createSqliteStore({ path: join(dir, 'keyward.db') }));
 
   try {

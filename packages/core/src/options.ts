@@ -26,6 +26,11 @@ export interface KeywardOptions {
   store?: Store;
   /** Use Redis (`redis://…`, `rediss://…`) as store and sync bus; keyward opens and closes the connection. */
   redisUrl?: string;
+  /**
+   * Key prefix in Redis, so several apps share one server. Put a `{hash tag}` in it for Redis
+   * Cluster. Default `{keyward}:`.
+   */
+  redisPrefix?: string;
   /** Folder of the embedded store and, in development, of the generated master key file. Default `./.keyward`. */
   dir?: string;
   /** Master key (Fernet format). Default: `KEYWARD_MASTER_KEY`, then `<dir>/master.key` (generated with a warning). */
@@ -74,6 +79,7 @@ export interface KeywardOptions {
 /** The environment variables of the HTTP contract that configure keyward. */
 export interface KeywardEnvironment {
   REDIS_URL?: string | undefined;
+  KEYWARD_REDIS_PREFIX?: string | undefined;
   KEYWARD_DIR?: string | undefined;
   KEYWARD_MASTER_KEY?: string | undefined;
   JWT_SECRET?: string | undefined;
@@ -84,7 +90,7 @@ export interface KeywardEnvironment {
 }
 
 /**
- * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
+ * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
  * `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_LEGACY_SIGNING`,
  * `KEYWARD_SIGNING_ALG`).
  *
@@ -96,6 +102,7 @@ export interface KeywardEnvironment {
 export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): KeywardOptions {
   const options: KeywardOptions = { dir: env.KEYWARD_DIR || './.keyward' };
   if (env.REDIS_URL) options.redisUrl = env.REDIS_URL;
+  if (env.KEYWARD_REDIS_PREFIX) options.redisPrefix = env.KEYWARD_REDIS_PREFIX;
   if (env.KEYWARD_MASTER_KEY) options.masterKey = env.KEYWARD_MASTER_KEY;
   if (env.JWT_SECRET) options.jwtSecret = env.JWT_SECRET;
   if (env.KEYWARD_ISSUER) options.issuer = env.KEYWARD_ISSUER;
