@@ -1,0 +1,59 @@
+/** Starting and stopping server processes, pinned to core 1 with `taskset`. */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ServerSpec } from './spec.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+export const HAS_TASKSET = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+
+export interface RunningServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function startServer(spec: ServerSpec, timeoutMs = 60_000): Promise<RunningServer> {
+  const node = [process.execPath, '--conditions=@keyward/source', '--import', 'tsx', `${here}server.ts`];
+  const [cmd, ...args] = HAS_TASKSET ? ['taskset', '-c', '1', ...node] : node;
+  const child = spawn(cmd ?? process.execPath, args, {
+    cwd: here,
+    env: {
+      ...process.env,
+      KEYWARD_BENCH_SPEC: JSON.stringify(spec),
+      TSX_TSCONFIG_PATH: `${here}tsconfig.json`,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => fail(new Error('no READY line in time')), timeoutMs);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${spec.framework}/${spec.variant}/${spec.alg}: ${err.message}\n${stderr}`));
+    };
+    child.once('exit', (code) => fail(new Error(`server exited with ${code}`)));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /READY (\d+)/.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve(Number(match[1]));
+      }
+    });
+  });
+  return { port, stop: () => stop(child) };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,175 @@
+/**
+ * HTTP benchmark (issue 6): per framework, the same GET route with no auth, with keyward, and with
+ * the framework's usual JWT middleware, loaded with autocannon on loopback.
+ *
+ *   pnpm bench:http [--quick]          (from the repo root or bench/)
+ *
+ * The orchestrator and autocannon run on core 0, each server in its own process on core 1
+ * (`taskset`). Tokens: one repeated token, and a pool of distinct tokens (10,000 by default,
+ * pre-built requests). HS256 uses keyward's legacy `jwtSecret` (signing), the secret the peers get;
+ * ES256 uses keyward's generated key, whose public half the peers get.
+ *
+ * Environment: BENCH_DURATION (s per measurement, default 5; --quick 1), BENCH_WARMUP (s, 1;
+ * --quick 0.5), BENCH_CONNECTIONS (10), BENCH_POOL (10000), BENCH_FRAMEWORKS (comma list of
+ * express, fastify, hono, nest-express, nest-fastify), BENCH_CACHE_OFF (1/0: also measure keyward
+ * with its verify cache off; default on, off with --quick). Writes the tables to results/latest.md.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { type BenchKeyring, openKeyring, rawVerifyRate } from './keys.js';
+import { type LoadOptions, type Measurement, measure } from './load.js';
+import { HAS_TASKSET, startServer } from './process.js';
+import { type FrameworkResult, frameworkTable, type Mode, type Row, type Tally } from './report.js';
+import { type Alg, BODY, FRAMEWORKS, type Framework, ROUTE, type Variant } from './spec.js';
+
+if (HAS_TASKSET && process.env.KEYWARD_BENCH_PINNED === undefined) {
+  const pinned = spawnSync(
+    'taskset',
+    ['-c', '0', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, KEYWARD_BENCH_PINNED: '1' },
+    },
+  );
+  process.exit(pinned.status ?? 1);
+}
+
+const QUICK = process.argv.includes('--quick');
+const envNumber = (name: string, fallback: number) => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return value;
+};
+const load: LoadOptions = {
+  connections: envNumber('BENCH_CONNECTIONS', 10),
+  durationSec: envNumber('BENCH_DURATION', QUICK ? 1 : 5),
+};
+const warmup: LoadOptions = { ...load, durationSec: envNumber('BENCH_WARMUP', QUICK ? 0.5 : 1) };
+const POOL = Math.floor(envNumber('BENCH_POOL', 10_000));
+/** keyward with its verify cache off (every request verified): in full runs, or with BENCH_CACHE_OFF=1. */
+const CACHE_OFF = process.env.BENCH_CACHE_OFF === undefined ? !QUICK : process.env.BENCH_CACHE_OFF === '1';
+const frameworks = (process.env.BENCH_FRAMEWORKS?.split(',') ?? FRAMEWORKS) as Framework[];
+for (const f of frameworks) if (!FRAMEWORKS.includes(f)) throw new Error(`unknown framework ${f}`);
+
+const t0 = Date.now();
+const progress = (line: string) =>
+  process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${line}\n`);
+
+/** A wrong answer makes every number meaningless: check the route and that auth is really on. */
+async function sanityCheck(port: number, variant: Variant, token: string | undefined): Promise<void> {
+  const url = `http://127.0.0.1:${port}${ROUTE}`;
+  const ok = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  const body = await ok.text();
+  if (ok.status !== 200 || body !== JSON.stringify(BODY)) {
+    throw new Error(
+      `${variant}: expected 200 ${JSON.stringify(BODY)}, got ${ok.status} ${body.slice(0, 200)}`,
+    );
+  }
+  if (variant === 'none') return;
+  const denied = await fetch(url);
+  await denied.arrayBuffer();
+  if (denied.status !== 401)
+    throw new Error(`${variant}: a request without a token got ${denied.status}, not 401`);
+}
+
+/** `fresh`: the server just started, so its JIT gets a longer warm-up. */
+async function run(
+  port: number,
+  tokens: readonly string[],
+  label: string,
+  fresh = false,
+): Promise<Measurement> {
+  await measure(port, tokens, fresh ? { ...warmup, durationSec: warmup.durationSec * 2 } : warmup);
+  const m = await measure(port, tokens, load);
+  progress(
+    `  ${label}: ${Math.round(m.rps)} req/s, p99 ${m.p99Ms} ms${m.failures ? `, ${m.failures} FAILED` : ''}`,
+  );
+  return m;
+}
+
+async function benchFramework(
+  framework: Framework,
+  keyrings: Record<Alg, BenchKeyring>,
+): Promise<FrameworkResult> {
+  progress(`${framework}`);
+  const base = { framework, keyring: keyrings.HS256.keyring, peer: keyrings.HS256.peer };
+  // The no-auth server stays up (idle) and is measured again at the end: on a shared machine the
+  // two numbers show how much the background load moved during this framework's runs.
+  const noAuth = await startServer({ ...base, variant: 'none', alg: 'HS256' });
+  try {
+    await sanityCheck(noAuth.port, 'none', undefined);
+    const first = await run(noAuth.port, [], 'no auth', true);
+    const rows: Row[] = [];
+    for (const alg of ['HS256', 'ES256'] as const) rows.push(...(await benchAlg(framework, keyrings[alg])));
+    const last = await run(noAuth.port, [], 'no auth, again');
+    const order = (r: Row) => ['HS256', 'ES256'].indexOf(r.alg) * 10 + (r.mode === 'repeated' ? 0 : 5);
+    rows.sort((a, b) => order(a) - order(b));
+    return { framework, none: [first, last], rows };
+  } finally {
+    await noAuth.stop();
+  }
+}
+
+async function benchAlg(framework: Framework, { alg, keyring, peer, sign }: BenchKeyring): Promise<Row[]> {
+  // Fresh tokens per framework, so none expires during a long run.
+  const pools: Record<Mode, string[]> = { repeated: sign(1), distinct: sign(POOL) };
+  const plan: Array<[Exclude<Variant, 'none'>, Mode[]]> = [
+    ['keyward', ['repeated', 'distinct']],
+    ...(CACHE_OFF ? [['keyward-nocache', ['distinct']] as [Exclude<Variant, 'none'>, Mode[]]] : []),
+    ['peer', ['repeated', 'distinct']],
+  ];
+  const rows: Row[] = [];
+  for (const [variant, modes] of plan) {
+    const server = await startServer({ framework, variant, alg, keyring, peer });
+    try {
+      await sanityCheck(server.port, variant, pools.repeated[0]);
+      for (const [i, mode] of modes.entries()) {
+        const m = await run(server.port, pools[mode], `${variant} ${alg} ${mode}`, i === 0);
+        rows.push({ alg, mode, variant, m });
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  return rows;
+}
+
+const started = Date.now();
+const load1 = loadavg()[0] ?? 0;
+const keyrings = { HS256: await openKeyring('HS256'), ES256: await openKeyring('ES256') };
+const es256VerifyRate = rawVerifyRate(keyrings.ES256.sign(1000), keyrings.ES256.peer);
+const tally: Tally = { met: 0, missed: 0 };
+const tables: string[] = [];
+try {
+  for (const framework of frameworks) {
+    const table = frameworkTable(await benchFramework(framework, keyrings), es256VerifyRate, tally);
+    tables.push(table);
+    console.log(`\n${table}\n`);
+  }
+} finally {
+  await keyrings.HS256.close();
+  await keyrings.ES256.close();
+}
+
+const header = [
+  `## HTTP benchmark (\`pnpm bench:http${QUICK ? ' --quick' : ''}\`)`,
+  '',
+  `${new Date(started).toISOString().slice(0, 10)} · Node ${process.version} · ${cpus()[0]?.model ?? 'unknown CPU'} ×${cpus().length}` +
+    ` · load average ${load1.toFixed(2)} at start`,
+  `autocannon, ${load.connections} connections, ${load.durationSec} s per measurement after a ${warmup.durationSec} s warm-up;` +
+    ` load generator on core 0, server on core 1${HAS_TASKSET ? '' : ' (**taskset unavailable: unpinned**)'}.`,
+  `GET ${ROUTE} → ${JSON.stringify(BODY)}. "repeated": one token; "distinct": a pool of ${POOL.toLocaleString('en-US')} tokens` +
+    " (pre-built requests, a disjoint slice per connection), sent once in full before the warm-up. keyward's default" +
+    ' verify cache holds 10,000 tokens, so "distinct" measures it warm; the "cache off" row (full runs) verifies every request.',
+  "no-auth req/s is the mean of a measurement before and after the framework's other runs (both shown): their" +
+    ' gap is the drift of the background load.',
+  `Raw ceiling (ES256 distinct): no-auth req/s combined with bare \`crypto.verify\` at ${Math.round(es256VerifyRate).toLocaleString('en-US')} verifies/s on core 0.`,
+  '',
+];
+const footer = `Targets: ${tally.met} met, ${tally.missed} missed. Run time ${Math.round((Date.now() - started) / 1000)} s.`;
+console.log(footer);
+const out = fileURLToPath(new URL('./results/latest.md', import.meta.url));
+writeFileSync(out, `${[...header, ...tables.flatMap((t) => [t, '']), footer].join('\n')}\n`);
+progress(`written to ${out}`);
