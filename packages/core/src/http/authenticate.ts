@@ -3,7 +3,13 @@ import { fingerprint } from '../audit/events.js';
 import type { AuditLog } from '../audit/log.js';
 import { isKeywardError, KeywardError } from '../errors.js';
 import type { KeywardJwt } from '../keyward.js';
-import { type ExtractCredentialOptions, extractCredential, type HeaderBag } from './credentials.js';
+import {
+  type ExtractCredentialOptions,
+  extractCredential,
+  type HeaderBag,
+  isMalformedBearer,
+} from './credentials.js';
+import { invalidRequest } from './errors.js';
 import { type Principal, principalFromApiKey, principalFromJwt } from './principal.js';
 
 /** What {@link createAuthenticator} needs of a keyward instance. */
@@ -64,6 +70,9 @@ export function createAuthenticator(
       if (credential.type === 'bearer') return principalFromJwt(kw.jwt.verify(credential.token));
       return principalFromApiKey(await (apiKeys as Pick<ApiKeyService, 'verify'>).verify(credential.key));
     } catch (err) {
+      if (credential.type === 'bearer' && isMalformedBearer(credential.token)) {
+        throw invalidRequest('the Authorization header is malformed');
+      }
       if (audit && isKeywardError(err)) {
         audit.emit({
           type: 'access.denied',

@@ -14,7 +14,10 @@ import type { JwtClaims, VerifiedJwt } from '../jwt/types.js';
 // biome-ignore lint/suspicious/noEmptyInterface: extended by declaration merging
 export interface KeywardClaims {}
 
-/** Who made the request, however they authenticated. The same shape in every framework package. */
+/**
+ * Who made the request, however they authenticated. The same shape in every framework package.
+ * Treat it as read-only: a JWT principal is frozen and shared by every request with that token.
+ */
 export interface Principal {
   sub: string;
   scopes: string[];
@@ -37,20 +40,38 @@ function scopesOf(claims: JwtClaims): string[] {
   return Array.isArray(scp) ? scp.filter((s): s is string => typeof s === 'string') : [];
 }
 
-/** The principal of a verified access token. */
+// A verified-token cache hit returns the same VerifiedJwt object, so its (frozen) principal is
+// built once per token rather than once per request.
+const principals = new WeakMap<VerifiedJwt, Principal>();
+
+/**
+ * The principal of a verified access token. It is frozen: the same object serves every request
+ * that presents the same token.
+ */
 export function principalFromJwt(verified: VerifiedJwt): Principal {
+  let principal = principals.get(verified);
+  if (principal === undefined) {
+    principal = buildPrincipal(verified);
+    principals.set(verified, principal);
+  }
+  return principal;
+}
+
+function buildPrincipal(verified: VerifiedJwt): Principal {
   const claims = verified.payload;
   const roles = (claims as { roles?: unknown }).roles;
-  return {
+  return Object.freeze({
     sub: typeof claims.sub === 'string' ? claims.sub : '',
-    scopes: scopesOf(claims),
-    roles: Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [],
+    scopes: Object.freeze(scopesOf(claims)) as string[],
+    roles: Object.freeze(
+      Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [],
+    ) as string[],
     claims,
     jti: claims.jti,
     kid: verified.kid,
     via: 'jwt',
     expiresAt: claims.exp * 1000,
-  };
+  });
 }
 
 /** The principal of a verified API key. */
