@@ -1,7 +1,13 @@
 import { tempDir } from './cli.js';
-import { describeKeyCommands } from './key-commands.js';
+import { describeImportLegacy } from './import-legacy.js';
+import { describeKeyCommands, type StoreTarget } from './key-commands.js';
+import { describeServiceCommands } from './service-commands.js';
 
-describeKeyCommands('embedded store', () => {
+function embedded(): StoreTarget {
   const { dir, cleanup } = tempDir();
-  return { args: ['--dir', dir], dir, cleanup };
-});
+  return { args: ['--dir', dir], dir, keywardOptions: { dir }, cleanup };
+}
+
+describeKeyCommands('embedded store', embedded);
+describeServiceCommands('embedded store', embedded);
+describeImportLegacy('embedded store', embedded);

@@ -7,6 +7,8 @@ import { buildOnce, keyward, tempDir } from './cli.js';
 export interface StoreTarget {
   args: string[];
   dir: string;
+  /** Options for `createKeyward` to open the same keyring from a test. */
+  keywardOptions: { dir: string; redisUrl?: string; redisPrefix?: string };
   cleanup(): Promise<void> | void;
 }
 

@@ -1,30 +1,29 @@
-import { spawnSync } from 'node:child_process';
 import { expect, it } from 'vitest';
-import { describeWithRedis, redisTestUrl, uniquePrefix } from '../../testing/src/redis.js';
+import { describeWithRedis, dropRedisPrefix, redisTestUrl, uniquePrefix } from '../../testing/src/redis.js';
 import { buildOnce, keyward, tempDir } from './cli.js';
-import { describeKeyCommands } from './key-commands.js';
+import { describeImportLegacy } from './import-legacy.js';
+import { describeKeyCommands, type StoreTarget } from './key-commands.js';
+import { describeServiceCommands } from './service-commands.js';
 
-function deletePrefix(url: string, prefix: string): void {
-  const keys = spawnSync('redis-cli', ['-u', url, '--scan', '--pattern', `${prefix}*`], { encoding: 'utf8' })
-    .stdout.split('\n')
-    .filter(Boolean);
-  if (keys.length > 0) spawnSync('redis-cli', ['-u', url, 'DEL', ...keys]);
+function onRedis(): StoreTarget {
+  const url = redisTestUrl()!;
+  const prefix = `{${uniquePrefix('cli')}}`;
+  const { dir, cleanup } = tempDir();
+  return {
+    args: ['--dir', dir, '--redis', url, '--redis-prefix', prefix],
+    dir,
+    keywardOptions: { dir, redisUrl: url, redisPrefix: prefix },
+    async cleanup() {
+      await dropRedisPrefix(url, prefix);
+      cleanup();
+    },
+  };
 }
 
 describeWithRedis('redis', () => {
-  describeKeyCommands('redis', () => {
-    const url = redisTestUrl()!;
-    const prefix = `{${uniquePrefix('cli')}}`;
-    const { dir, cleanup } = tempDir();
-    return {
-      args: ['--dir', dir, '--redis', url, '--redis-prefix', prefix],
-      dir,
-      cleanup() {
-        deletePrefix(url, prefix);
-        cleanup();
-      },
-    };
-  });
+  describeKeyCommands('redis', onRedis);
+  describeServiceCommands('redis', onRedis);
+  describeImportLegacy('redis', onRedis);
 
   it('an unreachable Redis is store_unavailable in one line, without the URL', async () => {
     await buildOnce();
