@@ -154,8 +154,12 @@ async function main(): Promise<void> {
     await store.close();
 
     console.log(`sync latency, 3 processes + 1 redis-server on loopback, poll every ${POLL_MS} ms (ms)`);
-    console.log('| change                                 |     n |      p50 |      p99 |      max | missing |');
-    console.log('|----------------------------------------|-------|----------|----------|----------|---------|');
+    console.log(
+      '| change                                 |     n |      p50 |      p99 |      max | missing |',
+    );
+    console.log(
+      '|----------------------------------------|-------|----------|----------|----------|---------|',
+    );
     console.log(row('rotate, first 20 (keyring <= 24 keys)', rotationLags.slice(0, 20), 0));
     console.log(row('rotate (sig), all 3 applied', rotationLags, missing));
     console.log(row('revoke jti, all 3 applied', revocationLags, missingRevocations));
