@@ -1,4 +1,4 @@
-// keyward on Express: serves examples/CONTRACT.md. Copy this file as the start of your app.
+// keyward on Express: serves docs/contract.md. Copy this file as the start of your app.
 import type { AddressInfo } from 'node:net';
 import { createKeyward, keywardOptionsFromEnv } from '@keyward/core';
 import { staticUsers } from '@keyward/core/http';

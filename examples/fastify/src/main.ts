@@ -1,4 +1,4 @@
-// keyward on Fastify: serves examples/CONTRACT.md. Copy this file as the start of your app.
+// keyward on Fastify: serves docs/contract.md. Copy this file as the start of your app.
 import { createKeyward, keywardOptionsFromEnv } from '@keyward/core';
 import { staticUsers } from '@keyward/core/http';
 import { keyward, keywardRoutes } from '@keyward/fastify';

@@ -1,4 +1,4 @@
-// keyward on Hono (Node, @hono/node-server): serves examples/CONTRACT.md. Copy this file as the start of your app.
+// keyward on Hono (Node, @hono/node-server): serves docs/contract.md. Copy this file as the start of your app.
 import { serve } from '@hono/node-server';
 import { createKeyward, keywardOptionsFromEnv } from '@keyward/core';
 import { staticUsers } from '@keyward/core/http';

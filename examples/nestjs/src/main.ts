@@ -1,4 +1,4 @@
-// keyward on NestJS: serves examples/CONTRACT.md on the Express platform, or on Fastify with
+// keyward on NestJS: serves docs/contract.md on the Express platform, or on Fastify with
 // NEST_PLATFORM=fastify. Copy this file as the start of your app.
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';

@@ -172,7 +172,7 @@ function expectInvalidToken(reply: Reply, code: string): void {
 const DEMO_USERS = 'alice:alice-password:read,admin:admin-password:read admin';
 
 /**
- * The HTTP contract (examples/CONTRACT.md) as one vitest suite, run against a real server. Every
+ * The HTTP contract (docs/contract.md) as one vitest suite, run against a real server. Every
  * example app and framework package must pass it unchanged. Cross-instance cases need `REDIS_URL`.
  *
  * @example
