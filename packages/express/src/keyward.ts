@@ -6,12 +6,7 @@ import type {
   Principal,
   RouteDeps,
 } from '@keyward/core/http';
-import {
-  requireRoles as checkRoles,
-  requireScopes as checkScopes,
-  createAuthenticator,
-  toHttpProblem,
-} from '@keyward/core/http';
+import { createAuthenticator, toHttpProblem } from '@keyward/core/http';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { errorHandler, UnauthorizedError } from './errors.js';
 import { keywardRouter } from './router.js';
@@ -117,8 +112,9 @@ export function keyward(kw: KeywardExpressDeps, options: KeywardExpressOptions =
   return {
     authenticate: () => guard(true),
     optional: () => guard(false),
-    requireScopes: (...scopes) => guard(true, (p) => checkScopes(p, scopes)),
-    requireRoles: (...roles) => guard(true, (p) => checkRoles(p, roles)),
+    // authorize() audits a missing scope as access.denied.
+    requireScopes: (...scopes) => guard(true, (p) => authenticator.authorize(p, { scopes })),
+    requireRoles: (...roles) => guard(true, (p) => authenticator.authorize(p, { roles })),
     router: (routerOptions = {}) => keywardRouter(kw, authenticator, routerOptions, onDenied),
     healthRouter: (healthOptions = {}) =>
       keywardRouter(kw, authenticator, { ...healthOptions, include: ['health'] }, onDenied),

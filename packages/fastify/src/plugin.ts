@@ -1,10 +1,6 @@
 import { createKeyward, type Keyward, KeywardError, type KeywardServiceOptions } from '@keyward/core';
 import type { Authenticator, AuthenticatorOptions, DeniedHook, Principal } from '@keyward/core/http';
-import {
-  requireRoles as checkRoles,
-  requireScopes as checkScopes,
-  createAuthenticator,
-} from '@keyward/core/http';
+import { createAuthenticator } from '@keyward/core/http';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { toFastifyError } from './errors.js';
@@ -138,8 +134,13 @@ const plugin: FastifyPluginAsync<KeywardPluginOptions> = async (fastify, options
 
   fastify.decorate('keyward', kw);
   fastify.decorate('authenticate', authenticate);
-  fastify.decorate('requireScopes', (...scopes: string[]) => guard((p) => checkScopes(p, scopes)));
-  fastify.decorate('requireRoles', (...roles: string[]) => guard((p) => checkRoles(p, roles)));
+  // authorize() audits a missing scope as access.denied.
+  fastify.decorate('requireScopes', (...scopes: string[]) =>
+    guard((p) => authenticator.authorize(p, { scopes })),
+  );
+  fastify.decorate('requireRoles', (...roles: string[]) =>
+    guard((p) => authenticator.authorize(p, { roles })),
+  );
   fastify.decorate(kInternals, { authenticator, onDenied } satisfies KeywardInternals);
   fastify.decorateRequest('auth', null);
 
