@@ -1,10 +1,4 @@
-import {
-  type HeaderBag,
-  type Principal,
-  requireRoles,
-  requireScopes,
-  toHttpProblem,
-} from '@keyward/core/http';
+import { type HeaderBag, type Principal, toHttpProblem } from '@keyward/core/http';
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { PUBLIC_KEY, ROLES_KEY, SCOPES_KEY } from './keyward.constants.js';
@@ -43,8 +37,11 @@ export class KeywardGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
     try {
       const principal = await this.keyward.authenticate(this.getCredentialHeaders(context));
-      requireScopes(principal, this.reflector.getAllAndMerge<string[]>(SCOPES_KEY, targets));
-      requireRoles(principal, this.reflector.getAllAndOverride<string[]>(ROLES_KEY, targets) ?? []);
+      // authorize() audits a missing scope or role as access.denied.
+      this.keyward.authenticator.authorize(principal, {
+        scopes: this.reflector.getAllAndMerge<string[]>(SCOPES_KEY, targets),
+        roles: this.reflector.getAllAndOverride<string[]>(ROLES_KEY, targets) ?? [],
+      });
       await this.onAuthenticated(principal, context);
       return true;
     } catch (err) {
