@@ -221,3 +221,26 @@ describe('toHTTPException', () => {
     expect(await body(r)).toEqual({ error: 'not_found', message: 'no such secret' });
   });
 });
+
+describe('audit of denied access', () => {
+  it('records a missing scope and a bad token as access.denied, with fingerprints only', async () => {
+    const { callbackSink } = await import('@keyward/core');
+    const events: Array<{ type: string; code?: string; via?: string }> = [];
+    const audited = await createKeyward({
+      store: createMemoryStore(),
+      masterKey: MasterKey.generate().exportText(),
+      logger: false,
+      audit: { sinks: [callbackSink((e) => void events.push(e))] },
+      scheduler: false,
+    });
+    const app = new Hono<KeywardEnv>();
+    app.get('/admin', keywardAuth(audited), requireScopes('admin'), (c) => c.json({ ok: true }));
+    const t = audited.jwt.sign({ sub: 'alice', scope: 'read' });
+    expect((await app.request('/admin', { headers: { authorization: `Bearer ${t}` } })).status).toBe(403);
+    expect((await app.request('/admin', { headers: { authorization: `Bearer ${t}x` } })).status).toBe(401);
+    await audited.close();
+    const denied = events.filter((e) => e.type === 'access.denied');
+    expect(denied.map((e) => e.code)).toEqual(['insufficient_scope', 'token_signature_invalid']);
+    expect(JSON.stringify(events)).not.toContain(t);
+  });
+});

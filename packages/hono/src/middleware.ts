@@ -1,9 +1,9 @@
 import { KeywardError } from '@keyward/core';
 import type {
+  Authenticator,
   AuthenticatorDeps,
   AuthenticatorOptions,
   DeniedHook,
-  HeaderBag,
   Principal,
 } from '@keyward/core/http';
 import {
@@ -51,6 +51,10 @@ export type KeywardApiKeyDeps = AuthenticatorDeps & Required<Pick<AuthenticatorD
 
 type Check = (principal: Principal) => void;
 
+// The authenticator that identified a request, so requireScopes / requireRoles check through it
+// (Authenticator.authorize audits a missing scope as access.denied) without a keyward argument.
+const authorizers = new WeakMap<Context, Authenticator>();
+
 // 4xx answers go out as HTTPException (contract JSON + challenge); anything that would be a 500
 // is not keyward's to render, so the original error reaches the app's onError untouched.
 function fail(err: unknown, onDenied: DeniedHook | undefined): never {
@@ -61,6 +65,7 @@ function fail(err: unknown, onDenied: DeniedHook | undefined): never {
 // When an earlier keyward middleware (app-wide, then per route) already authenticated, verify once.
 async function identify(
   c: Context,
+  authenticator: Authenticator,
   find: () => Promise<Principal | undefined>,
   onDenied: DeniedHook | undefined,
   reuse: (known: Principal) => boolean = () => true,
@@ -74,6 +79,7 @@ async function identify(
     fail(err, onDenied);
   }
   if (principal === undefined) return;
+  authorizers.set(c, authenticator);
   c.set('auth', principal);
   c.set('jwtPayload', principal.claims);
 }
@@ -94,7 +100,7 @@ export function keywardAuth(kw: AuthenticatorDeps, options: KeywardAuthOptions =
   const { onDenied, ...authOptions } = options;
   const authenticator = createAuthenticator(kw, authOptions);
   return createMiddleware<KeywardEnv>(async function keywardAuth(c, next) {
-    await identify(c, () => authenticator.authenticate(c.req.header()), onDenied);
+    await identify(c, authenticator, () => authenticator.authenticate(c.req.header()), onDenied);
     await next();
   });
 }
@@ -112,7 +118,7 @@ export function keywardOptional(kw: AuthenticatorDeps, options: KeywardAuthOptio
   const { onDenied, ...authOptions } = options;
   const authenticator = createAuthenticator(kw, authOptions);
   return createMiddleware<KeywardOptionalEnv>(async function keywardOptional(c, next) {
-    await identify(c, () => authenticator.optional(c.req.header()), onDenied);
+    await identify(c, authenticator, () => authenticator.optional(c.req.header()), onDenied);
     await next();
   });
 }
@@ -131,13 +137,16 @@ export function keywardApiKey(
   options: Pick<KeywardAuthOptions, 'apiKeyHeader' | 'onDenied'> = {},
 ) {
   const { onDenied, apiKeyHeader } = options;
-  const authenticator = createAuthenticator(kw, { apiKeys: true, ...(apiKeyHeader ? { apiKeyHeader } : {}) });
+  const authenticator = createAuthenticator(kw, {
+    apiKeys: true,
+    bearer: false,
+    ...(apiKeyHeader ? { apiKeyHeader } : {}),
+  });
   return createMiddleware<KeywardEnv>(async function keywardApiKey(c, next) {
-    // TODO(core): an `AuthenticatorOptions.bearer: false` would make this filtering unnecessary.
-    const headers: HeaderBag = { ...c.req.header(), authorization: undefined };
     await identify(
       c,
-      () => authenticator.authenticate(headers),
+      authenticator,
+      () => authenticator.authenticate(c.req.header()),
       onDenied,
       (p) => p.via === 'api_key',
     );
@@ -157,7 +166,10 @@ export function keywardApiKey(
  */
 export function requireScopes(...scopes: string[]) {
   return createMiddleware<KeywardEnv>(async function requireScopes(c, next) {
-    check(c.get('auth'), (principal) => checkScopes(principal, scopes));
+    const authorizer = authorizers.get(c);
+    check(c.get('auth'), (principal) =>
+      authorizer ? authorizer.authorize(principal, { scopes }) : checkScopes(principal, scopes),
+    );
     await next();
   });
 }
@@ -173,7 +185,10 @@ export function requireScopes(...scopes: string[]) {
  */
 export function requireRoles(...roles: string[]) {
   return createMiddleware<KeywardEnv>(async function requireRoles(c, next) {
-    check(c.get('auth'), (principal) => checkRoles(principal, roles));
+    const authorizer = authorizers.get(c);
+    check(c.get('auth'), (principal) =>
+      authorizer ? authorizer.authorize(principal, { roles }) : checkRoles(principal, roles),
+    );
     await next();
   });
 }
