@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '@keyward/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 /** How {@link describeStoreContract} makes the stores it tests. */
 export interface StoreContractFactory {
