@@ -8,3 +8,4 @@ export {
 } from './adapter-contract.js';
 export { describeWithRedis, dropRedisPrefix, redisTestUrl, uniquePrefix } from './redis.js';
 export { describeStoreContract, type StoreContractFactory } from './store-contract.js';
+export { hasTool, python } from './tools.js';

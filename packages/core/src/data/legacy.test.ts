@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { hasTool, python } from '../../../testing/src/tools.js';
 import type { KeywardCore } from '../core.js';
 import { isKeywardError } from '../errors.js';
 import { legacyKid } from '../keys/legacy.js';
@@ -31,7 +32,7 @@ async function setup(jwtSecret?: string) {
   return t.core;
 }
 
-const python = spawnSync('python3', ['-c', 'import cryptography'], { encoding: 'utf8' });
+const hasPython = hasTool('python-cryptography');
 
 describe('legacy secrets (reference system)', () => {
   it('reads the value the reference system stored (Python cryptography fixture)', async () => {
@@ -83,24 +84,21 @@ describe('legacy secrets (reference system)', () => {
     ).toBe(true);
   });
 
-  it.skipIf(python.status !== 0)(
-    'reads and migrates a value Python encrypts now with a random JWT_SECRET',
-    async () => {
-      const secret = randomBytes(24).toString('base64');
-      const script = [
-        'import base64, hashlib, sys',
-        'from cryptography.fernet import Fernet',
-        'key = base64.urlsafe_b64encode(hashlib.sha256(sys.argv[1].encode()).digest())',
-        'print(base64.b64encode(Fernet(key).encrypt("xoxb-ünïcode-token".encode())).decode())',
-      ].join('\n');
-      const out = spawnSync('python3', ['-c', script, secret], { encoding: 'utf8' });
-      expect(out.status).toBe(0);
-      const stored = out.stdout.trim();
-      const core = await setup(secret);
-      expect(readLegacySecret(core, stored)).toBe('xoxb-ünïcode-token');
-      expect(createDataCipher(core).decryptString(migrateLegacySecret(core, stored))).toBe(
-        'xoxb-ünïcode-token',
-      );
-    },
-  );
+  it.runIf(hasPython)('reads and migrates a value Python encrypts now with a random JWT_SECRET', async () => {
+    const secret = randomBytes(24).toString('base64');
+    const script = [
+      'import base64, hashlib, sys',
+      'from cryptography.fernet import Fernet',
+      'key = base64.urlsafe_b64encode(hashlib.sha256(sys.argv[1].encode()).digest())',
+      'print(base64.b64encode(Fernet(key).encrypt("xoxb-ünïcode-token".encode())).decode())',
+    ].join('\n');
+    const out = spawnSync(python, ['-c', script, secret], { encoding: 'utf8' });
+    expect(out.status).toBe(0);
+    const stored = out.stdout.trim();
+    const core = await setup(secret);
+    expect(readLegacySecret(core, stored)).toBe('xoxb-ünïcode-token');
+    expect(createDataCipher(core).decryptString(migrateLegacySecret(core, stored))).toBe(
+      'xoxb-ünïcode-token',
+    );
+  });
 });

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
+import { hasTool, python as pythonBin } from '../../../testing/src/tools.js';
 import { isKeywardError } from '../errors.js';
 import { Fernet } from './fernet.js';
 
@@ -53,8 +54,7 @@ describe('interop with Python cryptography.fernet (committed fixture)', () => {
   });
 });
 
-const hasPython =
-  spawnSync('python3', ['-c', 'import cryptography.fernet'], { stdio: 'ignore' }).status === 0;
+const hasPython = hasTool('python-cryptography');
 
 describe.runIf(hasPython)('interop with Python cryptography.fernet (live, random IVs)', () => {
   it('Python decrypts tokens we make now', () => {
@@ -69,7 +69,7 @@ describe.runIf(hasPython)('interop with Python cryptography.fernet (live, random
       'f = Fernet(job["key"])',
       'print(json.dumps([f.decrypt(t, ttl=60).decode() for t in job["tokens"]]))',
     ].join('\n');
-    const run = spawnSync('python3', ['-c', script], {
+    const run = spawnSync(pythonBin, ['-c', script], {
       input: JSON.stringify({ key, tokens }),
       encoding: 'utf8',
     });

@@ -11,6 +11,7 @@ import {
   uniquePrefix,
 } from '../../../testing/src/redis.js';
 import { describeStoreContract } from '../../../testing/src/store-contract.js';
+import { hasTool } from '../../../testing/src/tools.js';
 import { createRedisStore } from './redis.js';
 
 const url = redisTestUrl() ?? 'redis://127.0.0.1:6379';
@@ -84,10 +85,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+const hasRedisServer = hasTool('redis-server');
 
 describe('redis store without a server', () => {
-  it.skipIf(!hasRedisServer)(
+  it.runIf(hasRedisServer)(
     'reports a stopped server as store_unavailable and recovers when it returns',
     async () => {
       const port = await freePort();

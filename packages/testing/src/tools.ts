@@ -1,0 +1,28 @@
+import { spawnSync } from 'node:child_process';
+
+/** The Python interpreter interop tests run (`KEYWARD_PYTHON`, default `python3`). */
+export const python = process.env.KEYWARD_PYTHON || 'python3';
+
+const probes = {
+  'redis-server': () => spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0,
+  'python-cryptography': () =>
+    spawnSync(python, ['-c', 'import cryptography.fernet'], { stdio: 'ignore' }).status === 0,
+};
+
+/**
+ * Whether an external tool some tests need is on this machine (`redis-server`, or Python with
+ * `cryptography` for the live Fernet interop tests). Without it those tests are skipped, except
+ * under `KEYWARD_REQUIRE_TOOLS=1` (set by CI), where a missing tool fails the run instead.
+ *
+ * @example
+ * ```ts
+ * it.runIf(hasTool('python-cryptography'))('Python decrypts our tokens', () => { … })
+ * ```
+ */
+export function hasTool(tool: keyof typeof probes): boolean {
+  const found = probes[tool]();
+  if (!found && process.env.KEYWARD_REQUIRE_TOOLS === '1') {
+    throw new Error(`KEYWARD_REQUIRE_TOOLS=1 but ${tool} is not available`);
+  }
+  return found;
+}
