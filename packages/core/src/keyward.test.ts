@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { CompactEncrypt, createLocalJWKSet, jwtVerify, SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isKeywardError } from './errors.js';
+import { codeOf } from '../../testing/src/errors.js';
 import { KEYRING_KEY, type KeyringDocument, KeyringRepository } from './keys/keyring-store.js';
 import { MasterKey } from './keys/master-key.js';
 import { createKeyward, type Keyward } from './keyward.js';
@@ -33,15 +33,6 @@ afterEach(async () => {
 async function dump(store: Store): Promise<string> {
   const page = await store.list('', { limit: 10_000 });
   return page.entries.map((e) => `${e.key}=${e.value}`).join('\n');
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return isKeywardError(err) ? err.code : `not a KeywardError: ${String(err)}`;
-  }
-  return undefined;
 }
 
 describe('createKeyward', () => {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { codeOf } from '../../../testing/src/errors.js';
 import type { AuditEvent } from '../audit/events.js';
-import { KeywardError } from '../errors.js';
+import type { KeywardError } from '../errors.js';
 import { MasterKey } from '../keys/master-key.js';
 import type { KeywardCore } from '../keyward.js';
 import { createMemoryStore } from '../store/memory.js';
@@ -28,15 +29,6 @@ async function setup(options: { cacheTtlMs?: number; events?: AuditEvent[] } = {
     options.cacheTtlMs === undefined ? {} : { cacheTtlMs: options.cacheTtlMs },
   );
   return { core, apiKeys, clock, ...counting };
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KeywardError);
-  return (err as KeywardError).code;
 }
 
 /** The same id with another (well-formed, correctly checksummed) secret. */

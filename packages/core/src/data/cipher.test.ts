@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { codeOf } from '../../../testing/src/errors.js';
 import type { KeywardCore } from '../core.js';
-import { isKeywardError, type KeywardErrorCode } from '../errors.js';
 import { Fernet } from '../fernet/fernet.js';
 import { makeCore } from './__fixtures__/core.js';
 import { createDataCipher } from './cipher.js';
@@ -13,16 +13,6 @@ async function setup() {
   const t = await makeCore();
   cores.push(t.core);
   return { ...t, cipher: createDataCipher(t.core) };
-}
-
-function codeOf(fn: () => unknown): KeywardErrorCode | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (isKeywardError(err)) return err.code;
-    throw err;
-  }
-  return undefined;
 }
 
 describe('createDataCipher', () => {

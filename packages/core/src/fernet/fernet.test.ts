@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isKeywardError } from '../errors.js';
+import { codeOf } from '../../../testing/src/errors.js';
 import { Fernet } from './fernet.js';
 
 interface SpecVector {
@@ -20,15 +20,6 @@ const spec = (name: string): SpecVector[] =>
 const KEY = 'cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=';
 const KEY_BYTES = Buffer.from(KEY, 'base64url');
 const NOW = Date.parse('1985-10-26T01:20:00-07:00');
-
-function codeOf(run: () => unknown): string | undefined {
-  try {
-    run();
-  } catch (err) {
-    return isKeywardError(err) ? err.code : `not a KeywardError: ${String(err)}`;
-  }
-  return undefined;
-}
 
 describe('Fernet spec vectors (fernet/spec)', () => {
   it.each(spec('generate'))('generate: $src', (v) => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { isKeywardError } from '../errors.js';
+import { codeOf } from '../../../testing/src/errors.js';
 import { Fernet } from './fernet.js';
 import { decodeLegacySecretValue, encodeLegacySecretValue, legacyFernetKey } from './legacy.js';
 
@@ -17,15 +17,6 @@ const { legacy } = JSON.parse(
     now: number;
   };
 };
-
-function codeOf(run: () => unknown): string | undefined {
-  try {
-    run();
-  } catch (err) {
-    return isKeywardError(err) ? err.code : `not a KeywardError: ${String(err)}`;
-  }
-  return undefined;
-}
 
 describe('legacy secrets (Python-made fixture)', () => {
   it('derives the same Fernet key from JWT_SECRET as the reference system', () => {

@@ -1,22 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { isKeywardError } from '../errors.js';
+import { codeOf } from '../../../testing/src/errors.js';
 import { Fernet } from './fernet.js';
 import { MultiFernet } from './multi.js';
 
 const python = JSON.parse(readFileSync(new URL('./__fixtures__/python.json', import.meta.url), 'utf8')) as {
   rotate: { keys: [string, string]; old: string; rotated: string; timestamp: number; plaintext: string };
 };
-
-function codeOf(run: () => unknown): string | undefined {
-  try {
-    run();
-  } catch (err) {
-    return isKeywardError(err) ? err.code : `not a KeywardError: ${String(err)}`;
-  }
-  return undefined;
-}
 
 describe('MultiFernet', () => {
   const newer = new Fernet(Fernet.generateKey());

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../../testing/src/errors.js';
 import { createKeywardCore } from '../core.js';
 import { KeywardError } from '../errors.js';
 import { MasterKey } from '../keys/master-key.js';
@@ -6,15 +7,6 @@ import { createMemoryStore } from '../store/memory.js';
 import { createAuthenticator } from './authenticate.js';
 import { extractCredential } from './credentials.js';
 import { bodyFailureOf, toHttpProblem } from './errors.js';
-
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as KeywardError).code;
-  }
-  return undefined;
-};
 
 describe('extractCredential', () => {
   it('reads Bearer case-insensitively, and X-API-Key', () => {

@@ -1,7 +1,7 @@
 import { createHash, createSecretKey, randomBytes } from 'node:crypto';
 import { EncryptJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { KeywardError } from '../errors.js';
+import { codeOf } from '../../../testing/src/errors.js';
 import type { EncryptionKey } from '../keys/types.js';
 import { decryptJwt, encryptJwt } from './jwe.js';
 
@@ -16,15 +16,6 @@ const encKey = (
   state,
   keyObject: createSecretKey(bytes),
 });
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (err) {
-    return err instanceof KeywardError ? err.code : `not a KeywardError: ${String(err)}`;
-  }
-  return undefined;
-}
 
 describe('encryptJwt / decryptJwt', () => {
   it('round-trips claims with iat and exp, kid in the protected header', async () => {

@@ -1,19 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { KeywardError } from '../errors.js';
+import { codeOf } from '../../../testing/src/errors.js';
 import { makeTestKey, TestKeyring } from './__fixtures__/keys.js';
 import { signJwt } from './sign.js';
 import { createJwtVerifier } from './verify.js';
 
 const exp = Math.floor(Date.now() / 1000) + 60;
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof KeywardError ? err.code : 'not a KeywardError';
-  }
-  return undefined;
-}
 
 describe('signJwt', () => {
   it.each(['HS256', 'HS384', 'HS512', 'ES256', 'EdDSA', 'RS256', 'PS256'] as const)(

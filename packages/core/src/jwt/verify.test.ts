@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { KeywardError, type KeywardErrorCode } from '../errors.js';
+import { codeOf } from '../../../testing/src/errors.js';
+import type { KeywardError, KeywardErrorCode } from '../errors.js';
 import { makeTestKey, TestKeyring } from './__fixtures__/keys.js';
 import { signJwt } from './sign.js';
 import type { JwtVerifierOptions, RevocationView } from './types.js';
@@ -35,16 +36,6 @@ function hmacToken(
 ) {
   const input = `${b64(header)}.${b64(payload)}`;
   return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
-}
-
-function codeOf(fn: () => unknown): KeywardErrorCode | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof KeywardError) return err.code;
-    throw err;
-  }
-  return undefined;
 }
 
 describe('createJwtVerifier: happy path', () => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../../testing/src/errors.js';
 import { createKeywardCore, type KeywardCore } from '../core.js';
-import { isKeywardError } from '../errors.js';
 import { KEYRING_KEY } from '../keys/keyring-store.js';
 import { MasterKey } from '../keys/master-key.js';
 import { createMemoryStore } from '../store/memory.js';
@@ -31,15 +31,6 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     ms: fc.oneof(fc.integer({ min: 0, max: 20 * MINUTE }), fc.integer({ min: 20 * DAY, max: 95 * DAY })),
   }),
 );
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    return isKeywardError(err) ? err.code : String(err);
-  }
-}
 
 describe('three instances on one store, under a fake clock', () => {
   it('keep the keyring invariants after any sequence of rotate / revoke / restart / scheduled runs', async () => {

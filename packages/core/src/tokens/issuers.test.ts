@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isKeywardError } from '../errors.js';
+import { codeOf } from '../../../testing/src/errors.js';
 import { createIssuerVerifier } from './issuers.js';
 import { parseMaxAge } from './jwks-client.js';
 
@@ -63,15 +63,6 @@ async function signer(kid: string) {
       .setExpirationTime(Math.floor(at / 1000) + 300)
       .sign(privateKey);
   return { jwk, sign };
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (err) {
-    return isKeywardError(err) ? err.code : `not a KeywardError: ${String(err)}`;
-  }
-  return undefined;
 }
 
 function fakeToken(kid: string): string {

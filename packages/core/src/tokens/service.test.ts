@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { codeOf } from '../../../testing/src/errors.js';
 import type { AuditEvent } from '../audit/events.js';
 import { callbackSink } from '../audit/sinks.js';
 import { createKeywardCore, type KeywardCore } from '../core.js';
-import { isKeywardError } from '../errors.js';
 import { MasterKey } from '../keys/master-key.js';
 import { createMemoryStore } from '../store/memory.js';
 import type { Store } from '../store/types.js';
@@ -36,15 +36,6 @@ async function setup(store?: Store, c: Clock = clock(), options: TokenServiceOpt
   });
   open.push(core);
   return { core, store: s, clock: c, events, tokens: createTokenService(core, options) };
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (err) {
-    return isKeywardError(err) ? err.code : `not a KeywardError: ${String(err)}`;
-  }
-  return undefined;
 }
 
 async function familyKeys(store: Store): Promise<string[]> {
