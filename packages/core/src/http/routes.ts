@@ -130,6 +130,17 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
   const add = (group: string, route: KeywardRoute) => {
     if (include.has(group as never)) routes.push({ ...route, group });
   };
+  // The JWKS body and its ETag change only with the keyring snapshot: build them once per snapshot.
+  let jwksCache: { snapshot: unknown; body: string; etag: string } | undefined;
+  const jwksDocument = () => {
+    const snapshot = kw.keys.snapshot();
+    if (jwksCache?.snapshot !== snapshot) {
+      const body = JSON.stringify(kw.keys.jwks());
+      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+      jwksCache = { snapshot, body, etag };
+    }
+    return jwksCache;
+  };
   const jwksMaxAgeSec = Math.floor(Math.min(kw.policy.jwksMaxAge, kw.policy.publishLead) / 1000);
   const users = options.users;
 
@@ -221,7 +232,6 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     async handle(req) {
       const reason = stringField(objectBody(req.body), 'reason', { max: 512 }) as string;
       const kid = req.params.kid ?? '';
-      if (!kw.keys.list().some((r) => r.kid === kid)) throw new KeywardError('not_found', 'no such key');
       const { revoked, replacement } = await kw.keys.revoke(kid, reason);
       return json(200, { revoked, replacement: replacement ?? null });
     },
@@ -348,8 +358,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     path: '/.well-known/jwks.json',
     auth: 'none',
     async handle(req) {
-      const body = JSON.stringify(kw.keys.jwks());
-      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+      const { body, etag } = jwksDocument();
       const headers = {
         'cache-control': `public, max-age=${jwksMaxAgeSec}`,
         etag,
@@ -424,7 +433,7 @@ export async function handleRoute(
     let principal: Principal | undefined;
     if (route.auth !== 'none') {
       principal = await auth.authenticate(request.headers);
-      if (typeof route.auth === 'object') auth.authorize(principal, { scopes: route.auth.scopes });
+      if (typeof route.auth === 'object') auth.authorize(principal, route.auth);
     }
     return await route.handle(request, principal);
   } catch (err) {

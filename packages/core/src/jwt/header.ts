@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { KeywardError } from '../errors.js';
 import type { SigningAlgorithm } from '../keys/types.js';
 import { decodeBase64UrlStrict } from './base64url.js';
@@ -24,19 +25,28 @@ export function isJsonObject(value: unknown): value is Record<string, unknown> {
 }
 
 /**
+ * The JSON object a decoded JWS segment holds, or `undefined` when it is not valid UTF-8 (RFC 8259
+ * §8.1: `toString()` would silently substitute U+FFFD), not JSON, or not an object.
+ */
+export function decodeJsonObject(bytes: Buffer): Record<string, unknown> | undefined {
+  if (!isUtf8(bytes)) return undefined;
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    return isJsonObject(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Decodes and checks a protected header segment. Throws `token_malformed` for
  * bad encoding or JSON, `token_invalid` for anything keyward refuses by policy.
  */
 export function parseHeader(segment: string): ParsedHeader {
   const bytes = decodeBase64UrlStrict(segment);
   if (bytes === undefined) throw new KeywardError('token_malformed', 'header segment is not base64url');
-  let header: unknown;
-  try {
-    header = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new KeywardError('token_malformed', 'header is not JSON');
-  }
-  if (!isJsonObject(header)) throw new KeywardError('token_malformed', 'header is not a JSON object');
+  const header = decodeJsonObject(bytes);
+  if (header === undefined) throw new KeywardError('token_malformed', 'header is not a JSON object');
   const { alg, kid } = header;
   if (typeof alg !== 'string' || alg.length === 0) throw invalid('header "alg" missing', 'alg_missing');
   if (alg.toLowerCase() === 'none') throw invalid('unsecured token ("alg": "none")', 'alg_none');

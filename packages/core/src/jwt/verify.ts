@@ -1,10 +1,9 @@
-import { isUtf8 } from 'node:buffer';
 import { LRUCache } from 'lru-cache';
 import { KeywardError } from '../errors.js';
 import type { VerificationKey } from '../keys/types.js';
 import { decodeBase64UrlStrict } from './base64url.js';
 import { type ClaimExpectations, checkExpectations, checkTimes, toExpectations } from './claims.js';
-import { HeaderMemo, isJsonObject } from './header.js';
+import { decodeJsonObject, HeaderMemo } from './header.js';
 import { verifySignature } from './signature.js';
 import type { JwtClaims, JwtVerifierOptions, JwtVerifyOverrides, VerifiedJwt } from './types.js';
 import { validateVerifierOptions } from './verify-options.js';
@@ -144,14 +143,8 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       });
     }
 
-    let payload: unknown;
-    try {
-      // RFC 8259 §8.1: JSON text must be UTF-8; toString() would silently substitute U+FFFD.
-      payload = isUtf8(bytes) ? JSON.parse(bytes.toString('utf8')) : undefined;
-    } catch {
-      // not JSON: reported by the object check below
-    }
-    if (!isJsonObject(payload)) throw malformed('payload is not a JSON object');
+    const payload = decodeJsonObject(bytes);
+    if (payload === undefined) throw malformed('payload is not a JSON object');
     const claims = payload as JwtClaims;
     checkExpectations(header.typ, claims, overrides === undefined ? defaults : expectationsFor(overrides));
     checkTimes(claims, Math.floor(nowMs / 1000), toleranceSec);

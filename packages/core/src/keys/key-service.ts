@@ -103,22 +103,22 @@ export class KeyService {
    * first start). Safe when many instances start at once: one creates, the others read it.
    */
   async bootstrap(): Promise<KeyringDocument> {
-    const missing = async (doc: KeyringDocument | null) =>
+    const missing = (doc: KeyringDocument | null) =>
       this.#policy.uses.filter(
         (use) => !(doc?.keys ?? []).some((k) => k.use === use && k.state === 'active'),
       );
-    let needed = await missing(await this.#repo.read());
-    if (needed.length === 0) {
-      const doc = (await this.#repo.read()) as KeyringDocument;
-      await this.#hooks.applied(doc);
-      return doc;
+    const initial = await this.#repo.read();
+    let needed = missing(initial);
+    if (initial && needed.length === 0) {
+      await this.#hooks.applied(initial);
+      return initial;
     }
     const fresh = await this.#fresh(needed);
     const now = this.#now();
     const { doc, changed } = await this.#repo.update(async (current) => {
-      needed = await missing(current);
+      needed = missing(current);
       if (needed.length === 0) return undefined;
-      const records = [...(current?.keys ?? []).map(({ sealed: _sealed, ...r }) => r)];
+      const records = recordsOf(current);
       for (const use of needed) {
         const created = fresh.get(use);
         if (created) records.push({ ...created.record, createdAt: now, activatedAt: now });
@@ -149,7 +149,7 @@ export class KeyService {
       if (!current) throw new KeywardError('key_not_found', 'no keyring exists yet');
       const previous = current.operations.find((op) => op.key === idem);
       if (idem && previous) return undefined;
-      const records = current.keys.map(({ sealed: _sealed, ...r }) => r);
+      const records = recordsOf(current);
       const previousKid = records.find((r) => r.use === use && r.state === 'active')?.kid;
       const next = rotateNow(records, use, {
         policy: this.#policy,
@@ -210,7 +210,7 @@ export class KeyService {
     const fresh = await this.#fresh([target.use]);
     let replacement: string | undefined;
     const { doc, changed } = await this.#repo.update((current) => {
-      const records = (current?.keys ?? []).map(({ sealed: _sealed, ...r }) => r);
+      const records = recordsOf(current);
       const before = records.find((r) => r.kid === kid);
       if (before?.state === 'revoked') return undefined;
       const next = revokeKey(records, kid, {
@@ -251,7 +251,7 @@ export class KeyService {
   async retireDataKey(kid: string, remaining: number): Promise<void> {
     let changed = false;
     const { doc } = await this.#repo.update((current) => {
-      const records = (current?.keys ?? []).map(({ sealed: _sealed, ...r }) => r);
+      const records = recordsOf(current);
       if (records.find((r) => r.kid === kid)?.state === 'retired') return undefined;
       changed = true;
       return { records: retireDataKey(records, { kid, remaining, now: this.#now() }) };

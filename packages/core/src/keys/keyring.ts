@@ -86,13 +86,12 @@ export class Keyring implements KeyLookup {
           ? { ...before, record: Object.freeze({ ...record }) }
           : this.#build(record, material);
       this.#entries.set(record.kid, entry);
-      const objects = entry;
       if (record.use === 'sig' && record.state !== 'retired') {
         this.#verification.set(record.kid, {
           kid: record.kid,
           alg: record.alg as SigningAlgorithm,
           state: record.state,
-          keyObject: objects.verify,
+          keyObject: entry.verify,
           verifyUntil: record.verifyUntil,
         });
       }

@@ -21,11 +21,21 @@ export class RevocationSet {
   /** Generation of the store counter this set reflects. */
   generation = 0;
 
-  /** Applies one revocation. */
-  apply(event: RevocationEvent): void {
-    if (event.type === 'revoke-jti') this.#jti.set(event.jti, event.until);
-    else if ((this.#subjects.get(event.sub) ?? 0) < event.notBefore)
-      this.#subjects.set(event.sub, event.notBefore);
+  /**
+   * Applies one revocation, and advances the generation when `generation` is the next one.
+   * Returns whether anything changed (an instance also hears its own announcements).
+   */
+  apply(event: RevocationEvent, generation?: number): boolean {
+    // Only a gap-free sequence may skip the next reload; otherwise the poller lists the store.
+    if (generation !== undefined && generation === this.generation + 1) this.generation = generation;
+    if (event.type === 'revoke-jti') {
+      if (this.#jti.get(event.jti) === event.until) return false;
+      this.#jti.set(event.jti, event.until);
+      return true;
+    }
+    if ((this.#subjects.get(event.sub) ?? 0) >= event.notBefore) return false;
+    this.#subjects.set(event.sub, event.notBefore);
+    return true;
   }
 
   /** The verifier's view: `token_revoked` for a revoked jti, or a token issued before its subject's not-before. */

@@ -80,7 +80,7 @@ export class KeyringSync {
   #unsubscribe: (() => Promise<void>) | undefined;
   #polling: Promise<void> | undefined;
   #polls = 0;
-  #status: SyncStatus;
+  #status: Omit<SyncStatus, 'generation'>;
 
   constructor(options: KeyringSyncOptions) {
     this.#o = { pollIntervalMs: 1000, fullReadEvery: 10, now: Date.now, ...options };
@@ -90,7 +90,6 @@ export class KeyringSync {
       });
     this.#status = {
       subscribed: false,
-      generation: options.generation(),
       lastSuccessAt: undefined,
       lastErrorAt: undefined,
       lastError: undefined,
@@ -138,9 +137,7 @@ export class KeyringSync {
     } else if (event.type === 'revoke-jti' || event.type === 'revoke-subject') {
       const { revocations } = this.#o;
       const { at: _at, generation, ...revocation } = event;
-      revocations.apply(revocation as RevocationEvent);
-      // Only a gap-free sequence may skip the next reload; otherwise the poller lists the store.
-      if (generation === revocations.generation + 1) revocations.generation = generation;
+      if (!revocations.apply(revocation as RevocationEvent, generation)) return;
       this.#o.onRevocations?.({ kind: 'revocation', revocation: revocation as RevocationEvent });
       this.#o.onApplied?.('revocation', lag);
     }
@@ -169,7 +166,6 @@ export class KeyringSync {
         this.#o.onRevocations?.({ kind: 'revocations', generation: revocations.generation });
       }
       revocations.prune(this.#o.now());
-      this.#status.generation = this.#o.generation();
       this.#status.lastSuccessAt = this.#o.now();
       this.#status.stale = false;
       this.#status.lastError = undefined;
