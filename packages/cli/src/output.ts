@@ -1,6 +1,6 @@
 /** Formats epoch ms as an ISO time without milliseconds, or `-`. */
-export function isoTime(ms: number | undefined): string {
-  return ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+export function isoTime(ms: number | null | undefined): string {
+  return ms === undefined || ms === null ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /**

@@ -1,6 +1,5 @@
-import { isKeywardError } from '@keyward/core';
 import type { HttpProblem, HttpResponse } from '@keyward/core/http';
-import { bodyFailureOf, invalidBody, problemResponse } from '@keyward/core/http';
+import { asKeywardError, problemResponse } from '@keyward/core/http';
 import type { ErrorRequestHandler, Response } from 'express';
 
 /**
@@ -52,11 +51,7 @@ export function send(res: Response, answer: HttpResponse): void {
 
 /** The keyward error behind `err`, or `undefined` when it is none of ours (nor a body-parser 4xx). */
 export function keywardErrorOf(err: unknown): unknown {
-  if (err instanceof UnauthorizedError) return err.inner;
-  const failure = bodyFailureOf(err);
-  if (failure) return invalidBody(failure);
-  if (isKeywardError(err)) return err;
-  return undefined;
+  return err instanceof UnauthorizedError ? err.inner : asKeywardError(err);
 }
 
 /**

@@ -6,7 +6,7 @@ import type {
   Principal,
   RouteDeps,
 } from '@keyward/core/http';
-import { createAuthenticator, toHttpProblem } from '@keyward/core/http';
+import { createAuthenticator, reportProblem } from '@keyward/core/http';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { errorHandler, UnauthorizedError } from './errors.js';
 import { keywardRouter } from './router.js';
@@ -75,12 +75,11 @@ export function keyward(kw: KeywardExpressDeps, options: KeywardExpressOptions =
   const authenticator = createAuthenticator(kw, authOptions);
 
   function fail(res: Response, next: NextFunction, err: unknown): void {
-    const problem = toHttpProblem(err);
+    const problem = reportProblem(err, onDenied);
     if (problem.status >= 500) {
       next(err);
       return;
     }
-    if (problem.status === 401 || problem.status === 403) onDenied?.(problem.error, problem.status);
     res.set(problem.headers);
     next(new UnauthorizedError(problem, err));
   }

@@ -1,7 +1,7 @@
 import createError from '@fastify/error';
 import { isKeywardError } from '@keyward/core';
 import type { DeniedHook, HttpProblem, HttpResponse } from '@keyward/core/http';
-import { bodyFailureOf, invalidBody, problemResponse, toHttpProblem } from '@keyward/core/http';
+import { asKeywardError, problemResponse, reportProblem } from '@keyward/core/http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 const FastifyKeywardError = createError<[message: string, options: { cause: unknown }]>(
@@ -41,9 +41,7 @@ export class KeywardFastifyError extends FastifyKeywardError {
 /** The `KeywardFastifyError` for a `KeywardError`; any other error is returned as it is (a bug, not a 4xx). */
 export function toFastifyError(err: unknown, onDenied?: DeniedHook): unknown {
   if (!isKeywardError(err)) return err;
-  const problem = toHttpProblem(err);
-  if (problem.status === 401 || problem.status === 403) onDenied?.(problem.error, problem.status);
-  return new KeywardFastifyError(problem, err);
+  return new KeywardFastifyError(reportProblem(err, onDenied), err);
 }
 
 /** Writes a framework-neutral response from core onto a Fastify reply. */
@@ -65,9 +63,7 @@ export function sendResponse(reply: FastifyReply, answer: HttpResponse): Fastify
  * ```
  */
 export function keywardErrorHandler(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
-  if (error instanceof KeywardFastifyError) return sendResponse(reply, problemResponse(error.cause));
-  if (isKeywardError(error)) return sendResponse(reply, problemResponse(error));
-  const failure = bodyFailureOf(error);
-  if (failure) return sendResponse(reply, problemResponse(invalidBody(failure)));
+  const known = error instanceof KeywardFastifyError ? error.cause : asKeywardError(error);
+  if (known) return sendResponse(reply, problemResponse(known));
   throw error;
 }

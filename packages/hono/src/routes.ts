@@ -2,7 +2,6 @@ import type {
   AuthenticatorDeps,
   AuthenticatorOptions,
   DeniedHook,
-  HttpResponse,
   KeywardRoutesOptions,
   RouteDeps,
 } from '@keyward/core/http';
@@ -14,8 +13,8 @@ import {
   problemResponse,
 } from '@keyward/core/http';
 import { type Context, Hono } from 'hono';
-import type { ContentfulStatusCode, StatusCode } from 'hono/utils/http-status';
 import { readJsonBody } from './body.js';
+import { toResponse } from './errors.js';
 
 /** What {@link keywardRoutes} needs of a keyward instance: a `Keyward` from `createKeyward()` fits. */
 export type KeywardHonoDeps = AuthenticatorDeps & RouteDeps;
@@ -26,16 +25,6 @@ export interface KeywardHonoRoutesOptions extends KeywardRoutesOptions, Authenti
   bodyLimit?: number;
   /** Called for every 401 / 403 (audit, metrics). */
   onDenied?: DeniedHook;
-}
-
-function send(c: Context, answer: HttpResponse): Response {
-  if (answer.body === undefined) return c.body(null, answer.status as StatusCode, answer.headers);
-  const status = answer.status as ContentfulStatusCode;
-  if (typeof answer.body === 'string') return c.body(answer.body, status, answer.headers);
-  return c.body(JSON.stringify(answer.body), status, {
-    ...answer.headers,
-    'content-type': 'application/json',
-  });
 }
 
 /**
@@ -55,16 +44,13 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
   const {
     bodyLimit: maxSize = 100 * 1024,
     onDenied,
-    apiKeys,
-    apiKeyHeader,
-    cookie,
-    ...routeOptions
+    users,
+    include,
+    isShuttingDown,
+    ...authOptions
   } = options;
-  const authenticator = createAuthenticator(kw, {
-    ...(apiKeys !== undefined ? { apiKeys } : {}),
-    ...(apiKeyHeader !== undefined ? { apiKeyHeader } : {}),
-    ...(cookie !== undefined ? { cookie } : {}),
-  });
+  const authenticator = createAuthenticator(kw, authOptions);
+  const routeOptions = { users, include, isShuttingDown };
   const app = new Hono();
   for (const route of contractRoutes(kw, routeOptions)) {
     const hasBody = route.method === 'POST' || route.method === 'PUT';
@@ -73,7 +59,7 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
       if (!body.ok) {
         const problem = problemResponse(invalidBody(body.failure), onDenied);
         if (body.close) problem.headers.connection = 'close';
-        return send(c, problem);
+        return toResponse(problem);
       }
       const answer = await handleRoute(
         route,
@@ -81,7 +67,7 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
         { headers: c.req.header(), params: c.req.param(), body: body.value },
         onDenied,
       );
-      return send(c, answer);
+      return toResponse(answer);
     };
     app.on(route.method, route.path, handler);
   }

@@ -1,8 +1,7 @@
 import { isKeywardError } from '@keyward/core';
 import {
-  bodyFailureOf,
+  asKeywardError,
   type HttpResponse,
-  invalidBody,
   invalidRequest,
   problemResponse,
   toHttpProblem,
@@ -52,11 +51,9 @@ export function toHttpException(err: unknown): unknown {
 export function keywardErrorOf(exception: unknown): unknown {
   if (isKeywardError(exception)) return exception;
   if (!(exception instanceof HttpException) || exception.getStatus() >= 500) return undefined;
-  const cause = exception.cause;
-  if (isKeywardError(cause)) return cause;
-  const failure = bodyFailureOf(cause);
-  if (failure) return invalidBody(failure);
-  if (cause instanceof URIError) return invalidRequest('the request path is malformed');
+  const known = asKeywardError(exception.cause);
+  if (known) return known;
+  if (exception.cause instanceof URIError) return invalidRequest('the request path is malformed');
   return undefined;
 }
 

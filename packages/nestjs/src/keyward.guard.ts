@@ -1,4 +1,4 @@
-import { type HeaderBag, type Principal, toHttpProblem } from '@keyward/core/http';
+import { type HeaderBag, type Principal, reportProblem } from '@keyward/core/http';
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { PUBLIC_KEY, ROLES_KEY, SCOPES_KEY } from './keyward.constants.js';
@@ -70,7 +70,7 @@ export class KeywardGuard implements CanActivate {
    * the response, reports the denial, and returns {@link toHttpException}'s exception.
    */
   protected handleError(err: unknown, context: ExecutionContext): unknown {
-    const problem = toHttpProblem(err);
+    const problem = reportProblem(err, this.keyward.denied.bind(this.keyward));
     if (problem.status >= 500) return err;
     if (context.getType() === 'http') {
       const response = context.switchToHttp().getResponse<unknown>();
@@ -78,7 +78,6 @@ export class KeywardGuard implements CanActivate {
         this.adapterHost.httpAdapter.setHeader(response, name, value);
       }
     }
-    if (problem.status === 401 || problem.status === 403) this.keyward.denied(problem.error, problem.status);
     return toHttpException(err);
   }
 }

@@ -4,8 +4,6 @@ import { type GlobalOptions, withKeyward } from '../context.js';
 import { CliError } from '../errors.js';
 import { isoTime, note, print, printJson, table } from '../output.js';
 
-const isoOrDash = (ms: number | null) => (ms === null ? '-' : isoTime(ms));
-
 /** Registers `keyward apikeys create|list|revoke`. */
 export function registerApiKeys(program: Command, globals: () => GlobalOptions): void {
   const apikeys = program
@@ -44,7 +42,7 @@ export function registerApiKeys(program: Command, globals: () => GlobalOptions):
           if (opts.json) return printJson(created);
           print(created.key);
           note(
-            `created API key ${created.id} for ${created.owner}, expires ${isoOrDash(created.expiresAt)}; the key above is shown only this once`,
+            `created API key ${created.id} for ${created.owner}, expires ${isoTime(created.expiresAt)}; the key above is shown only this once`,
           );
         });
       },
@@ -69,9 +67,9 @@ export function registerApiKeys(program: Command, globals: () => GlobalOptions):
               k.name,
               k.scopes.join(',') || '-',
               isoTime(k.createdAt),
-              isoOrDash(k.expiresAt),
-              isoOrDash(k.lastUsedAt),
-              isoOrDash(k.revokedAt),
+              isoTime(k.expiresAt),
+              isoTime(k.lastUsedAt),
+              isoTime(k.revokedAt),
             ]),
           ),
         );

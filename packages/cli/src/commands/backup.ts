@@ -1,13 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import {
-  createMemoryStore,
-  Fernet,
-  KEYRING_KEY,
-  type KeyringDocument,
-  KeyringRepository,
-  KeywardError,
-  type UnsealedKey,
-} from '@keyward/core';
+import { Fernet, type KeyringDocument, KeyringRepository, type UnsealedKey } from '@keyward/core';
 import type { Command } from 'commander';
 import { describeStore, type GlobalOptions, openStore, requireMasterKey } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
@@ -87,7 +79,7 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
       const store = openStore(g);
       try {
         const repo = new KeyringRepository(store, master);
-        const doc = repo.parse(await store.get(KEYRING_KEY));
+        const doc = await repo.read();
         if (!doc) throw new CliError('keyring_missing', `no keyring in ${describeStore(g)}`);
         // Unsealing proves the backup is restorable before it is written.
         const keys = repo.unseal(doc);
@@ -139,22 +131,17 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
         );
       }
       const master = requireMasterKey(g);
-      let keys: UnsealedKey[];
-      if (backup.sealedWith === 'backup-key') {
-        const backupKey = readBackupKey(opts.backupKeyFile as string);
-        keys = JSON.parse(backupKey.decryptString(backup.keys)) as UnsealedKey[];
-      } else {
-        if (backup.masterKeyId !== master.id) {
-          throw new KeywardError(
-            'master_key_mismatch',
-            `the backup was sealed by master key ${backup.masterKeyId}, but the configured master key is ${master.id}`,
-          );
-        }
-        keys = new KeyringRepository(createMemoryStore(), master).unseal(backup.keyring);
-      }
       const store = openStore(g, true);
       try {
         const repo = new KeyringRepository(store, master);
+        let keys: UnsealedKey[];
+        if (backup.sealedWith === 'backup-key') {
+          const backupKey = readBackupKey(opts.backupKeyFile as string);
+          keys = JSON.parse(backupKey.decryptString(backup.keys)) as UnsealedKey[];
+        } else {
+          // parse() refuses a keyring sealed by another master key (master_key_mismatch).
+          keys = repo.unseal(repo.parse(JSON.stringify(backup.keyring)) as KeyringDocument);
+        }
         // Restoring through update() gives the document a generation above the current one, so
         // running instances take it instead of ignoring it as stale.
         const { doc } = await repo.update((current) => {

@@ -181,3 +181,39 @@ export function bodyFailureOf(err: unknown): BodyFailure | undefined {
   if (id === undefined) return undefined;
   return PARSER_FAILURES[id] ?? (status >= 400 && status < 500 ? 'unreadable' : undefined);
 }
+
+/** Optional hook called for every denied request (audit `access.denied`, metrics). */
+export type DeniedHook = (code: string, status: number) => void;
+
+/**
+ * {@link toHttpProblem}, reporting a 401 or 403 to `onDenied`: what every adapter does when a
+ * request is refused.
+ *
+ * @example
+ * ```ts
+ * const problem = reportProblem(err, onDenied)
+ * res.status(problem.status).set(problem.headers)
+ * ```
+ */
+export function reportProblem(err: unknown, onDenied?: DeniedHook): HttpProblem {
+  const problem = toHttpProblem(err);
+  if (problem.status === 401 || problem.status === 403) onDenied?.(problem.error, problem.status);
+  return problem;
+}
+
+/**
+ * The keyward error behind a thrown value: a `KeywardError` itself, or a framework body-parser 4xx
+ * as core's `invalid_request` (see {@link bodyFailureOf}); `undefined` for anything else, which is
+ * the application's to handle.
+ *
+ * @example
+ * ```ts
+ * const known = asKeywardError(err)
+ * if (known) return send(problemResponse(known))
+ * ```
+ */
+export function asKeywardError(err: unknown): KeywardError | undefined {
+  if (isKeywardError(err)) return err;
+  const failure = bodyFailureOf(err);
+  return failure ? invalidBody(failure) : undefined;
+}

@@ -19,16 +19,18 @@ export {
   type HeaderBag,
 } from './credentials.js';
 export {
+  asKeywardError,
   type BodyFailure,
   bodyFailureOf,
+  type DeniedHook,
   type HttpProblem,
   invalidBody,
   invalidRequest,
+  reportProblem,
   toHttpProblem,
 } from './errors.js';
 export { type KeywardClaims, type Principal, principalFromApiKey, principalFromJwt } from './principal.js';
 export {
-  type DeniedHook,
   type HttpRequest,
   type HttpResponse,
   handleRoute,

@@ -8,7 +8,7 @@ import type { SecretService } from '../secrets/types.js';
 import type { TokenService } from '../tokens/types.js';
 import type { Authenticator } from './authenticate.js';
 import type { HeaderBag } from './credentials.js';
-import { invalidRequest, toHttpProblem } from './errors.js';
+import { type DeniedHook, invalidRequest, reportProblem } from './errors.js';
 import type { Principal } from './principal.js';
 import type { UserDirectory } from './users.js';
 
@@ -416,9 +416,6 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
   return routes.map(({ group: _group, ...route }) => route);
 }
 
-/** Optional hook called for every denied request (audit `access.denied`, metrics). */
-export type DeniedHook = (code: string, status: number) => void;
-
 /**
  * Runs one route: authenticates, checks scopes, calls the handler, and maps any error to the
  * contract's answer. Never throws; never answers 5xx for bad input.
@@ -443,8 +440,7 @@ export async function handleRoute(
 
 /** The contract's error response for any error. */
 export function problemResponse(err: unknown, onDenied?: DeniedHook): HttpResponse {
-  const problem = toHttpProblem(err);
-  if (problem.status === 401 || problem.status === 403) onDenied?.(problem.error, problem.status);
+  const problem = reportProblem(err, onDenied);
   return {
     status: problem.status,
     headers: { ...problem.headers, 'cache-control': 'no-store' },
