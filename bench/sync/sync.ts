@@ -15,25 +15,17 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { KEYRING_GENERATION_KEY, KEYRING_KEY } from '../../packages/core/src/keys/keyring-store.js';
 import { MasterKey } from '../../packages/core/src/keys/master-key.js';
 import { createRedisStore } from '../../packages/core/src/store/redis.js';
 import { type App, type AppEvent, startApp } from '../../packages/core/test/multiprocess/harness.js';
+import { freePort } from '../../packages/testing/src/tools.js';
 
 const ROTATIONS = 200;
 const REVOCATIONS = 200;
 const DEAF_ROTATIONS = 20;
 const POLL_MS = 1000;
 const PREFIX = '{kwbench}:';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;

@@ -29,3 +29,23 @@ export function codeOf(
   }
   return undefined;
 }
+
+/**
+ * Runs `run`, expects it to throw a `KeywardError` with `code`, and returns the error so the
+ * test can check its message and details.
+ *
+ * @example
+ * ```ts
+ * expect(expectKeywardError(() => resolveRotationPolicy({ publishLead: '1m' }), 'config_invalid').message).toContain('publishLead')
+ * ```
+ */
+export function expectKeywardError<E extends Error & { code: string }>(run: () => unknown, code: string): E {
+  try {
+    run();
+  } catch (err) {
+    const actual = describeError(err);
+    if (actual !== code) throw new Error(`expected a KeywardError ${code}, got ${actual}`);
+    return err as E;
+  }
+  throw new Error(`expected a KeywardError ${code}, but nothing was thrown`);
+}

@@ -6,7 +6,7 @@ export {
   type RunningApp,
   startExampleProcess,
 } from './adapter-contract.js';
-export { codeOf } from './errors.js';
+export { codeOf, expectKeywardError } from './errors.js';
 export { describeWithRedis, dropRedisPrefix, redisTestUrl, uniquePrefix } from './redis.js';
 export { describeStoreContract, type StoreContractFactory } from './store-contract.js';
-export { hasTool, python } from './tools.js';
+export { freePort, hasTool, python } from './tools.js';

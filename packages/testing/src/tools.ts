@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 
 /** The Python interpreter interop tests run (`KEYWARD_PYTHON`, default `python3`). */
 export const python = process.env.KEYWARD_PYTHON || 'python3';
@@ -25,4 +26,21 @@ export function hasTool(tool: keyof typeof probes): boolean {
     throw new Error(`KEYWARD_REQUIRE_TOOLS=1 but ${tool} is not available`);
   }
   return found;
+}
+
+/**
+ * A TCP port free on loopback right now (for a throwaway `redis-server` or app process).
+ *
+ * @example
+ * ```ts
+ * const port = await freePort()
+ * spawn('redis-server', ['--port', String(port)])
+ * ```
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { KeywardError } from '../errors.js';
+import { expectKeywardError } from '../../../testing/src/errors.js';
+import type { KeywardError } from '../errors.js';
+import { DAY, key, MIN, T0 } from './__fixtures__/records.js';
 import {
   assertTransition,
   checkKeyringInvariants,
@@ -10,32 +12,11 @@ import {
   transition,
 } from './lifecycle.js';
 import { resolveRotationPolicy } from './rotation-policy.js';
-import type { KeyRecord, KeyState } from './types.js';
+import type { KeyState } from './types.js';
 
-const MIN = 60_000;
-const DAY = 24 * 60 * MIN;
-const T0 = Date.UTC(2025, 0, 1);
 const policy = resolveRotationPolicy();
 
-function key(kid: string, state: KeyState, over: Partial<KeyRecord> = {}): KeyRecord {
-  const base: KeyRecord = { kid, use: 'sig', alg: 'EdDSA', state, origin: 'generated', createdAt: T0 };
-  if (state !== 'pending') base.activatedAt = T0;
-  if (state === 'retiring') Object.assign(base, { retiringAt: T0 + DAY, verifyUntil: T0 + DAY + 31 * MIN });
-  if (state === 'retired') Object.assign(base, { retiringAt: T0 + DAY, retiredAt: T0 + 2 * DAY });
-  if (state === 'revoked') base.revokedAt = T0 + DAY;
-  return { ...base, ...over };
-}
-
-function stateError(fn: () => unknown): KeywardError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(KeywardError);
-    expect((err as KeywardError).code).toBe('key_state_invalid');
-    return err as KeywardError;
-  }
-  throw new Error('expected key_state_invalid');
-}
+const stateError = (fn: () => unknown) => expectKeywardError<KeywardError>(fn, 'key_state_invalid');
 
 describe('assertTransition', () => {
   const legal: [KeyState, KeyState][] = [

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KeywardError } from '../errors.js';
+import { DAY, HOUR, key, MIN, T0 } from './__fixtures__/records.js';
 import { checkKeyringInvariants, revokeKey, rotateNow, stateRank } from './lifecycle.js';
 import {
   applyRotationActions,
@@ -11,23 +12,10 @@ import {
   simulateRotation,
 } from './rotation-plan.js';
 import { type RotationPolicy, resolveRotationPolicy } from './rotation-policy.js';
-import type { KeyRecord, KeyState, KeyUse } from './types.js';
+import type { KeyRecord, KeyUse } from './types.js';
 
-const MIN = 60_000;
-const HOUR = 60 * MIN;
-const DAY = 24 * HOUR;
-const T0 = Date.UTC(2025, 0, 1);
 const policy = resolveRotationPolicy();
 const sigOnly = resolveRotationPolicy({ uses: ['sig'] });
-
-function key(kid: string, state: KeyState, over: Partial<KeyRecord> = {}): KeyRecord {
-  const base: KeyRecord = { kid, use: 'sig', alg: 'EdDSA', state, origin: 'generated', createdAt: T0 };
-  if (state !== 'pending') base.activatedAt = T0;
-  if (state === 'retiring') Object.assign(base, { retiringAt: T0 + DAY, verifyUntil: T0 + DAY + 31 * MIN });
-  if (state === 'retired') Object.assign(base, { retiringAt: T0 + DAY, retiredAt: T0 + 2 * DAY });
-  if (state === 'revoked') base.revokedAt = T0 + DAY;
-  return { ...base, ...over };
-}
 const kidOf = (use: string) => `new-${use}`;
 
 describe('planRotation', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { KeywardError } from '../errors.js';
+import { expectKeywardError } from '../../../testing/src/errors.js';
+import type { KeywardError } from '../errors.js';
 import {
   algorithmFor,
   computeVerifyUntil,
@@ -13,16 +14,7 @@ import {
 const MIN = 60_000;
 const DAY = 24 * 60 * MIN;
 
-function configError(fn: () => unknown): KeywardError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(KeywardError);
-    expect((err as KeywardError).code).toBe('config_invalid');
-    return err as KeywardError;
-  }
-  throw new Error('expected a config_invalid error');
-}
+const configError = (fn: () => unknown) => expectKeywardError<KeywardError>(fn, 'config_invalid');
 
 describe('parseDuration', () => {
   it.each([

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,7 +10,7 @@ import {
   uniquePrefix,
 } from '../../../testing/src/redis.js';
 import { describeStoreContract } from '../../../testing/src/store-contract.js';
-import { hasTool } from '../../../testing/src/tools.js';
+import { freePort, hasTool } from '../../../testing/src/tools.js';
 import { createRedisStore } from './redis.js';
 
 const url = redisTestUrl() ?? 'redis://127.0.0.1:6379';
@@ -76,14 +75,6 @@ describeWithRedis('redis', () => {
     });
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 const hasRedisServer = hasTool('redis-server');
 

@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -12,6 +11,7 @@ import {
   redisTestUrl,
   uniquePrefix,
 } from '../../../testing/src/redis.js';
+import { freePort } from '../../../testing/src/tools.js';
 import { KEYRING_KEY, type KeyringDocument } from '../../src/keys/keyring-store.js';
 import { checkKeyringInvariants } from '../../src/keys/lifecycle.js';
 import { MasterKey } from '../../src/keys/master-key.js';
@@ -159,14 +159,6 @@ describeWithRedis('several processes on one Redis', () => {
     expect((applied.t as number) - committedAt).toBeLessThanOrEqual(POLL_MS * 2 + 250);
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describeWithRedis('Redis stopped and restarted during traffic', () => {
   let server: ChildProcess | undefined;
