@@ -7,7 +7,7 @@ import {
   uniquePrefix,
 } from '../../../testing/src/redis.js';
 import { MasterKey } from '../keys/master-key.js';
-import type { KeywardCore } from '../keyward.js';
+import { createKeyward, type KeywardCore } from '../keyward.js';
 import { createMemoryStore } from '../store/memory.js';
 import { createRedisStore } from '../store/redis.js';
 import type { Store } from '../store/types.js';
@@ -91,6 +91,14 @@ describe('negative cache of unknown API-key ids', () => {
     await expect(createApiKeyService(core, { negativeCacheTtlMs: -1 })).rejects.toMatchObject({
       code: 'config_invalid',
     });
+    const options = {
+      store: createMemoryStore(),
+      masterKey: MasterKey.generate().exportText(),
+      logger: false as const,
+    };
+    await expect(
+      createKeyward({ ...options, audit: false, apiKeyNegativeCacheTtlMs: Number.NaN }),
+    ).rejects.toMatchObject({ code: 'config_invalid' });
   });
 
   it('a key created on this instance verifies at once, though its id was cached as unknown', async () => {

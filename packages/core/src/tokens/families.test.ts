@@ -5,6 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { codeOf } from '../../../testing/src/errors.js';
 import { createKeywardCore, type KeywardCore } from '../core.js';
 import { MasterKey } from '../keys/master-key.js';
+import { createKeyward } from '../keyward.js';
 import { createMemoryStore } from '../store/memory.js';
 import { createSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/types.js';
@@ -134,7 +135,16 @@ describe('bounded session state', () => {
       expect(() => createTokenService(core, { reuseDetectionDepth: bad })).toThrow(
         expect.objectContaining({ code: 'config_invalid' }),
       );
-    }
+    } // createKeyward passes the option through.
+    const options = {
+      store: createMemoryStore(),
+      masterKey: MASTER,
+      logger: false as const,
+      audit: false as const,
+    };
+    await expect(createKeyward({ ...options, reuseDetectionDepth: 0 })).rejects.toMatchObject({
+      code: 'config_invalid',
+    });
   });
 
   it.each(drivers)(
