@@ -18,8 +18,12 @@ export interface KeywardServiceOptions extends KeywardOptions {
   refreshTtlSec?: number;
   /** How long a just-spent refresh token returns the same successor (two tabs racing). Default 2000 ms. */
   refreshReuseIntervalMs?: number;
+  /** Spent refresh tokens remembered per session for reuse detection (see `TokenServiceOptions`). Default 16. */
+  reuseDetectionDepth?: number;
   /** How long a verified API key is cached in memory. Default 30 s. */
   apiKeyCacheTtlMs?: number;
+  /** How long an unknown API-key id is answered from memory (see `ApiKeyServiceOptions`). Default 5 s. */
+  apiKeyNegativeCacheTtlMs?: number;
   /** `version` reported by health. */
   version?: string;
 }
@@ -61,11 +65,17 @@ export async function createKeyward(options: KeywardServiceOptions = {}): Promis
     const data = createDataCipher(core);
     const apiKeys = await createApiKeyService(core, {
       ...(options.apiKeyCacheTtlMs !== undefined ? { cacheTtlMs: options.apiKeyCacheTtlMs } : {}),
+      ...(options.apiKeyNegativeCacheTtlMs !== undefined
+        ? { negativeCacheTtlMs: options.apiKeyNegativeCacheTtlMs }
+        : {}),
     });
     const tokens = createTokenService(core, {
       ...(options.refreshTtlSec !== undefined ? { refreshTtlSec: options.refreshTtlSec } : {}),
       ...(options.refreshReuseIntervalMs !== undefined
         ? { refreshReuseIntervalMs: options.refreshReuseIntervalMs }
+        : {}),
+      ...(options.reuseDetectionDepth !== undefined
+        ? { reuseDetectionDepth: options.reuseDetectionDepth }
         : {}),
     });
     const health = createHealth(core, options.version ? { version: options.version } : {});

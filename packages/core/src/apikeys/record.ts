@@ -7,8 +7,9 @@ import type { ApiKeyInfo } from './types.js';
 /** HKDF `info` of the API-key pepper, so it never equals any other key derived from a data key. */
 export const PEPPER_INFO = 'keyward/apikey-pepper';
 /**
- * Store channel on which revocations are published (`{"type":"revoke","id":…}`), so every
- * instance drops its cached copy of the key.
+ * Store channel on which revocations (`{"type":"revoke","id":…}`) and creations
+ * (`{"type":"create","id":…}`) are published, so every instance drops its cached copy of a
+ * revoked key and any "not found" it remembers for a new one.
  *
  * @example
  * ```ts

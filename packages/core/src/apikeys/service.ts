@@ -31,6 +31,16 @@ export interface ApiKeyServiceOptions {
   cacheTtlMs?: number;
   /** Most verified keys held in memory. Default 10 000. */
   cacheMax?: number;
+  /**
+   * How long an API-key id the store does not hold is answered as unknown from memory, in ms, so
+   * a flood of requests with one unknown id costs one store read per id per window. Creating a
+   * key with that id (on any instance: creations are announced on the `apikeys` channel) drops
+   * the entry at once; a lost announcement delays a brand-new key by at most this long. `0`
+   * disables it. Default 5 000.
+   */
+  negativeCacheTtlMs?: number;
+  /** Most unknown ids remembered (least recently used dropped first). Default 10 000. */
+  negativeCacheMax?: number;
   /** How often `lastUsedAt` times are written to the store, in ms. Default 10 000. */
   lastUsedFlushMs?: number;
 }
@@ -103,12 +113,16 @@ export async function createApiKeyService(
   const cacheTtlMs = positive(options.cacheTtlMs, 30_000, 'cacheTtlMs', true);
   const cacheMax = positive(options.cacheMax, 10_000, 'cacheMax');
   const flushMs = positive(options.lastUsedFlushMs, 10_000, 'lastUsedFlushMs');
+  const negativeCacheTtlMs = positive(options.negativeCacheTtlMs, 5_000, 'negativeCacheTtlMs', true);
+  const negativeCacheMax = positive(options.negativeCacheMax, 10_000, 'negativeCacheMax');
   const { store } = core;
   const peppers = new PepperCache();
   const lastUsed = new LastUsedBatcher(store, core.logger, flushMs);
   const verifier = new ApiKeyVerifier(core, {
     cacheTtlMs,
     cacheMax: Math.floor(cacheMax),
+    negativeCacheTtlMs,
+    negativeCacheMax: Math.max(1, Math.floor(negativeCacheMax)),
     peppers,
     lastUsed,
   });
@@ -119,6 +133,7 @@ export async function createApiKeyService(
       try {
         const event = JSON.parse(message) as { type?: unknown; id?: unknown };
         if (event.type === 'revoke' && isApiKeyId(event.id)) verifier.forget(event.id);
+        if (event.type === 'create' && isApiKeyId(event.id)) verifier.created(event.id);
       } catch {
         // Not ours to judge: a malformed message is ignored; the cache TTL still bounds staleness.
       }
@@ -126,7 +141,7 @@ export async function createApiKeyService(
   } catch (err) {
     core.logger.warn(
       { code: err instanceof KeywardError ? err.code : 'internal_error' },
-      'keyward api keys: revocation subscription failed; cached keys expire after cacheTtlMs',
+      'keyward api keys: subscription failed; cached keys expire after cacheTtlMs, unknown ids after negativeCacheTtlMs',
     );
   }
   core.onClose(async () => {
@@ -173,6 +188,16 @@ export async function createApiKeyService(
         await store.set(storeKeys.ownerPrefix(input.owner) + id, '1');
         // 62^12 ids make a collision practically impossible; compareAndSet makes it harmless.
         if (!(await store.compareAndSet(storeKeys.record(id), null, JSON.stringify(record)))) continue;
+        verifier.created(id);
+        try {
+          // Every instance drops a "not found" it may remember for this id.
+          await store.publish(APIKEYS_CHANNEL, JSON.stringify({ type: 'create', id }));
+        } catch (err) {
+          core.logger.warn(
+            { apiKeyId: id, code: err instanceof KeywardError ? err.code : 'internal_error' },
+            'keyward api keys: creation broadcast failed; other instances see the key within negativeCacheTtlMs',
+          );
+        }
         core.audit.emit({
           type: 'apikey.created',
           apiKeyId: id,

@@ -1,5 +1,7 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { markAudited } from '../_internal/audited.js';
+import { fingerprint } from '../audit/events.js';
 import { KeywardError, type KeywardErrorCode } from '../errors.js';
 import type { KeywardCore } from '../keyward.js';
 import { parseApiKey } from './format.js';
@@ -17,6 +19,10 @@ interface CachedKey {
 export interface ApiKeyVerifierOptions {
   cacheTtlMs: number;
   cacheMax: number;
+  /** How long an id the store did not hold is answered from memory, in ms (`0`: never). */
+  negativeCacheTtlMs: number;
+  /** Most unknown ids remembered. */
+  negativeCacheMax: number;
   peppers: PepperCache;
   lastUsed: LastUsedBatcher;
 }
@@ -30,11 +36,26 @@ export class ApiKeyVerifier {
   readonly #core: KeywardCore;
   readonly #o: ApiKeyVerifierOptions;
   readonly #cache: LRUCache<string, CachedKey> | undefined;
+  /** Ids the store did not hold → epoch ms until which that answer is reused. */
+  readonly #unknown: LRUCache<string, number> | undefined;
+  /**
+   * Bumped whenever a key is created here or announced from elsewhere: a lookup that started
+   * before a creation does not cache its "not found", which the creation may have made stale.
+   */
+  #creations = 0;
 
   constructor(core: KeywardCore, options: ApiKeyVerifierOptions) {
     this.#core = core;
     this.#o = options;
     this.#cache = options.cacheTtlMs > 0 ? new LRUCache({ max: options.cacheMax }) : undefined;
+    this.#unknown =
+      options.negativeCacheTtlMs > 0 ? new LRUCache({ max: options.negativeCacheMax }) : undefined;
+  }
+
+  /** Drops the "not found" remembered for `id` (it was just created, here or on another instance). */
+  created(id: string): void {
+    this.#creations += 1;
+    this.#unknown?.delete(id);
   }
 
   /** Drops every cached verification of key `id` (after a revocation, here or on another instance). */
@@ -83,13 +104,31 @@ export class ApiKeyVerifier {
         code,
         via: 'api_key',
         ...(id !== undefined && code !== 'api_key_invalid' ? { apiKeyId: id } : {}),
+        // Only a fingerprint, so repeated attempts with one key can be correlated.
+        ...(typeof key === 'string' ? { tokenFingerprint: fingerprint(key) } : {}),
       });
+      // One event per denied key: the HTTP authenticator does not audit this error again.
+      if (typeof err === 'object' && err !== null) markAudited(err);
       throw err;
     }
   }
 
-  async #lookup(id: string, secret: string, now: number): Promise<ApiKeyRecord> {
+  /** The stored record of `id`, or `null`; a recent "not found" is answered from memory. */
+  async #read(id: string, now: number): Promise<string | null> {
+    const unknownUntil = this.#unknown?.get(id);
+    if (unknownUntil !== undefined && unknownUntil > now) return null;
+    const creations = this.#creations;
     const raw = await this.#core.store.get(storeKeys.record(id));
+    if (raw === null && creations === this.#creations) {
+      this.#unknown?.set(id, now + this.#o.negativeCacheTtlMs);
+    } else if (unknownUntil !== undefined) {
+      this.#unknown?.delete(id);
+    }
+    return raw;
+  }
+
+  async #lookup(id: string, secret: string, now: number): Promise<ApiKeyRecord> {
+    const raw = await this.#read(id, now);
     const record = raw === null ? undefined : parseRecord(raw, id);
     const keyring = this.#core.keys.snapshot();
     const pepper = record && this.#o.peppers.get(keyring, record.kid);

@@ -1,3 +1,4 @@
+import { wasAudited } from '../_internal/audited.js';
 import type { ApiKeyService } from '../apikeys/types.js';
 import { fingerprint } from '../audit/events.js';
 import type { AuditLog } from '../audit/log.js';
@@ -73,7 +74,8 @@ export function createAuthenticator(
       if (credential.type === 'bearer' && isMalformedBearer(credential.token)) {
         throw invalidRequest('the Authorization header is malformed');
       }
-      if (audit && isKeywardError(err)) {
+      // An error the API-key service has audited already is not audited twice.
+      if (audit && isKeywardError(err) && !wasAudited(err)) {
         audit.emit({
           type: 'access.denied',
           code: err.code,

@@ -5,9 +5,18 @@ import { KeywardError } from '../errors.js';
  * Store layout of sessions. Tokens are never stored: only their SHA-256. A refresh token carries
  * 256 random bits, so a plain hash is enough (no pepper, no slow hash).
  *
+ * Every record of a family expires with it (no TTL beyond the family's `expiresAt`), and a family
+ * holds a bounded number of records however often it is refreshed: its current token, the spent
+ * tokens still remembered for reuse detection ({@link FamilyRecord.spent}, dropped beyond the
+ * service's `reuseDetectionDepth`), their sealed successor pairs, and one entry per access token
+ * that has not expired yet.
+ *
  * - `rt:fam:<familyId>`             {@link FamilyRecord}, TTL slides with each rotation
- * - `rt:tok:<sha256>`               {@link RefreshRecord}, TTL = the token's lifetime
+ * - `rt:tok:<sha256>`               {@link RefreshRecord}: the current token, or a spent-token marker;
+ *                                   TTL = the token's lifetime, never beyond the family's `expiresAt`
  * - `rt:pair:<successor sha256>`    the successor pair sealed with the data key, TTL = reuse interval
+ * - `rt:fam-at:<familyId>/<jti>`    collection of the family's access tokens (value: `exp` in epoch
+ *                                   ms), TTL = the token's remaining lifetime; revoked with the family
  * - `rt:sub:<base64url sub>:<fam>`  per-subject index of families (logout everywhere)
  * - `ot:<sha256>`                   {@link OneTimeRecord}
  */
@@ -15,6 +24,9 @@ export const keys = {
   family: (id: string) => `rt:fam:${id}`,
   token: (hash: string) => `rt:tok:${hash}`,
   pair: (hash: string) => `rt:pair:${hash}`,
+  /** The collection of a family's access tokens (store key grammar: members after the last `/`). */
+  familyAccessPrefix: (familyId: string) => `rt:fam-at:${familyId}/`,
+  familyAccess: (familyId: string, jti: string) => `${keys.familyAccessPrefix(familyId)}${jti}`,
   subjectPrefix: (sub: string) => `rt:sub:${Buffer.from(sub, 'utf8').toString('base64url')}:`,
   subject: (sub: string, familyId: string) => `${keys.subjectPrefix(sub)}${familyId}`,
   oneTime: (hash: string) => `ot:${hash}`,
@@ -33,8 +45,17 @@ export interface FamilyRecord {
   revokedReason?: string;
   /** Epoch ms after which the family is gone (slides with each rotation). */
   expiresAt: number;
-  /** Access tokens of this family that may still be live: `[jti, exp in epoch ms]`, revoked with the family. */
-  live: Array<[string, number]>;
+  /**
+   * Hashes of the most recently spent refresh tokens of the family, oldest first, at most the
+   * service's `reuseDetectionDepth`. Each has a spent-token marker (`rt:tok:<hash>`); a marker
+   * pushed out of this list is deleted, so presenting that token later reads as unknown.
+   */
+  spent?: string[];
+  /**
+   * Written by earlier versions: access tokens `[jti, exp in epoch ms]` kept in the record (at most
+   * 32). Still revoked with the family; new access tokens go to `rt:fam-at:<familyId>/<jti>`.
+   */
+  live?: Array<[string, number]>;
 }
 
 /** One refresh token, keyed by its hash. */

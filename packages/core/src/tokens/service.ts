@@ -35,6 +35,14 @@ export interface TokenServiceOptions {
    * (two browser tabs refreshing at once) instead of counting as reuse. Default 2000 ms.
    */
   refreshReuseIntervalMs?: number;
+  /**
+   * How many of a family's most recently spent refresh tokens are remembered for reuse detection
+   * (1..1000). Presenting one of them after `refreshReuseIntervalMs` revokes the family; a token
+   * spent longer ago than that many refreshes has lost its marker and is refused as unknown
+   * (`refresh_token_invalid`) without revoking anything. This bounds a session's store footprint:
+   * it no longer grows with the number of refreshes. Default 16.
+   */
+  reuseDetectionDepth?: number;
 }
 
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/; // RFC 6749 §3.3 scope-token
@@ -73,9 +81,16 @@ export function createTokenService(core: KeywardCore, options: TokenServiceOptio
       `refreshReuseIntervalMs (${reuseIntervalMs}) must be within 0..60000 ms`,
     );
   }
+  const depth = options.reuseDetectionDepth ?? 16;
+  if (!Number.isInteger(depth) || depth < 1 || depth > 1000) {
+    throw new KeywardError(
+      'config_invalid',
+      `reuseDetectionDepth (${depth}) must be an integer within 1..1000`,
+    );
+  }
   const ttlMs = refreshTtlSec * 1000;
   const { store, now, audit, metrics } = core;
-  const families = new FamilyRepository(core, ttlMs);
+  const families = new FamilyRepository(core, depth);
 
   /** Signs an access token and draws a refresh token for `family`. */
   function mint(family: Pick<FamilyRecord, 'sub' | 'scopes' | 'claims'>) {
@@ -90,15 +105,13 @@ export function createTokenService(core: KeywardCore, options: TokenServiceOptio
       token_type: 'Bearer',
       expires_in: core.options.accessTokenTtlSec,
     };
-    return { pair, hash: hashToken(refresh), live: [signed.jti, signed.exp * 1000] as [string, number] };
+    return { pair, hash: hashToken(refresh), jti: signed.jti, expMs: signed.exp * 1000 };
   }
 
-  function activeRecord(familyId: string): string {
-    return JSON.stringify({
-      family: familyId,
-      state: 'active',
-      expiresAt: now() + ttlMs,
-    } satisfies RefreshRecord);
+  /** Writes the record of a family's new current token, expiring with the family (`expiresAt`). */
+  async function storeActive(hash: string, familyId: string, expiresAt: number): Promise<void> {
+    const record: RefreshRecord = { family: familyId, state: 'active', expiresAt };
+    await store.set(keys.token(hash), JSON.stringify(record), { ttlMs: Math.max(1, expiresAt - now()) });
   }
 
   /** The successor pair, sealed with the active data key: never in clear in the store. */
@@ -152,21 +165,24 @@ export function createTokenService(core: KeywardCore, options: TokenServiceOptio
       if (record.state === 'spent') return replay(token, record, family);
 
       const next = mint(family);
+      const expiresAt = now() + ttlMs;
       // Successor and sealed pair are written before the spend, so a caller that loses the
       // compare-and-set below always finds the winner's pair.
-      await store.set(keys.token(next.hash), activeRecord(family.id), { ttlMs });
+      await storeActive(next.hash, family.id, expiresAt);
       await store.set(keys.pair(next.hash), seal(next.pair), { ttlMs: Math.max(1, reuseIntervalMs) });
       const spent: RefreshRecord = { ...record, state: 'spent', spentAt: now(), successor: next.hash };
+      // The spent-token marker never outlives the family (nor the token's own lifetime).
       const won = await store.compareAndSet(keys.token(hash), raw, JSON.stringify(spent), {
-        ttlMs: Math.max(1, record.expiresAt - now()),
+        ttlMs: Math.max(1, Math.min(record.expiresAt, family.expiresAt) - now()),
       });
       if (!won) {
         await Promise.all([store.delete(keys.token(next.hash)), store.delete(keys.pair(next.hash))]);
         continue;
       }
-      if (!(await families.advance(family.id, next.hash, next.live))) {
+      await families.recordAccess(family.id, next.jti, next.expMs, expiresAt);
+      if (!(await families.advance(family.id, hash, next.hash, expiresAt))) {
         // Revoked between our read and the spend: the minted access token must not outlive it.
-        await core.revocations.revokeToken(next.live[0], next.live[1]);
+        await core.revocations.revokeToken(next.jti, next.expMs);
         throw invalidRefresh();
       }
       metrics.recordRefresh();
@@ -206,6 +222,8 @@ export function createTokenService(core: KeywardCore, options: TokenServiceOptio
       const id = newId();
       const first = mint({ sub, scopes, claims });
       const at = now();
+      const expiresAt = at + ttlMs;
+      await families.recordAccess(id, first.jti, first.expMs, expiresAt);
       await families.create({
         id,
         sub,
@@ -214,14 +232,14 @@ export function createTokenService(core: KeywardCore, options: TokenServiceOptio
         createdAt: at,
         current: first.hash,
         revoked: false,
-        expiresAt: at + ttlMs,
-        live: [first.live],
+        expiresAt,
+        spent: [],
       });
-      await store.set(keys.token(first.hash), activeRecord(id), { ttlMs });
+      await storeActive(first.hash, id, expiresAt);
       audit.emit({
         type: 'token.issued',
         sub,
-        jti: first.live[0],
+        jti: first.jti,
         family: id,
         ...(scopes.length ? { scope: scopes.join(' ') } : {}),
         tokenFingerprint: fingerprint(first.pair.refresh_token),

@@ -62,7 +62,8 @@ export interface TokenService {
   /**
    * Spends a refresh token and returns a new pair. A spent token presented again within
    * `refreshReuseIntervalMs` returns the same successor pair; after it, the whole family is revoked
-   * (`refresh_token_reused`). Unknown / expired: `refresh_token_invalid`.
+   * (`refresh_token_reused`), with every unexpired access token it issued. Unknown / expired, or
+   * spent more than `reuseDetectionDepth` refreshes ago: `refresh_token_invalid`.
    */
   refresh(refreshToken: string): Promise<TokenPair>;
   /**
