@@ -199,6 +199,7 @@ export class KeyService {
    */
   async revoke(kid: string, reason: string): Promise<RevokeResult> {
     const initial = await this.#repo.read();
+    this.#repo.assertContinues(initial);
     const target = initial?.keys.find((k) => k.kid === kid);
     if (!target)
       throw new KeywardError('key_not_found', `no key with kid "${kid.slice(0, 64)}"`, {
