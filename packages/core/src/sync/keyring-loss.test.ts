@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKeywardCore, type KeywardCore } from '../core.js';
-import { isKeywardError } from '../errors.js';
+import { isKeywardError, KeywardError } from '../errors.js';
 import { createHealth } from '../health/health.js';
+import { toHttpProblem } from '../http/errors.js';
 import { KEYRING_GENERATION_KEY, KEYRING_KEY, type KeyringDocument } from '../keys/keyring-store.js';
 import { MasterKey } from '../keys/master-key.js';
 import { createMemoryStore } from '../store/memory.js';
@@ -109,6 +110,14 @@ describe('keyring lineage: store data loss never forks the keyring', () => {
     await a.sync.refresh();
     expect((await stored(store))?.lineage).toBe(before.lineage);
     expect(a.keys.list().map((k) => k.kid)).toEqual(b.keys.list().map((k) => k.kid));
+  });
+
+  it('answers the new codes as a server-side 503, never as a credential error', () => {
+    for (const code of ['keyring_lost', 'keyring_lineage_mismatch'] as const) {
+      const problem = toHttpProblem(new KeywardError(code, 'x'));
+      expect(problem).toMatchObject({ status: 503, error: code });
+      expect(problem.headers['www-authenticate']).toBeUndefined();
+    }
   });
 
   it('puts back the newest generation an instance holds when the store went back to an older one', async () => {
