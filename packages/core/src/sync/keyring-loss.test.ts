@@ -7,6 +7,7 @@ import { KEYRING_GENERATION_KEY, KEYRING_KEY, type KeyringDocument } from '../ke
 import { MasterKey } from '../keys/master-key.js';
 import { createMemoryStore } from '../store/memory.js';
 import type { Store } from '../store/types.js';
+import { republishRevocations } from './recovery.js';
 import { REVOCATION_GENERATION_KEY } from './revocations.js';
 
 const MASTER = MasterKey.generate().exportText();
@@ -216,5 +217,31 @@ describe('keyring lineage: store data loss never forks the keyring', () => {
     }
     expect(await store.get('revoked:jti:gone')).toBe(String(exp));
     expect(await store.get('revoked:sub:everywhere')).not.toBeNull();
+  });
+
+  it('merges written-back revocations: a jti only if absent, a subject not-before only raised, expired ones skipped', async () => {
+    const store = createMemoryStore();
+    await store.set('revoked:sub:raised', '100');
+    await store.set('revoked:sub:kept', '300');
+    await store.set('revoked:jti:present', '5000');
+    const generation = await republishRevocations(
+      store,
+      [
+        { type: 'revoke-subject', sub: 'raised', notBefore: 200 },
+        { type: 'revoke-subject', sub: 'kept', notBefore: 250 },
+        { type: 'revoke-subject', sub: 'new', notBefore: 50 },
+        { type: 'revoke-jti', jti: 'present', until: 9000 },
+        { type: 'revoke-jti', jti: 'fresh', until: Date.now() + 60_000 },
+        { type: 'revoke-jti', jti: 'expired', until: Date.now() - 1 },
+      ],
+      Date.now(),
+    );
+    expect(generation).toBe(1);
+    expect(await store.get('revoked:sub:raised')).toBe('200');
+    expect(await store.get('revoked:sub:kept')).toBe('300');
+    expect(await store.get('revoked:sub:new')).toBe('50');
+    expect(await store.get('revoked:jti:present')).toBe('5000');
+    expect(await store.get('revoked:jti:fresh')).not.toBeNull();
+    expect(await store.get('revoked:jti:expired')).toBeNull();
   });
 });
