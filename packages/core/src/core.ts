@@ -11,7 +11,7 @@ import { normalizeSigningAlgorithm } from './keys/algorithms.js';
 import type { KeyMaterial } from './keys/generate.js';
 import { KeyService, type RevokeResult, type RotateOptions, type RotateResult } from './keys/key-service.js';
 import { type JsonWebKeySet, Keyring, type UnsealedKey } from './keys/keyring.js';
-import { type KeyringDocument, KeyringRepository } from './keys/keyring-store.js';
+import { type KeyringDocument, KeyringRepository, sameLineage } from './keys/keyring-store.js';
 import { legacyDataKey, legacyEncryptionKey, legacySigningKey } from './keys/legacy.js';
 import { loadMasterKey } from './keys/master-key.js';
 import { type RotationPolicy, resolveRotationPolicy } from './keys/rotation-policy.js';
@@ -97,6 +97,16 @@ export interface KeywardScheduler {
   tick(): Promise<RotationTickResult>;
   /** True while periodic runs are on. */
   readonly running: boolean;
+  /**
+   * This instance's clock minus the store's (`Store.time`), in ms, as last measured by a run;
+   * `undefined` before the first run or when the store cannot tell its time.
+   */
+  readonly clockOffsetMs: number | undefined;
+  /**
+   * True while the last measured offset exceeds the policy's `clockSkew`: runs then neither
+   * generate, activate nor retire keys (health `clock:offset` warns).
+   */
+  readonly clockUnsafe: boolean;
 }
 
 /**
@@ -205,6 +215,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         previous: keyring,
         ...(preferredSigner ? { preferredSigner } : {}),
       });
+      repo.hold(doc);
       if (advanced) notify({ kind: 'keyring', generation: doc.generation });
     };
     const revocations = new RevocationSet();
@@ -284,6 +295,24 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         if (lagMs !== undefined) alerts?.recordSyncLag(lagMs);
       },
       onRevocations: notify,
+      // An instance that holds a keyring never makes another: when the store lost it, sync puts
+      // the held one back, and a keyring of another lineage is never adopted (health fails).
+      republishKeyring: (expected) => repo.republish(expected),
+      sameLineage: (doc) => {
+        const held = repo.held;
+        return held === undefined || sameLineage(held, doc);
+      },
+      onKeyringProblem: (problem) => {
+        if (problem === 'lost')
+          logger.error('keyward sync: the store lost the keyring; re-publishing the one this instance holds');
+        else if (problem === 'republished')
+          logger.warn('keyward sync: the keyring was re-published after the store lost it');
+        else if (problem === 'foreign')
+          logger.error(
+            'keyward sync: the store holds a keyring of another lineage; not adopting it, serving the held one (see the runbook)',
+          );
+        else logger.info("keyward sync: the store holds this instance's keyring again");
+      },
     });
     await sync.start();
 
@@ -291,6 +320,16 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       {
         store,
         service,
+        now,
+        clockSkewMs: policy.clockSkew,
+        onClockOffset(offsetMs) {
+          metrics.recordClockOffset(offsetMs);
+          if (Math.abs(offsetMs) > policy.clockSkew)
+            logger.warn(
+              { offsetMs },
+              `keyward scheduler: this clock is ${offsetMs} ms off the store's (clockSkew ${policy.clockSkew} ms); no key is activated or retired`,
+            );
+        },
         onError(error) {
           metrics.recordRotationFailure(error.code);
           alerts?.recordRotationFailure();
@@ -429,6 +468,12 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         tick: () => scheduler.tick(),
         get running() {
           return scheduler.running;
+        },
+        get clockOffsetMs() {
+          return scheduler.clockOffsetMs;
+        },
+        get clockUnsafe() {
+          return scheduler.clockUnsafe;
         },
       },
       async close() {

@@ -21,6 +21,16 @@ export type KeywardErrorCode =
   | 'key_revoked'
   | 'key_state_invalid'
   | 'key_unseal_failed'
+  /**
+   * The store holds no keyring although this instance holds one (store data lost): a write was
+   * refused so that no new keyring is created beside the one instances hold; sync re-publishes it.
+   */
+  | 'keyring_lost'
+  /**
+   * The store holds a keyring of another lineage (created separately) than the one this instance
+   * holds: it is never adopted silently and never written over (see docs "Incidents").
+   */
+  | 'keyring_lineage_mismatch'
   | 'alg_unsupported'
   // tokens
   | 'token_malformed'

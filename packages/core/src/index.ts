@@ -35,5 +35,5 @@ export {
 export * from './secrets/index.js';
 export * from './store/index.js';
 export { RevocationSet } from './sync/revocations.js';
-export { KeyringSync, type SyncChange, type SyncStatus } from './sync/sync.js';
+export { type KeyringProblem, KeyringSync, type SyncChange, type SyncStatus } from './sync/sync.js';
 export * from './tokens/index.js';

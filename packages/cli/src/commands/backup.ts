@@ -27,6 +27,8 @@ export type BackupFile =
       sealedWith: 'backup-key';
       backupKeyId: string;
       keys: string;
+      /** Lineage of the backed-up keyring, so a restore continues it (absent in older backups). */
+      lineage?: string;
     };
 
 function readBackupKey(path: string): Fernet {
@@ -92,6 +94,7 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
               sealedWith: 'backup-key',
               backupKeyId: backupKey.keyId,
               keys: backupKey.encrypt(JSON.stringify(keys)),
+              ...(doc.lineage ? { lineage: doc.lineage } : {}),
             }
           : {
               format: 'keyward-backup',
@@ -143,17 +146,22 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
           keys = repo.unseal(repo.parse(JSON.stringify(backup.keyring)) as KeyringDocument);
         }
         // Restoring through update() gives the document a generation above the current one, so
-        // running instances take it instead of ignoring it as stale.
-        const { doc } = await repo.update((current) => {
-          if (current && !opts.force) {
-            throw new CliError(
-              'keyring_exists',
-              `a keyring already exists in ${describeStore(g)} (generation ${current.generation}); pass --force to replace it`,
-              EXIT.usage,
-            );
-          }
-          return { records: keys.map((k) => k.record), added: keys };
-        });
+        // running instances take it instead of ignoring it as stale. It keeps the backup's
+        // lineage: instances that hold that keyring accept it, others report another lineage.
+        const lineage = backup.sealedWith === 'master-key' ? backup.keyring.lineage : backup.lineage;
+        const { doc } = await repo.update(
+          (current) => {
+            if (current && !opts.force) {
+              throw new CliError(
+                'keyring_exists',
+                `a keyring already exists in ${describeStore(g)} (generation ${current.generation}); pass --force to replace it`,
+                EXIT.usage,
+              );
+            }
+            return { records: keys.map((k) => k.record), added: keys };
+          },
+          { create: true, ...(lineage ? { lineage } : {}) },
+        );
         print(
           `restored ${doc.keys.length} keys into ${describeStore(g)} (generation ${doc.generation}), sealed under master key ${master.id}`,
         );

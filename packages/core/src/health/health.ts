@@ -1,5 +1,6 @@
 import type { KeywardCore } from '../core.js';
 import type { KeyRecord, KeyUse } from '../keys/types.js';
+import type { KeyringProblem } from '../sync/sync.js';
 import type { HealthCheck, HealthReport, HealthStatus } from './types.js';
 
 /**
@@ -33,18 +34,28 @@ export interface HealthCallOptions {
   ready?: boolean;
 }
 
+const LINEAGE_OUTPUT: Record<KeyringProblem, string> = {
+  lost: 'store lost the keyring; re-publishing the one this instance holds',
+  republished: 'store lost the keyring; re-published',
+  foreign: 'keyring of another lineage in the store',
+};
+
 const RANK: Record<HealthStatus, number> = { pass: 0, warn: 1, fail: 2 };
 const worst = (statuses: HealthStatus[]): HealthStatus =>
   statuses.reduce<HealthStatus>((a, b) => (RANK[b] > RANK[a] ? b : a), 'pass');
 
 /**
  * Creates the `application/health+json` report (draft-inadarei-api-health-check) of a keyward
- * instance, with three checks:
+ * instance, with five checks:
  *
  * - `keys:age` — one entry per configured use: `fail` without an active key, `warn` when the
  *   active key is past its rotation period (the scheduler is not running or failing);
  * - `store:responseTime` — the ping latency; `fail` when unreachable;
- * - `sync:generation` — the keyring generation held; `warn` while the last contact failed.
+ * - `sync:generation` — the keyring generation held; `warn` while the last contact failed;
+ * - `keyring:lineage` — `fail` while the store does not hold this instance's keyring: it lost it
+ *   (re-published, until a later read finds it back) or holds one of another lineage;
+ * - `clock:offset` — this clock minus the store's, in seconds, as the scheduler last measured it;
+ *   `warn` beyond the policy's `clockSkew` (the scheduler then activates and retires nothing).
  *
  * The overall status is the worst check, except that an unreachable store only makes it `warn`
  * while the keyring snapshot can still sign: verification never touches the store (fail static).
@@ -134,6 +145,32 @@ export function createHealth(
     };
   }
 
+  function lineageCheck(time: string): HealthCheck {
+    const problem = core.sync.status().keyringProblem;
+    return {
+      componentType: 'component',
+      status: problem ? 'fail' : 'pass',
+      time,
+      ...(problem ? { output: LINEAGE_OUTPUT[problem] } : {}),
+    };
+  }
+
+  function clockCheck(time: string): HealthCheck {
+    const offset = core.scheduler.clockOffsetMs;
+    const unsafe = core.scheduler.clockUnsafe;
+    return {
+      componentType: 'system',
+      status: unsafe ? 'warn' : 'pass',
+      ...(offset !== undefined ? { observedValue: offset / 1000, observedUnit: 's' } : {}),
+      time,
+      ...(unsafe
+        ? {
+            output: `clock is ${offset! / 1000}s off the store's (clockSkew ${core.policy.clockSkew / 1000}s); keys are not activated or retired`,
+          }
+        : {}),
+    };
+  }
+
   function canSign(records: KeyRecord[]): boolean {
     return records.some((r) => r.use === 'sig' && r.state === 'active');
   }
@@ -143,14 +180,28 @@ export function createHealth(
     const keys = keyChecks(time);
     const store = await storeCheck(time, call.ready !== false);
     const sync = syncCheck(time);
+    const lineage = lineageCheck(time);
+    const clock = clockCheck(time);
     const storeWeight: HealthStatus =
       store.status === 'fail' && canSign(core.keys.list()) ? 'warn' : store.status;
-    const status = worst([...keys.map((k) => k.status), storeWeight, sync.status]);
+    const status = worst([
+      ...keys.map((k) => k.status),
+      storeWeight,
+      sync.status,
+      lineage.status,
+      clock.status,
+    ]);
     return {
       status,
       ...(options.version !== undefined ? { version: options.version } : {}),
       description: 'keyward',
-      checks: { 'keys:age': keys, 'store:responseTime': [store], 'sync:generation': [sync] },
+      checks: {
+        'keys:age': keys,
+        'store:responseTime': [store],
+        'sync:generation': [sync],
+        'keyring:lineage': [lineage],
+        'clock:offset': [clock],
+      },
     };
   };
 }

@@ -44,6 +44,8 @@ const STATUS: Partial<Record<KeywardErrorCode, number>> = {
   idp_refresh_failed: 502,
   lock_not_acquired: 503,
   store_conflict: 503,
+  keyring_lost: 503,
+  keyring_lineage_mismatch: 503,
 };
 
 function quote(value: string): string {

@@ -21,6 +21,7 @@ export {
   type KeyringDocument,
   KeyringRepository,
   type StoredKey,
+  sameLineage,
 } from './keyring-store.js';
 export { legacyDataKey, legacyEncryptionKey, legacyKid, legacySigningKey } from './legacy.js';
 export { assertTransition, checkKeyringInvariants, revokeKey, rotateNow, transition } from './lifecycle.js';

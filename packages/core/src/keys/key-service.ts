@@ -115,16 +115,19 @@ export class KeyService {
     }
     const fresh = await this.#fresh(needed);
     const now = this.#now();
-    const { doc, changed } = await this.#repo.update(async (current) => {
-      needed = missing(current);
-      if (needed.length === 0) return undefined;
-      const records = recordsOf(current);
-      for (const use of needed) {
-        const created = fresh.get(use);
-        if (created) records.push({ ...created.record, createdAt: now, activatedAt: now });
-      }
-      return { records, added: this.#added(records, fresh) };
-    });
+    const { doc, changed } = await this.#repo.update(
+      async (current) => {
+        needed = missing(current);
+        if (needed.length === 0) return undefined;
+        const records = recordsOf(current);
+        for (const use of needed) {
+          const created = fresh.get(use);
+          if (created) records.push({ ...created.record, createdAt: now, activatedAt: now });
+        }
+        return { records, added: this.#added(records, fresh) };
+      },
+      { create: true },
+    );
     if (changed)
       for (const use of needed)
         this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record }, 'operator');
@@ -196,6 +199,7 @@ export class KeyService {
    */
   async revoke(kid: string, reason: string): Promise<RevokeResult> {
     const initial = await this.#repo.read();
+    this.#repo.assertContinues(initial);
     const target = initial?.keys.find((k) => k.kid === kid);
     if (!target)
       throw new KeywardError('key_not_found', `no key with kid "${kid.slice(0, 64)}"`, {
@@ -268,6 +272,8 @@ export class KeyService {
    */
   async runSchedule(fence: number): Promise<ScheduledRotationResult> {
     const initial = await this.#repo.read();
+    // Never plan on a keyring this instance does not hold: none (store data lost) or a foreign one.
+    this.#repo.assertContinues(initial);
     const initialPlan = planRotation(recordsOf(initial), this.#policy, this.#now());
     if (initial && initialPlan.length === 0) return { actions: [], generation: initial.generation };
     const fresh = new Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>();

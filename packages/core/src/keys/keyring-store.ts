@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { KeywardError } from '../errors.js';
 import type { Store } from '../store/types.js';
 import type { KeyMaterial } from './generate.js';
@@ -41,6 +42,14 @@ export interface KeyringDocument {
   keys: StoredKey[];
   operations: RememberedOperation[];
   /**
+   * Id of the keyring's lineage: random, given when the keyring is first created, and kept by
+   * every later write. Two documents of one lineage are versions of one keyring; a document of
+   * another lineage is another keyring (created separately, e.g. after store data loss) and is
+   * never adopted by an instance that holds one. A document written before lineages existed has
+   * none; it gets one on its next write (see {@link sameLineage}).
+   */
+  lineage?: string;
+  /**
    * Highest lock fencing token that wrote this document (scheduler writes). A scheduled write
    * carrying a lower token comes from a holder whose lock expired: it is refused (`lock_lost`).
    */
@@ -53,6 +62,33 @@ export interface KeyringUpdateOptions {
   fence?: number;
   /** CAS attempts before `store_conflict`. Default 20. */
   maxAttempts?: number;
+  /**
+   * May create the keyring when the store holds none (bootstrap, restore). Refused with
+   * `keyring_lost` anyway when this repository holds a keyring ({@link KeyringRepository.hold}):
+   * an instance that has a keyring never creates a second one.
+   */
+  create?: boolean;
+  /** Lineage to give the written document (restore of a backup). Default: the current one's, else the held one's, else a new one. */
+  lineage?: string;
+}
+
+/** A new random lineage id. */
+export function newLineage(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+/**
+ * True when `doc` continues the keyring `held` (one lineage). When either has no lineage (written
+ * before lineages existed, or by an older keyward), they are one keyring when they share a key id:
+ * kids are thumbprints of fresh keys or random, so two separately created keyrings share none.
+ */
+export function sameLineage(
+  held: Pick<KeyringDocument, 'lineage' | 'keys'>,
+  doc: Pick<KeyringDocument, 'lineage' | 'keys'>,
+): boolean {
+  if (held.lineage !== undefined && doc.lineage !== undefined) return held.lineage === doc.lineage;
+  const kids = new Set(held.keys.map((k) => k.kid));
+  return doc.keys.some((k) => kids.has(k.kid));
 }
 
 /** What a mutation returns: the new record list, material for new keys, and an optional remembered result. */
@@ -69,11 +105,68 @@ export class KeyringRepository {
   readonly #store: Store;
   readonly #master: MasterKey;
   readonly #now: () => number;
+  #held: KeyringDocument | undefined;
 
   constructor(store: Store, master: MasterKey, now: () => number = Date.now) {
     this.#store = store;
     this.#master = master;
     this.#now = now;
+  }
+
+  /**
+   * Records the document this instance now serves from. From then on {@link update} refuses to
+   * create a keyring (`keyring_lost`) or to write over one of another lineage
+   * (`keyring_lineage_mismatch`), and {@link republish} can put it back.
+   */
+  hold(doc: KeyringDocument): void {
+    this.#held = doc;
+  }
+
+  /**
+   * Throws unless `current` (as read from the store) continues the held keyring: `keyring_lost`
+   * when the store holds none although this instance holds one, `keyring_lineage_mismatch` when it
+   * holds one of another lineage. Passes when nothing is held yet.
+   */
+  assertContinues(current: KeyringDocument | null): void {
+    const held = this.#held;
+    if (!held) return;
+    if (current === null)
+      throw new KeywardError(
+        'keyring_lost',
+        'the store holds no keyring although this instance holds one (store data lost?); refusing to create another, sync re-publishes the held one',
+      );
+    if (!sameLineage(held, current))
+      throw new KeywardError(
+        'keyring_lineage_mismatch',
+        'the store holds a keyring of another lineage than the one this instance holds; refusing to write over it',
+        { details: { held: held.lineage, stored: current.lineage } },
+      );
+  }
+
+  /** The document this instance serves from (see {@link hold}), if any. */
+  get held(): KeyringDocument | undefined {
+    return this.#held;
+  }
+
+  /**
+   * Writes the held document back with compare-and-set over `expected` (`null`: only if the store
+   * holds no keyring, so of several instances exactly one wins). Used when the store lost the
+   * keyring, or went back to an older generation of it. Resolves `true` when this write won.
+   */
+  async republish(expected: string | null): Promise<boolean> {
+    const held = this.#held;
+    if (!held) throw new KeywardError('key_not_found', 'this instance holds no keyring to re-publish');
+    const doc: KeyringDocument = { ...held, lineage: held.lineage ?? newLineage(), updatedAt: this.#now() };
+    if (!(await this.#store.compareAndSet(KEYRING_KEY, expected, JSON.stringify(doc)))) return false;
+    this.#held = doc;
+    await raiseGeneration(this.#store, doc.generation).catch(() => undefined);
+    await this.#store
+      .publish(
+        EVENTS_CHANNEL,
+        JSON.stringify({ type: 'keyring', generation: doc.generation, at: this.#now() }),
+      )
+      .catch(() => undefined);
+    return true;
   }
 
   /** Reads the document (`null` when no keyring exists yet). Throws `master_key_mismatch` for a foreign master key. */
@@ -149,6 +242,10 @@ export class KeyringRepository {
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       const raw = await this.#store.get(KEYRING_KEY);
       const current = this.parse(raw);
+      const held = this.#held;
+      this.assertContinues(current);
+      if (current === null && !options.create)
+        throw new KeywardError('key_not_found', 'no keyring exists yet');
       if (fence !== undefined && (current?.fence ?? 0) > fence) {
         throw new KeywardError(
           'lock_lost',
@@ -175,6 +272,7 @@ export class KeyringRepository {
         v: 1,
         generation: (current?.generation ?? 0) + 1,
         masterKeyId: this.#master.id,
+        lineage: options.lineage ?? current?.lineage ?? held?.lineage ?? newLineage(),
         updatedAt: this.#now(),
         keys,
         operations: operations.slice(-MAX_REMEMBERED),

@@ -24,6 +24,20 @@ export interface RotationSchedulerDeps {
   onError?: (error: KeywardError) => void;
   /** Called after a run that committed actions. */
   onRotated?: (result: { actions: RotationAction[]; generation: number }) => void;
+  /**
+   * The core's clock (epoch ms), compared with the store's ({@link Store.time}) before each run.
+   * Default `Date.now`.
+   */
+  now?: () => number;
+  /**
+   * Largest tolerated difference between this instance's clock and the store's, in ms (the
+   * policy's `clockSkew`). While the measured offset exceeds it (plus half the round trip of the
+   * measurement and 1 ms of rounding), a run changes nothing: no key is generated, activated or
+   * retired. Absent: no check.
+   */
+  clockSkewMs?: number;
+  /** Called with every measured clock offset (this instance's clock minus the store's, in ms). */
+  onClockOffset?: (offsetMs: number) => void;
 }
 
 /** Outcome of one {@link RotationScheduler.tick}. */
@@ -34,6 +48,11 @@ export type RotationTickResult =
   | { status: 'idle'; generation: number }
   /** This instance committed `actions`. */
   | { status: 'rotated'; actions: RotationAction[]; generation: number; fence: number }
+  /**
+   * This instance's clock differs from the store's by more than `clockSkew` (`offsetMs` = this
+   * clock minus the store's): nothing was planned or written.
+   */
+  | { status: 'clock_offset'; offsetMs: number }
   | { status: 'failed'; error: KeywardError };
 
 /** Runs the rotation plan periodically under a store lock, so with N instances exactly one acts. */
@@ -46,6 +65,13 @@ export interface RotationScheduler {
   tick(): Promise<RotationTickResult>;
   /** True between {@link RotationScheduler.start} and {@link RotationScheduler.stop}. */
   readonly running: boolean;
+  /**
+   * The last measured offset of this instance's clock against the store's, in ms (positive: this
+   * clock is ahead); `undefined` before the first run or when the store has no `time()`.
+   */
+  readonly clockOffsetMs: number | undefined;
+  /** True when the last measured offset exceeded the tolerance (runs change nothing). */
+  readonly clockUnsafe: boolean;
 }
 
 function positive(value: number | undefined, fallback: number, option: string): number {
@@ -85,13 +111,36 @@ export function createRotationScheduler(
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let inFlight: Promise<RotationTickResult> | undefined;
+  let clockOffsetMs: number | undefined;
+  let clockUnsafe = false;
+  const now = deps.now ?? Date.now;
 
   const toError = (err: unknown) =>
     err instanceof KeywardError
       ? err
       : new KeywardError('internal_error', 'scheduled rotation failed', { cause: err });
 
+  /** Measures this clock against the store's; resolves the offset when it is beyond tolerance. */
+  async function clockCheck(): Promise<number | undefined> {
+    const { store, clockSkewMs } = deps;
+    if (clockSkewMs === undefined || typeof store.time !== 'function') return undefined;
+    const before = now();
+    const storeTime = await store.time();
+    const after = now();
+    const offset = Math.round((before + after) / 2 - storeTime);
+    clockOffsetMs = offset;
+    deps.onClockOffset?.(offset);
+    clockUnsafe = Math.abs(offset) > clockSkewMs + Math.abs(after - before) / 2 + 1;
+    return clockUnsafe ? offset : undefined;
+  }
+
   async function runOnce(): Promise<RotationTickResult> {
+    try {
+      const offset = await clockCheck();
+      if (offset !== undefined) return { status: 'clock_offset', offsetMs: offset };
+    } catch (err) {
+      return fail(err);
+    }
     let lock: Awaited<ReturnType<Store['acquireLock']>>;
     try {
       lock = await deps.store.acquireLock(lockName, lockTtlMs);
@@ -148,6 +197,12 @@ export function createRotationScheduler(
     tick,
     get running() {
       return running;
+    },
+    get clockOffsetMs() {
+      return clockOffsetMs;
+    },
+    get clockUnsafe() {
+      return clockUnsafe;
     },
   };
 }

@@ -65,6 +65,8 @@ export interface KeywardMetrics {
   recordRotationFailure(code: string): void;
   recordRevocation(level: 'key' | 'token' | 'family' | 'subject'): void;
   recordSyncLag(lagMs: number): void;
+  /** The scheduler's last measured offset of this instance's clock against the store's, in ms (`clock_offset_seconds`). */
+  recordClockOffset(offsetMs: number): void;
   /** The current key records; `keys` and `key_age_seconds` are computed from them at scrape time. */
   observeKeys(records: readonly KeyRecord[]): void;
   /** Exposes an audit log's counters (events, rate-limited, scrubbed fields, sink errors). */
@@ -209,6 +211,11 @@ export function createKeywardMetrics(options: KeywardMetricsOptions = {}): Keywa
         this.set({ kid: r.kid, use: r.use, state: r.state }, (at - r.createdAt) / 1000);
     },
   });
+  const clockOffset = new Gauge({
+    name: `${prefix}clock_offset_seconds`,
+    help: "This instance's clock minus the store's, in seconds, as last measured by the rotation scheduler",
+    registers,
+  });
   registerAuditMetrics(prefix, registers, auditSources);
 
   return {
@@ -238,6 +245,9 @@ export function createKeywardMetrics(options: KeywardMetricsOptions = {}): Keywa
     recordRevocation: (level) => revocations.inc({ level }),
     recordSyncLag(lagMs) {
       if (Number.isFinite(lagMs) && lagMs >= 0) syncLag.observe(lagMs / 1000);
+    },
+    recordClockOffset(offsetMs) {
+      if (Number.isFinite(offsetMs)) clockOffset.set(offsetMs / 1000);
     },
     observeKeys(records) {
       keyRecords = [...records];

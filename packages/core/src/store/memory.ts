@@ -218,5 +218,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       closed = true;
       channels.clear();
     },
+    /** The store's clock: the `now` option (the host clock by default). */
+    async time() {
+      open();
+      return now();
+    },
   };
 }

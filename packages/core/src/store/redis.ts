@@ -300,5 +300,12 @@ export function createRedisStore(options: RedisStoreOptions = {}): Store {
       subscriber = undefined;
       await Promise.all([sub?.then(disconnect, () => {}), owned ? disconnect(client) : undefined]);
     },
+    /** The server's clock (`TIME`), in epoch ms. */
+    async time() {
+      return run('time', async () => {
+        const [seconds, micros] = await client.time();
+        return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      });
+    },
   };
 }

@@ -308,5 +308,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       events.stop();
       if (owned) database.close();
     },
+    /** The store's clock: an SQLite file has none of its own, so the `now` option (host clock by default). */
+    async time() {
+      return run('time', () => now());
+    },
   };
 }

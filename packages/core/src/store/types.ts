@@ -105,4 +105,10 @@ export interface Store {
   ping(): Promise<number>;
   /** Closes what the driver created (never a client passed in by the caller). Idempotent. */
   close(): Promise<void>;
+  /**
+   * The backend's clock in epoch ms (Redis: `TIME`; SQLite and memory: the host clock). Optional:
+   * the rotation scheduler compares it with its own clock and does not activate or retire keys
+   * while they differ by more than `clockSkew`. A driver without it skips that check.
+   */
+  time?(): Promise<number>;
 }

@@ -85,6 +85,16 @@ export class RevocationSet {
     this.generation = generation;
   }
 
+  /** Every revocation held, as the events that made it (to write them back after store data loss). */
+  entries(): RevocationEvent[] {
+    return [
+      ...[...this.#jti].map(([jti, until]): RevocationEvent => ({ type: 'revoke-jti', jti, until })),
+      ...[...this.#subjects].map(
+        ([sub, notBefore]): RevocationEvent => ({ type: 'revoke-subject', sub, notBefore }),
+      ),
+    ];
+  }
+
   /** Number of revoked jtis and subjects held (for metrics and health). */
   get size(): { jti: number; subjects: number } {
     return { jti: this.#jti.size, subjects: this.#subjects.size };

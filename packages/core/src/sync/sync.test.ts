@@ -150,13 +150,39 @@ describe('keyring sync', () => {
     expect(changes).toContainEqual({ kind: 'keyring', generation: writer.sync.status().generation });
   });
 
-  it('keeps the last snapshot when the store has lost the keyring, and says so', async () => {
+  it('keeps the last snapshot when the store has lost the keyring, re-publishes it, and says so', async () => {
     const shared = createMemoryStore();
     const kw = await core(shared);
     const token = kw.jwt.sign({ sub: 'a' });
+    const before = await shared.get(KEYRING_KEY);
     await shared.delete(KEYRING_KEY);
     await kw.sync.refresh();
-    expect(kw.sync.status()).toMatchObject({ stale: true, lastError: expect.stringContaining('no keyring') });
+    expect(kw.sync.status()).toMatchObject({ stale: false, keyringProblem: 'republished' });
     expect(kw.jwt.verify(token).payload.sub).toBe('a');
+    const after = JSON.parse((await shared.get(KEYRING_KEY)) as string);
+    expect(after).toMatchObject({
+      generation: JSON.parse(before as string).generation,
+      keys: JSON.parse(before as string).keys,
+    });
+  });
+
+  it('without republishKeyring, a poll that finds the keyring gone fails and keeps the last snapshot', async () => {
+    const shared = createMemoryStore();
+    await shared.set(KEYRING_KEY, JSON.stringify({ v: 1, generation: 3, keys: [] }));
+    let generation = 0;
+    const sync = deafSync(
+      shared,
+      () => generation,
+      (g) => {
+        generation = g;
+      },
+      1,
+    );
+    await sync.poll();
+    expect(generation).toBe(3);
+    await shared.delete(KEYRING_KEY);
+    await sync.poll({ full: true });
+    expect(sync.status()).toMatchObject({ stale: true, lastError: expect.stringContaining('no keyring') });
+    expect(generation).toBe(3);
   });
 });

@@ -6,6 +6,7 @@ import {
   type KeyringDocument,
 } from '../keys/keyring-store.js';
 import type { Store } from '../store/types.js';
+import { republishRevocations } from './recovery.js';
 import { REVOCATION_GENERATION_KEY, type RevocationEvent, type RevocationSet } from './revocations.js';
 
 /** A change an instance applied to its in-memory state (see `KeywardCore.sync.onApplied`). */
@@ -40,7 +41,35 @@ export interface KeyringSyncOptions {
   /** Called for every revocation change applied (announcement or reload). */
   onRevocations?: (change: SyncChange) => void;
   onError?: (error: KeywardError) => void;
+  /**
+   * Writes the held keyring document back with compare-and-set over `expected` (the raw value the
+   * store holds: `null` when it lost the keyring, or an older generation of the same lineage).
+   * Resolves `true` when this write won. With it, a poll that finds the store empty (or gone back
+   * to an older generation) re-publishes what this instance holds instead of only failing; without
+   * it, that poll fails (`store_error`) and keeps the last snapshot. It also turns on writing back
+   * the held revocations when the store's revocation counter went backwards (data loss).
+   */
+  republishKeyring?: (expected: string | null) => Promise<boolean>;
+  /**
+   * Whether a stored document continues the keyring held in memory (same lineage). A document for
+   * which it is `false` is never applied: the status reports `keyringProblem: 'foreign'`.
+   */
+  sameLineage?: (doc: KeyringDocument) => boolean;
+  /** Called when {@link SyncStatus.keyringProblem} changes (to log it). */
+  onKeyringProblem?: (problem: KeyringProblem | undefined) => void;
 }
+
+/**
+ * What is wrong with the keyring in the store, seen from an instance that holds one:
+ *
+ * - `lost` — the store holds no keyring (or an older generation of it); re-publishing did not
+ *   succeed yet (the store is unreachable, say);
+ * - `republished` — it was lost and has been written back (by this instance or another); cleared
+ *   by the next read that finds this instance's lineage in the store;
+ * - `foreign` — the store holds a keyring of another lineage: not applied, not written over,
+ *   until an operator decides (docs/architecture.md, "Incidents").
+ */
+export type KeyringProblem = 'lost' | 'republished' | 'foreign';
 
 /** What sync reports to health. */
 export interface SyncStatus {
@@ -51,7 +80,17 @@ export interface SyncStatus {
   lastError: string | undefined;
   /** True while the last contact with the store failed: serving from the last snapshot (fail static). */
   stale: boolean;
+  /** Set while the store does not hold this instance's keyring (see {@link KeyringProblem}); health fails readiness. */
+  keyringProblem?: KeyringProblem;
 }
+
+type OptionalHook =
+  | 'onApplied'
+  | 'onError'
+  | 'onRevocations'
+  | 'republishKeyring'
+  | 'sameLineage'
+  | 'onKeyringProblem';
 
 type Announcement = (
   | { type: 'keyring'; generation: number }
@@ -74,13 +113,13 @@ type Announcement = (
  * ```
  */
 export class KeyringSync {
-  readonly #o: Required<Omit<KeyringSyncOptions, 'onApplied' | 'onError' | 'onRevocations'>> &
-    Pick<KeyringSyncOptions, 'onApplied' | 'onError' | 'onRevocations'>;
+  readonly #o: Required<Omit<KeyringSyncOptions, OptionalHook>> & Pick<KeyringSyncOptions, OptionalHook>;
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => Promise<void>) | undefined;
   #polling: Promise<void> | undefined;
   #polls = 0;
   #status: Omit<SyncStatus, 'generation'>;
+  #problem: KeyringProblem | undefined;
 
   constructor(options: KeyringSyncOptions) {
     this.#o = { pollIntervalMs: 1000, fullReadEvery: 10, now: Date.now, ...options };
@@ -161,7 +200,13 @@ export class KeyringSync {
       if (!this.#unsubscribe) await this.#subscribe();
       await this.#syncKeyring(full || this.#polls++ % this.#o.fullReadEvery === 0);
       const revGeneration = Number((await store.get(REVOCATION_GENERATION_KEY)) ?? 0);
-      if (revGeneration !== revocations.generation) {
+      if (revGeneration < revocations.generation && this.#o.republishKeyring) {
+        // The counter never moves backwards: the store lost revocations. Write back what this
+        // instance holds (merged with what others wrote back) before reloading the set from it.
+        await republishRevocations(store, revocations.entries(), this.#o.now());
+        await revocations.load(store, this.#o.now());
+        this.#o.onRevocations?.({ kind: 'revocations', generation: revocations.generation });
+      } else if (revGeneration !== revocations.generation) {
         await revocations.load(store, this.#o.now());
         this.#o.onRevocations?.({ kind: 'revocations', generation: revocations.generation });
       }
@@ -176,21 +221,49 @@ export class KeyringSync {
 
   /** Reloads the keyring when the store holds another generation; `full` skips the generation-key shortcut. */
   async #syncKeyring(full: boolean): Promise<void> {
-    const { store } = this.#o;
-    if (!full) {
+    const { store, republishKeyring, sameLineage } = this.#o;
+    // While a keyring problem is open, every poll reads the document: only that can clear it.
+    if (!full && this.#problem === undefined) {
       const hint = await store.get(KEYRING_GENERATION_KEY);
       if (hint !== null && Number(hint) === this.#o.generation()) return;
     }
-    const doc = this.#o.parseKeyring(await store.get(KEYRING_KEY));
+    const raw = await store.get(KEYRING_KEY);
+    const doc = this.#o.parseKeyring(raw);
+    const held = this.#o.generation();
     if (doc === null) {
-      if (this.#o.generation() > 0)
+      if (held === 0) return;
+      if (!republishKeyring)
         throw new KeywardError(
           'store_error',
           'the store holds no keyring although this instance has one (store data lost?); keeping the last snapshot',
         );
+      // Never bootstrap beside the keyring instances hold: put it back (create-if-absent, so of
+      // several instances exactly one wins; the others read the winner's on their next poll).
+      this.#setProblem('lost');
+      await republishKeyring(null);
+      this.#setProblem('republished');
       return;
     }
-    if (doc.generation !== this.#o.generation()) await this.#o.reloadKeyring(doc);
+    if (held > 0 && sameLineage && !sameLineage(doc)) {
+      this.#setProblem('foreign');
+      return;
+    }
+    if (doc.generation < held && republishKeyring) {
+      // Generations never go backwards: the store lost writes (or was restored from an old
+      // snapshot). The newest document an instance holds goes back in.
+      this.#setProblem('lost');
+      await republishKeyring(raw);
+      this.#setProblem('republished');
+      return;
+    }
+    if (doc.generation !== held) await this.#o.reloadKeyring(doc);
+    this.#setProblem(undefined);
+  }
+
+  #setProblem(problem: KeyringProblem | undefined): void {
+    if (this.#problem === problem) return;
+    this.#problem = problem;
+    this.#o.onKeyringProblem?.(problem);
   }
 
   #fail(err: unknown): void {
@@ -204,7 +277,11 @@ export class KeyringSync {
 
   /** Current sync status. */
   status(): SyncStatus {
-    return { ...this.#status, generation: this.#o.generation() };
+    return {
+      ...this.#status,
+      generation: this.#o.generation(),
+      ...(this.#problem ? { keyringProblem: this.#problem } : {}),
+    };
   }
 
   /** Stops polling and unsubscribes. */

@@ -6,36 +6,46 @@
  *
  * Environment: REDIS_URL, KW_PREFIX, KW_MASTER, KW_SYNC_MS (poll interval, default 1000),
  * KW_CLOCK_OFFSET_MS (added to the core's clock), KW_NO_RESUBSCRIBE=1 (a dropped pub/sub
- * connection stays unsubscribed), KW_CONNECTION_NAME (Redis CLIENT SETNAME).
+ * connection stays unsubscribed), KW_CONNECTION_NAME (Redis CLIENT SETNAME), KW_SQLITE_PATH (use an
+ * SQLite file instead of Redis), KW_SCHEDULER_MS (run the rotation scheduler at this interval;
+ * default off). The clock offset moves the store's clock (`time()`) too: it simulates time passing
+ * for the whole deployment, not one instance's wrong clock.
  */
 import { createInterface } from 'node:readline';
 import { createKeywardCore } from '../../src/core.js';
 import { isKeywardError } from '../../src/errors.js';
+import { createHealth } from '../../src/health/health.js';
 import { checkKeyringInvariants } from '../../src/keys/lifecycle.js';
 import { createRedisStore } from '../../src/store/redis.js';
+import { createSqliteStore } from '../../src/store/sqlite.js';
+import type { Store } from '../../src/store/types.js';
 
 const env = process.env;
 let offset = Number(env.KW_CLOCK_OFFSET_MS ?? 0);
 const sharedNow = () => performance.timeOrigin + performance.now();
 const write = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
-const store = createRedisStore({
-  url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  prefix: env.KW_PREFIX ?? '{keyward}:',
-  redisOptions: {
-    ...(env.KW_NO_RESUBSCRIBE === '1' ? { autoResubscribe: false } : {}),
-    ...(env.KW_CONNECTION_NAME ? { connectionName: env.KW_CONNECTION_NAME } : {}),
-  },
-});
+const store: Store = env.KW_SQLITE_PATH
+  ? createSqliteStore({ path: env.KW_SQLITE_PATH, pollIntervalMs: 50 })
+  : createRedisStore({
+      url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      prefix: env.KW_PREFIX ?? '{keyward}:',
+      redisOptions: {
+        ...(env.KW_NO_RESUBSCRIBE === '1' ? { autoResubscribe: false } : {}),
+        ...(env.KW_CONNECTION_NAME ? { connectionName: env.KW_CONNECTION_NAME } : {}),
+      },
+    });
+const storeTime = store.time?.bind(store);
 const core = await createKeywardCore({
-  store,
+  store: { ...store, ...(storeTime ? { time: async () => (await storeTime()) + offset } : {}) },
   masterKey: env.KW_MASTER,
   logger: false,
   audit: false,
-  scheduler: false,
+  scheduler: env.KW_SCHEDULER_MS ? { intervalMs: Number(env.KW_SCHEDULER_MS) } : false,
   syncIntervalMs: Number(env.KW_SYNC_MS ?? 1000),
   now: () => Date.now() + offset,
 });
+const health = createHealth(core);
 if (env.KW_REPORT_APPLIED === '1')
   core.sync.onApplied((change) => write({ event: 'applied', change, t: sharedNow() }));
 
@@ -78,6 +88,11 @@ const ops: Record<string, (req: Request) => unknown> = {
     })();
     return true;
   },
+  revokeSubject: async (req) => {
+    await core.revocations.revokeSubject(String(req.sub));
+    return true;
+  },
+  health: () => health({ ready: true }),
   status: () => core.sync.status(),
   refresh: () => core.sync.refresh(),
   keys: () => core.keys.list(),
