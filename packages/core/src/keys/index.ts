@@ -20,6 +20,7 @@ export {
   KEYRING_KEY,
   type KeyringDocument,
   KeyringRepository,
+  type RekeyResult,
   type StoredKey,
 } from './keyring-store.js';
 export { legacyDataKey, legacyEncryptionKey, legacyKid, legacySigningKey } from './legacy.js';
@@ -30,6 +31,7 @@ export {
   MASTER_KEY_FILE,
   MasterKey,
   type MasterKeySource,
+  parsePreviousMasterKeys,
 } from './master-key.js';
 export {
   applyRotationActions,
