@@ -87,6 +87,8 @@ function describeRekeyCommands(name: string, makeTarget: () => Target): void {
       const rekey = await run(['rekey', '--new-key-file', newFile], { KEYWARD_MASTER_KEY: OLD });
       expect(rekey.code, rekey.stderr).toBe(0);
       expect(rekey.stdout).toMatch(/re-sealed \d+ keys/);
+      const tail = await run(['audit', 'tail', '-n', '1'], { KEYWARD_MASTER_KEY: NEW });
+      expect((JSON.parse(tail.stdout) as { type: string }).type).toBe('key.rekeyed');
 
       expectOneLine(await run(['keys', 'list'], { KEYWARD_MASTER_KEY: OLD }), 'master_key_mismatch', 1);
       expect(await kidsWith({ KEYWARD_MASTER_KEY: NEW })).toEqual(before);
@@ -111,7 +113,7 @@ function describeRekeyCommands(name: string, makeTarget: () => Target): void {
       expect(verify.code, verify.stderr).toBe(0);
     });
 
-    it('works from an operator environment already rolled to new + previous', async () => {
+    it('works from an operator environment already rolled to new + previous, and can be undone', async () => {
       await setup();
       const before = await kidsWith({ KEYWARD_MASTER_KEY: OLD });
       const rekey = await run(['rekey', '--new-key-file', await keyFile(NEW)], {
@@ -120,6 +122,11 @@ function describeRekeyCommands(name: string, makeTarget: () => Target): void {
       });
       expect(rekey.code, rekey.stderr).toBe(0);
       expect(await kidsWith({ KEYWARD_MASTER_KEY: NEW })).toEqual(before);
+      // The documented undo, while the instances still hold both keys.
+      const undo = await run(['rekey', '--new-key-file', await keyFile(OLD)], { KEYWARD_MASTER_KEY: NEW });
+      expect(undo.code, undo.stderr).toBe(0);
+      expect(await kidsWith({ KEYWARD_MASTER_KEY: OLD })).toEqual(before);
+      expectOneLine(await run(['keys', 'list'], { KEYWARD_MASTER_KEY: NEW }), 'master_key_mismatch', 1);
     });
 
     it('refuses a key that does not open the keyring, and a bad key file, in one line', async () => {
