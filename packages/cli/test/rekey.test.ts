@@ -20,9 +20,11 @@ interface ListedKey {
 function describeRekeyCommands(name: string, makeTarget: () => Target): void {
   describe(`keyward rekey (${name})`, () => {
     let target: Target;
-    let OLD: string;
-    let NEW: string;
-    let OTHER: string;
+    const [OLD, NEW, OTHER] = [0, 1, 2].map(() => MasterKey.generate().exportText()) as [
+      string,
+      string,
+      string,
+    ];
     const cleanups: Array<() => Promise<void> | void> = [];
     const outputs: CliResult[] = [];
 
@@ -64,9 +66,6 @@ function describeRekeyCommands(name: string, makeTarget: () => Target): void {
 
     beforeAll(async () => {
       await buildOnce();
-      [OLD, NEW, OTHER] = await Promise.all(
-        [0, 1, 2].map(async () => (await keyward(['fernet', 'generate-key'])).stdout.trim()),
-      );
     });
     const setup = async () => {
       target = makeTarget();
