@@ -54,7 +54,7 @@ describe('an example started with only the old master key after a rekey', () => 
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  for (const name of ['express', 'fastify', 'hono']) {
+  for (const name of ['express', 'fastify', 'hono', 'nestjs']) {
     it(`${name}: refuses to start with one line naming master_key_mismatch, no stack trace`, async () => {
       const result = await runExample(name, { KEYWARD_DIR: dir, KEYWARD_MASTER_KEY: OLD.exportText() });
       expect(result.code).toBe(1);
