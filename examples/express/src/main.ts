@@ -1,6 +1,6 @@
 // keyward on Express: serves docs/contract.md. Copy this file as the start of your app.
 import type { AddressInfo } from 'node:net';
-import { createKeyward, keywardOptionsFromEnv } from '@keyward/core';
+import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
 import { staticUsers } from '@keyward/core/http';
 import { keyward } from '@keyward/express';
 import express from 'express';
@@ -12,7 +12,11 @@ const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
 );
 
-const kw = await createKeyward(keywardOptionsFromEnv());
+const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
+  // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
+  console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
+  process.exit(1);
+});
 const auth = keyward(kw);
 let shuttingDown = false;
 

@@ -1,5 +1,5 @@
 // keyward on Fastify: serves docs/contract.md. Copy this file as the start of your app.
-import { createKeyward, keywardOptionsFromEnv } from '@keyward/core';
+import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
 import { staticUsers } from '@keyward/core/http';
 import { keyward, keywardRoutes } from '@keyward/fastify';
 import Fastify from 'fastify';
@@ -11,7 +11,11 @@ const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
 );
 
-const kw = await createKeyward(keywardOptionsFromEnv());
+const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
+  // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
+  console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
+  process.exit(1);
+});
 let shuttingDown = false;
 
 const app = Fastify();

@@ -1,6 +1,6 @@
 // keyward on Hono (Node, @hono/node-server): serves docs/contract.md. Copy this file as the start of your app.
 import { serve } from '@hono/node-server';
-import { createKeyward, keywardOptionsFromEnv } from '@keyward/core';
+import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
 import { staticUsers } from '@keyward/core/http';
 import { type KeywardEnv, keywardRoutes } from '@keyward/hono';
 import { Hono } from 'hono';
@@ -12,7 +12,11 @@ const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
 );
 
-const kw = await createKeyward(keywardOptionsFromEnv());
+const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
+  // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
+  console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
+  process.exit(1);
+});
 let shuttingDown = false;
 
 const app = new Hono<KeywardEnv>();

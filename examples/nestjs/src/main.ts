@@ -2,7 +2,7 @@
 // NEST_PLATFORM=fastify. Copy this file as the start of your app.
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
-import { keywardOptionsFromEnv } from '@keyward/core';
+import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
 import { staticUsers } from '@keyward/core/http';
 import { KeywardExceptionFilter, KeywardGuard, KeywardModule } from '@keyward/nestjs';
 import { Module } from '@nestjs/common';
@@ -21,8 +21,15 @@ const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
 );
 
+// Created before Nest, so a refused start-up (wrong master key, bad configuration) is one line for the
+// operator instead of Nest's ExceptionHandler stack trace. The module then uses it; shutdown() closes it.
+const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
+  console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
+  process.exit(1);
+});
+
 @Module({
-  imports: [KeywardModule.forRoot({ options: keywardOptionsFromEnv(), users, isGlobal: true, routes: true })],
+  imports: [KeywardModule.forRoot({ keyward: kw, users, isGlobal: true, routes: true })],
   providers: [
     // Every route needs a credential unless marked @Public(); @Scopes() / @Roles() add checks.
     { provide: APP_GUARD, useClass: KeywardGuard },
@@ -53,5 +60,6 @@ async function shutdown(): Promise<void> {
   if (closing) return;
   closing = true;
   await app.close();
+  await kw.close();
 }
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void shutdown());

@@ -8,6 +8,7 @@ import {
   KeyringRepository,
   type Keyward,
   type KeywardOptions,
+  loadMasterKey,
   MASTER_KEY_FILE,
   MasterKey,
   type RotationPolicyInput,
@@ -69,8 +70,18 @@ export function findMasterKey(g: GlobalOptions): { key: MasterKey; source: strin
   return undefined;
 }
 
-/** The master key, or a clear error. */
-export function requireMasterKey(g: GlobalOptions): MasterKey {
+/** The master key and the previous ones still accepted for opening (`KEYWARD_MASTER_KEY_PREVIOUS`). */
+export interface MasterKeys {
+  /** The current key: `KEYWARD_MASTER_KEY`, else `<dir>/master.key`. */
+  key: MasterKey;
+  /** Earlier keys from `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), without the current one. */
+  previous: MasterKey[];
+  /** Where the current key came from, for messages (never its value). */
+  source: string;
+}
+
+/** The master key plus the keys of `KEYWARD_MASTER_KEY_PREVIOUS`, or a clear error. */
+export function requireMasterKeys(g: GlobalOptions): MasterKeys {
   const found = findMasterKey(g);
   if (!found) {
     throw new CliError(
@@ -78,7 +89,13 @@ export function requireMasterKey(g: GlobalOptions): MasterKey {
       `no master key: set KEYWARD_MASTER_KEY, or run \`keyward init\` to create ${join(g.dir, MASTER_KEY_FILE)}`,
     );
   }
-  return found.key;
+  const { previous } = loadMasterKey({ masterKey: found.key.exportText() });
+  return { ...found, previous };
+}
+
+/** The master key, or a clear error. */
+export function requireMasterKey(g: GlobalOptions): MasterKey {
+  return requireMasterKeys(g).key;
 }
 
 /** Reads the rotation policy file given with `--policy`. */
@@ -97,26 +114,30 @@ export interface WithKeywardOptions {
   audit?: boolean;
   /** Create the store and keyring when absent (`init` only). */
   bootstrap?: boolean;
+  /** Master keys to run with instead of {@link requireMasterKeys} (`rekey`: the new key, the current one as previous). */
+  keys?: Pick<MasterKeys, 'key' | 'previous'>;
 }
 
 /**
  * Runs `fn` with a keyward instance on an existing keyring and closes it afterwards. Checks the
- * keyring exists and was sealed by this master key before anything else happens.
+ * keyring exists and was sealed by this master key (or one of `KEYWARD_MASTER_KEY_PREVIOUS`)
+ * before anything else happens.
  */
 export async function withKeyward<T>(
   g: GlobalOptions,
   options: WithKeywardOptions,
   fn: (kw: Keyward, master: MasterKey) => Promise<T>,
 ): Promise<T> {
-  const master = requireMasterKey(g);
+  const { key: master, previous } = options.keys ?? requireMasterKeys(g);
   const store = openStore(g, options.bootstrap === true);
   try {
-    if (!options.bootstrap) await requireKeyring(g, store, master);
+    if (!options.bootstrap) await requireKeyring(g, store, [master, ...previous]);
     const { signingAlg, ...rotation } = readPolicy(g) ?? {};
     if (options.audit) mkdirSync(g.dir, { recursive: true, mode: 0o700 });
     const kwOptions: KeywardOptions = {
       store,
       masterKey: master.exportText(),
+      previousMasterKeys: previous.map((k) => k.exportText()),
       dir: resolve(g.dir),
       logger: false,
       rotation,
@@ -136,8 +157,12 @@ export async function withKeyward<T>(
   }
 }
 
-/** Throws unless a keyring sealed by `master` exists in `store`. */
-export async function requireKeyring(g: GlobalOptions, store: Store, master: MasterKey): Promise<void> {
+/** Throws unless a keyring sealed by `master` (or one of a list of keys) exists in `store`. */
+export async function requireKeyring(
+  g: GlobalOptions,
+  store: Store,
+  master: MasterKey | readonly MasterKey[],
+): Promise<void> {
   const doc = await new KeyringRepository(store, master).read();
   if (!doc) {
     throw new CliError('keyring_missing', `no keyring in ${describeStore(g)}: run \`keyward init\` first`);

@@ -7,6 +7,7 @@ import { registerImportLegacy } from './commands/import-legacy.js';
 import { registerInit } from './commands/init.js';
 import { registerJwks } from './commands/jwks.js';
 import { registerKeys } from './commands/keys.js';
+import { registerRekey } from './commands/rekey.js';
 import { registerSecrets } from './commands/secrets.js';
 import type { GlobalOptions } from './context.js';
 
@@ -45,7 +46,8 @@ export function createProgram(): Command {
     .addHelpText(
       'after',
       `
-The master key comes from KEYWARD_MASTER_KEY, else from <dir>/master.key.
+The master key comes from KEYWARD_MASTER_KEY, else from <dir>/master.key; KEYWARD_MASTER_KEY_PREVIOUS
+(comma-separated) adds earlier keys that may still open the keyring during a rotation (keyward rekey).
 Exit codes: 0 ok, 1 failed (unknown kid, wrong master key, unreachable store…), 2 bad usage or refused.
 
 Examples:
@@ -60,6 +62,7 @@ Examples:
   registerJwks(program, globals);
   registerFernet(program);
   registerBackup(program, globals);
+  registerRekey(program, globals);
   registerSecrets(program, globals);
   registerApiKeys(program, globals);
   registerImportLegacy(program, globals);

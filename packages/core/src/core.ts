@@ -11,7 +11,7 @@ import { normalizeSigningAlgorithm } from './keys/algorithms.js';
 import type { KeyMaterial } from './keys/generate.js';
 import { KeyService, type RevokeResult, type RotateOptions, type RotateResult } from './keys/key-service.js';
 import { type JsonWebKeySet, Keyring, type UnsealedKey } from './keys/keyring.js';
-import { type KeyringDocument, KeyringRepository, sameLineage } from './keys/keyring-store.js';
+import { type KeyringDocument, KeyringRepository, type RekeyResult, sameLineage } from './keys/keyring-store.js';
 import { legacyDataKey, legacyEncryptionKey, legacySigningKey } from './keys/legacy.js';
 import { loadMasterKey } from './keys/master-key.js';
 import { type RotationPolicy, resolveRotationPolicy } from './keys/rotation-policy.js';
@@ -60,6 +60,22 @@ export interface KeywardKeys {
   revoke(kid: string, reason: string): Promise<RevokeResult>;
   /** Retires a retiring data key once a rewrap left nothing under it (`remaining` must be 0). */
   retireDataKey(kid: string, remaining: number): Promise<void>;
+  /**
+   * Re-seals the whole keyring under this instance's `masterKey`, in one compare-and-set, while
+   * every instance keeps serving (master-key rotation). The stored keyring must be sealed by one
+   * of `previousMasterKeys` (or already by `masterKey`: then nothing is written and `changed` is
+   * false). Signing keys do not change, so every token stays valid. Audited as `key.rekeyed`
+   * (master-key ids only). Instances that hold the new key take the new document on their next
+   * sync; instances holding only the old key keep their snapshot and report `master_key_mismatch`
+   * in health.
+   *
+   * @example
+   * ```ts
+   * // instances run with masterKey = new, previousMasterKeys = [old]
+   * const { previousMasterKeyId, masterKeyId } = await kw.keys.rekey()
+   * ```
+   */
+  rekey(): Promise<RekeyResult>;
 }
 
 /** Token-level revocation, applied on every instance. */
@@ -131,8 +147,8 @@ export interface KeywardCore {
   readonly alerts: Alerts | undefined;
   /** Clock (epoch ms) every part uses. */
   readonly now: () => number;
-  /** Options the instance was created with (issuer, audience, token lifetime…), without the master key and JWT secret. */
-  readonly options: Readonly<Omit<KeywardOptions, 'masterKey' | 'jwtSecret'>> & {
+  /** Options the instance was created with (issuer, audience, token lifetime…), without the master keys and JWT secret. */
+  readonly options: Readonly<Omit<KeywardOptions, 'masterKey' | 'previousMasterKeys' | 'jwtSecret'>> & {
     readonly accessTokenTtlSec: number;
   };
   /** Registers a function to run on close (services stop their timers and flush here). */
@@ -170,8 +186,9 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
     );
   }
   const dir = options.dir ?? './.keyward';
-  const { key: master } = loadMasterKey({
+  const { key: master, previous: previousMasters } = loadMasterKey({
     ...(options.masterKey ? { masterKey: options.masterKey } : {}),
+    ...(options.previousMasterKeys ? { previousMasterKeys: options.previousMasterKeys } : {}),
     dir,
     warn: (message) => logger.warn(message),
   });
@@ -195,7 +212,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       throw new KeywardError('config_invalid', 'legacySigning needs jwtSecret (JWT_SECRET)');
     }
     const preferredSigner = options.legacySigning ? legacy[0]?.record.kid : undefined;
-    const repo = new KeyringRepository(store, master, now);
+    const repo = new KeyringRepository(store, [master, ...previousMasters], now);
     let keyring = new Keyring(legacy, 0);
     const unsealed = new Map<string, { sealed: string; material: KeyMaterial }>();
     const listeners = new Set<(change: SyncChange) => void>();
@@ -441,6 +458,34 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         retireDataKey: (kid, remaining) => service.retireDataKey(kid, remaining),
         // Cache hits re-check the key's state in the current snapshot: no cache walk needed.
         revoke: (kid, reason) => service.revoke(kid, reason),
+        async rekey() {
+          let result: RekeyResult;
+          try {
+            result = await repo.rekey();
+          } catch (err) {
+            if (err instanceof KeywardError)
+              audit.emit({
+                type: 'key.rekeyed',
+                outcome: 'failure',
+                masterKeyId: master.id,
+                code: err.code,
+                actor: operator,
+              });
+            throw err;
+          }
+          if (result.changed) {
+            swap(result.doc);
+            audit.emit({
+              type: 'key.rekeyed',
+              previousMasterKeyId: result.previousMasterKeyId,
+              masterKeyId: result.masterKeyId,
+              keys: result.doc.keys.length,
+              generation: result.doc.generation,
+              actor: operator,
+            });
+          }
+          return result;
+        },
       },
       revocations: {
         // The store first: if it is unreachable the call fails and nothing changes locally, so no
@@ -499,6 +544,6 @@ function isAuditLog(value: unknown): value is AuditLog {
 }
 
 function publicOptions(options: KeywardOptions, accessTokenTtlSec: number) {
-  const { masterKey: _masterKey, jwtSecret: _jwtSecret, ...rest } = options;
+  const { masterKey: _masterKey, previousMasterKeys: _previous, jwtSecret: _jwtSecret, ...rest } = options;
   return Object.freeze({ ...rest, accessTokenTtlSec });
 }

@@ -1,5 +1,6 @@
 import type { AuditLog, AuditLogOptions } from './audit/log.js';
 import { KeywardError } from './errors.js';
+import { parsePreviousMasterKeys } from './keys/master-key.js';
 import type { RotationPolicyInput } from './keys/rotation-policy.js';
 import type { SigningAlgorithm } from './keys/types.js';
 import type { AlertsOptions } from './metrics/alerts.js';
@@ -35,6 +36,14 @@ export interface KeywardOptions {
   dir?: string;
   /** Master key (Fernet format). Default: `KEYWARD_MASTER_KEY`, then `<dir>/master.key` (generated with a warning). */
   masterKey?: string;
+  /**
+   * Earlier master keys (Fernet format), accepted only to open a keyring still sealed by one of
+   * them, during a master-key rotation: roll every instance to `masterKey` = new and
+   * `previousMasterKeys` = [old], run `keyward rekey` (or `kw.keys.rekey()`), then drop the old
+   * key. Changes to a keyring keep it sealed by the key that sealed it; only the rekey moves it to
+   * `masterKey`. Default: `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated).
+   */
+  previousMasterKeys?: readonly string[];
   /** Legacy shared secret (the reference system's `JWT_SECRET`): adds an HS256 key with a stable derived kid. */
   jwtSecret?: string;
   /** Let the legacy `jwtSecret` key sign new tokens (so the reference system can still verify them). Default false. */
@@ -82,6 +91,7 @@ export interface KeywardEnvironment {
   KEYWARD_REDIS_PREFIX?: string | undefined;
   KEYWARD_DIR?: string | undefined;
   KEYWARD_MASTER_KEY?: string | undefined;
+  KEYWARD_MASTER_KEY_PREVIOUS?: string | undefined;
   JWT_SECRET?: string | undefined;
   KEYWARD_ISSUER?: string | undefined;
   KEYWARD_AUDIENCE?: string | undefined;
@@ -91,7 +101,7 @@ export interface KeywardEnvironment {
 
 /**
  * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
- * `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_LEGACY_SIGNING`,
+ * `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_LEGACY_SIGNING`,
  * `KEYWARD_SIGNING_ALG`).
  *
  * @example
@@ -104,6 +114,8 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
   if (env.REDIS_URL) options.redisUrl = env.REDIS_URL;
   if (env.KEYWARD_REDIS_PREFIX) options.redisPrefix = env.KEYWARD_REDIS_PREFIX;
   if (env.KEYWARD_MASTER_KEY) options.masterKey = env.KEYWARD_MASTER_KEY;
+  if (env.KEYWARD_MASTER_KEY_PREVIOUS)
+    options.previousMasterKeys = parsePreviousMasterKeys(env.KEYWARD_MASTER_KEY_PREVIOUS);
   if (env.JWT_SECRET) options.jwtSecret = env.JWT_SECRET;
   if (env.KEYWARD_ISSUER) options.issuer = env.KEYWARD_ISSUER;
   if (env.KEYWARD_AUDIENCE) options.audience = env.KEYWARD_AUDIENCE;

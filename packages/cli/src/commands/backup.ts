@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Fernet, type KeyringDocument, KeyringRepository, type UnsealedKey } from '@keyward/core';
 import type { Command } from 'commander';
-import { describeStore, type GlobalOptions, openStore, requireMasterKey } from '../context.js';
+import { describeStore, type GlobalOptions, openStore, requireMasterKeys } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { print } from '../output.js';
 
@@ -77,10 +77,10 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
         throw new CliError('file_exists', `${opts.out} exists; pass --force to overwrite`, EXIT.usage);
       }
       const backupKey = opts.backupKeyFile ? readBackupKey(opts.backupKeyFile) : undefined;
-      const master = requireMasterKey(g);
+      const { key: master, previous } = requireMasterKeys(g);
       const store = openStore(g);
       try {
-        const repo = new KeyringRepository(store, master);
+        const repo = new KeyringRepository(store, [master, ...previous]);
         const doc = await repo.read();
         if (!doc) throw new CliError('keyring_missing', `no keyring in ${describeStore(g)}`);
         // Unsealing proves the backup is restorable before it is written.
@@ -101,12 +101,12 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
               v: 1,
               createdAt,
               sealedWith: 'master-key',
-              masterKeyId: master.id,
+              masterKeyId: doc.masterKeyId,
               keyring: doc,
             };
         writeFileSync(opts.out, `${JSON.stringify(file)}\n`, { mode: 0o600 });
         print(
-          `backed up ${doc.keys.length} keys (generation ${doc.generation}) to ${opts.out}, sealed under the ${backupKey ? `backup key ${backupKey.keyId}` : `master key ${master.id}`}`,
+          `backed up ${doc.keys.length} keys (generation ${doc.generation}) to ${opts.out}, sealed under the ${backupKey ? `backup key ${backupKey.keyId}` : `master key ${doc.masterKeyId}`}`,
         );
       } finally {
         await store.close();
@@ -133,38 +133,48 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
           EXIT.usage,
         );
       }
-      const master = requireMasterKey(g);
+      const { key: master, previous } = requireMasterKeys(g);
       const store = openStore(g, true);
       try {
-        const repo = new KeyringRepository(store, master);
+        // The backup's key decides what it opens: the master key or one of KEYWARD_MASTER_KEY_PREVIOUS.
+        const repo = new KeyringRepository(store, [master, ...previous]);
         let keys: UnsealedKey[];
         if (backup.sealedWith === 'backup-key') {
           const backupKey = readBackupKey(opts.backupKeyFile as string);
           keys = JSON.parse(backupKey.decryptString(backup.keys)) as UnsealedKey[];
         } else {
-          // parse() refuses a keyring sealed by another master key (master_key_mismatch).
+          if (![master, ...previous].some((k) => k.id === backup.keyring.masterKeyId)) {
+            throw new CliError(
+              'master_key_mismatch',
+              `the backup is sealed under master key ${backup.keyring.masterKeyId}, but the configured master key is ${master.id}: put that key in KEYWARD_MASTER_KEY_PREVIOUS to restore it under ${master.id}`,
+            );
+          }
           keys = repo.unseal(repo.parse(JSON.stringify(backup.keyring)) as KeyringDocument);
         }
-        // Restoring through update() gives the document a generation above the current one, so
-        // running instances take it instead of ignoring it as stale. It keeps the backup's
-        // lineage: instances that hold that keyring accept it, others report another lineage.
+        // The live document is replaced whatever master key sealed it; its generation moves above
+        // the current one, so running instances take it instead of ignoring it as stale. It keeps
+        // the backup's lineage: instances that hold that keyring accept it, others report another
+        // lineage.
         const lineage = backup.sealedWith === 'master-key' ? backup.keyring.lineage : backup.lineage;
-        const { doc } = await repo.update(
-          (current) => {
-            if (current && !opts.force) {
-              throw new CliError(
-                'keyring_exists',
-                `a keyring already exists in ${describeStore(g)} (generation ${current.generation}); pass --force to replace it`,
-                EXIT.usage,
-              );
-            }
-            return { records: keys.map((k) => k.record), added: keys };
-          },
-          { create: true, ...(lineage ? { lineage } : {}) },
-        );
+        let replacedKeyId: string | undefined;
+        const doc = await repo.replace(keys, (current) => {
+          if (current && !opts.force) {
+            throw new CliError(
+              'keyring_exists',
+              `a keyring already exists in ${describeStore(g)} (generation ${current.generation}); pass --force to replace it`,
+              EXIT.usage,
+            );
+          }
+          replacedKeyId = current?.masterKeyId;
+        }, lineage ? { lineage } : {});
         print(
           `restored ${doc.keys.length} keys into ${describeStore(g)} (generation ${doc.generation}), sealed under master key ${master.id}`,
         );
+        if (replacedKeyId !== undefined && replacedKeyId !== master.id) {
+          print(
+            `the replaced keyring was sealed under master key ${replacedKeyId}: instances holding only that key now report master_key_mismatch; restart them with the key ${master.id}`,
+          );
+        }
       } finally {
         await store.close();
       }

@@ -46,6 +46,20 @@ export interface AuditEventFields {
   };
   'key.revoked': { kid: string; use?: KeyUse; reason: string };
   'key.retired': { kid: string; use?: KeyUse };
+  /**
+   * The keyring was re-sealed under another master key (master-key rotation). Master-key ids only
+   * (`mk_…`, an HMAC of a constant), never key material. On failure: `masterKeyId` (the target)
+   * and the error `code`.
+   */
+  'key.rekeyed': {
+    previousMasterKeyId?: string;
+    masterKeyId: string;
+    /** Number of keys re-sealed. */
+    keys?: number;
+    /** Keyring generation the rekey committed. */
+    generation?: number;
+    code?: KeywardErrorCode;
+  };
   'token.issued': { sub: string; jti?: string; family?: string; scope?: string; tokenFingerprint?: string };
   'token.refreshed': { sub: string; family: string; tokenFingerprint?: string };
   'token.reuse_detected': { sub?: string; family: string; tokenFingerprint: string };
@@ -109,6 +123,7 @@ export const AUDIT_EVENT_TYPES: readonly AuditEventType[] = [
   'key.rotated',
   'key.revoked',
   'key.retired',
+  'key.rekeyed',
   'token.issued',
   'token.refreshed',
   'token.reuse_detected',

@@ -51,7 +51,8 @@ const worst = (statuses: HealthStatus[]): HealthStatus =>
  * - `keys:age` — one entry per configured use: `fail` without an active key, `warn` when the
  *   active key is past its rotation period (the scheduler is not running or failing);
  * - `store:responseTime` — the ping latency; `fail` when unreachable;
- * - `sync:generation` — the keyring generation held; `warn` while the last contact failed;
+ * - `sync:generation` — the keyring generation held; `warn` while the last contact failed (store
+ *   unreachable, or a stored keyring sealed by a master key this instance does not hold).
  * - `keyring:lineage` — `fail` while the store does not hold this instance's keyring: it lost it
  *   (re-published, until a later read finds it back) or holds one of another lineage;
  * - `clock:offset` — this clock minus the store's, in seconds, as the scheduler last measured it;
@@ -109,7 +110,9 @@ export function createHealth(
   async function storeCheck(time: string, ping: boolean): Promise<HealthCheck> {
     const base = { componentId: core.store.driver, componentType: 'datastore', time };
     if (!ping) {
-      const stale = core.sync.status().stale;
+      const s = core.sync.status();
+      // A keyring this instance cannot open is reported by the sync check, not as an outage.
+      const stale = s.stale && s.lastErrorCode !== 'master_key_mismatch';
       return {
         ...base,
         status: stale ? 'fail' : 'pass',
@@ -141,7 +144,14 @@ export function createHealth(
       status: s.stale ? 'warn' : 'pass',
       observedValue: s.generation,
       time,
-      ...(s.stale ? { output: 'serving the last keyring snapshot; store unreachable' } : {}),
+      ...(s.stale
+        ? {
+            output:
+              s.lastErrorCode === 'master_key_mismatch'
+                ? 'serving the last keyring snapshot; the stored keyring is sealed by a master key this instance does not hold (master_key_mismatch)'
+                : 'serving the last keyring snapshot; store unreachable',
+          }
+        : {}),
     };
   }
 

@@ -20,6 +20,7 @@ export {
   KEYRING_KEY,
   type KeyringDocument,
   KeyringRepository,
+  type RekeyResult,
   type StoredKey,
   sameLineage,
 } from './keyring-store.js';
@@ -31,6 +32,7 @@ export {
   MASTER_KEY_FILE,
   MasterKey,
   type MasterKeySource,
+  parsePreviousMasterKeys,
 } from './master-key.js';
 export {
   applyRotationActions,

@@ -100,16 +100,41 @@ export interface KeyringChange {
 
 const MAX_REMEMBERED = 50;
 
-/** Reads and writes the keyring document: sealing, unsealing, compare-and-set with retries. */
+/** What {@link KeyringRepository.rekey} did. */
+export interface RekeyResult {
+  /** The document after the call (unchanged when it was already sealed by the current key). */
+  doc: KeyringDocument;
+  /** False when the keyring was already sealed by the current master key (nothing written). */
+  changed: boolean;
+  /** Id of the master key that sealed the keyring before the call. */
+  previousMasterKeyId: string;
+  /** Id of the master key that seals it now. */
+  masterKeyId: string;
+}
+
+/**
+ * Reads and writes the keyring document: sealing, unsealing, compare-and-set with retries.
+ *
+ * `master` is the current master key, or a list whose first entry is the current key and whose
+ * others are previous keys (during a master-key rotation). A document sealed by any of them opens;
+ * a new document is sealed by the current key, and a change to an existing document is sealed by
+ * the key that sealed it, so a document is always sealed by one key. Only {@link rekey} moves it
+ * to the current key.
+ */
 export class KeyringRepository {
   readonly #store: Store;
   readonly #master: MasterKey;
+  readonly #keys: readonly MasterKey[];
   readonly #now: () => number;
   #held: KeyringDocument | undefined;
 
-  constructor(store: Store, master: MasterKey, now: () => number = Date.now) {
+  constructor(store: Store, master: MasterKey | readonly MasterKey[], now: () => number = Date.now) {
     this.#store = store;
-    this.#master = master;
+    const keys = Array.isArray(master) ? (master as readonly MasterKey[]) : [master as MasterKey];
+    const [current] = keys;
+    if (!current) throw new KeywardError('master_key_invalid', 'no master key given');
+    this.#master = current;
+    this.#keys = keys;
     this.#now = now;
   }
 
@@ -159,14 +184,22 @@ export class KeyringRepository {
     const doc: KeyringDocument = { ...held, lineage: held.lineage ?? newLineage(), updatedAt: this.#now() };
     if (!(await this.#store.compareAndSet(KEYRING_KEY, expected, JSON.stringify(doc)))) return false;
     this.#held = doc;
-    await raiseGeneration(this.#store, doc.generation).catch(() => undefined);
-    await this.#store
-      .publish(
-        EVENTS_CHANNEL,
-        JSON.stringify({ type: 'keyring', generation: doc.generation, at: this.#now() }),
-      )
-      .catch(() => undefined);
+    await this.#announce(doc.generation);
     return true;
+  }
+
+  /** The master key among those held that sealed `doc`; `master_key_mismatch` naming the ids if none. */
+  #keyFor(doc: Pick<KeyringDocument, 'masterKeyId'>): MasterKey {
+    const key = this.#keys.find((k) => k.id === doc.masterKeyId);
+    if (key) return key;
+    const held = this.#keys.map((k) => k.id).join(', ');
+    throw new KeywardError(
+      'master_key_mismatch',
+      this.#keys.length === 1
+        ? `the keyring was sealed by master key ${doc.masterKeyId}, but the configured master key is ${held}`
+        : `the keyring was sealed by master key ${doc.masterKeyId}, but the configured master keys are ${held}`,
+      { details: { masterKeyId: doc.masterKeyId, configured: held } },
+    );
   }
 
   /** Reads the document (`null` when no keyring exists yet). Throws `master_key_mismatch` for a foreign master key. */
@@ -176,6 +209,13 @@ export class KeyringRepository {
 
   /** Parses a raw document as read from the store (checks format and master key). */
   parse(raw: string | null): KeyringDocument | null {
+    const doc = this.#parseFormat(raw);
+    if (doc) this.#keyFor(doc);
+    return doc;
+  }
+
+  /** Parses a raw document, checking its format only (not which master key sealed it). */
+  #parseFormat(raw: string | null): KeyringDocument | null {
     if (raw === null) return null;
     let doc: KeyringDocument;
     try {
@@ -187,12 +227,6 @@ export class KeyringRepository {
       throw new KeywardError('store_error', 'the stored keyring document has an unknown format');
     }
     doc.operations ??= [];
-    if (doc.masterKeyId !== this.#master.id) {
-      throw new KeywardError(
-        'master_key_mismatch',
-        `the keyring was sealed by master key ${doc.masterKeyId}, but the configured master key is ${this.#master.id}`,
-      );
-    }
     return doc;
   }
 
@@ -205,12 +239,11 @@ export class KeyringRepository {
     doc: KeyringDocument,
     cache?: Map<string, { sealed: string; material: KeyMaterial }>,
   ): UnsealedKey[] {
+    const master = this.#keyFor(doc);
     const keys = doc.keys.map(({ sealed, ...record }) => {
       const hit = cache?.get(record.kid);
       if (hit?.sealed === sealed) return { record, material: hit.material };
-      const material = JSON.parse(
-        unsealKeyMaterial(this.#master, record, sealed).toString('utf8'),
-      ) as KeyMaterial;
+      const material = JSON.parse(unsealKeyMaterial(master, record, sealed).toString('utf8')) as KeyMaterial;
       cache?.set(record.kid, { sealed, material });
       return { record, material };
     });
@@ -221,11 +254,11 @@ export class KeyringRepository {
     return keys;
   }
 
-  /** Seals a key for storage. */
-  seal(record: KeyRecord, material: KeyMaterial): StoredKey {
+  /** Seals a key for storage, under `master` (default: the current master key). */
+  seal(record: KeyRecord, material: KeyMaterial, master: MasterKey = this.#master): StoredKey {
     return {
       ...record,
-      sealed: sealKeyMaterial(this.#master, record, Buffer.from(JSON.stringify(material))),
+      sealed: sealKeyMaterial(master, record, Buffer.from(JSON.stringify(material))),
     };
   }
 
@@ -258,9 +291,11 @@ export class KeyringRepository {
         if (!current) throw new KeywardError('key_not_found', 'no keyring exists yet');
         return { doc: current, changed: false };
       }
+      // New keys join the document under the key that sealed it (one key per document).
+      const sealer = current ? this.#keyFor(current) : this.#master;
       const sealedByKid = new Map((current?.keys ?? []).map((k) => [k.kid, k.sealed]));
       for (const added of change.added ?? [])
-        sealedByKid.set(added.record.kid, this.seal(added.record, added.material).sealed);
+        sealedByKid.set(added.record.kid, this.seal(added.record, added.material, sealer).sealed);
       const keys = change.records.map((record) => {
         const sealed = sealedByKid.get(record.kid);
         if (!sealed) throw new KeywardError('key_not_found', `no material for key ${record.kid}`);
@@ -271,7 +306,7 @@ export class KeyringRepository {
       const next: KeyringDocument = {
         v: 1,
         generation: (current?.generation ?? 0) + 1,
-        masterKeyId: this.#master.id,
+        masterKeyId: sealer.id,
         lineage: options.lineage ?? current?.lineage ?? held?.lineage ?? newLineage(),
         updatedAt: this.#now(),
         keys,
@@ -280,15 +315,7 @@ export class KeyringRepository {
       const highestFence = Math.max(current?.fence ?? 0, fence ?? 0);
       if (highestFence > 0) next.fence = highestFence;
       if (await this.#store.compareAndSet(KEYRING_KEY, raw, JSON.stringify(next))) {
-        // Both are hints: a failure here is repaired by pollers, which re-read the document itself
-        // every few polls, and by the next write.
-        await raiseGeneration(this.#store, next.generation).catch(() => undefined);
-        await this.#store
-          .publish(
-            EVENTS_CHANNEL,
-            JSON.stringify({ type: 'keyring', generation: next.generation, at: this.#now() }),
-          )
-          .catch(() => undefined);
+        await this.#announce(next.generation);
         return change.remember
           ? { doc: next, changed: true, remembered: change.remember }
           : { doc: next, changed: true };
@@ -298,6 +325,99 @@ export class KeyringRepository {
       'store_conflict',
       `the keyring changed concurrently ${maxAttempts} times in a row; try again`,
     );
+  }
+
+  /**
+   * Re-seals every key of the document under the current master key, in one compare-and-set
+   * (retried on conflict). The document must be sealed by one of the held keys; when it already is
+   * by the current key, nothing is written. Every re-sealed blob is opened again before the write.
+   * Records, generation order, remembered operations and the fence are kept; only `sealed` and
+   * `masterKeyId` change.
+   */
+  async rekey(options: { maxAttempts?: number } = {}): Promise<RekeyResult> {
+    const { maxAttempts = 20 } = options;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const raw = await this.#store.get(KEYRING_KEY);
+      const current = this.parse(raw);
+      if (!current) throw new KeywardError('key_not_found', 'no keyring exists yet');
+      const from = this.#keyFor(current);
+      if (from.id === this.#master.id) {
+        return { doc: current, changed: false, previousMasterKeyId: from.id, masterKeyId: from.id };
+      }
+      const keys = current.keys.map(({ sealed, ...record }) => {
+        const material = unsealKeyMaterial(from, record, sealed);
+        const resealed = sealKeyMaterial(this.#master, record, material);
+        if (!unsealKeyMaterial(this.#master, record, resealed).equals(material)) {
+          throw new KeywardError('key_unseal_failed', `re-sealed key ${record.kid} does not open`, {
+            details: { kid: record.kid },
+          });
+        }
+        return { ...record, sealed: resealed };
+      });
+      const next: KeyringDocument = {
+        ...current,
+        generation: current.generation + 1,
+        masterKeyId: this.#master.id,
+        updatedAt: this.#now(),
+        keys,
+      };
+      if (await this.#store.compareAndSet(KEYRING_KEY, raw, JSON.stringify(next))) {
+        await this.#announce(next.generation);
+        return { doc: next, changed: true, previousMasterKeyId: from.id, masterKeyId: this.#master.id };
+      }
+    }
+    throw new KeywardError(
+      'store_conflict',
+      `the keyring changed concurrently ${maxAttempts} times in a row; try again`,
+    );
+  }
+
+  /**
+   * Replaces the whole keyring with `keys`, sealed under the current master key, whatever master
+   * key sealed the stored document (restore). The generation moves above the stored one, so
+   * running instances take the new document; remembered operations and the fence are kept. The
+   * lineage is `options.lineage` (a backup's), else the stored document's, else a new one.
+   * `check` sees the stored document (`null` if none) first and may throw to refuse.
+   */
+  async replace(
+    keys: readonly UnsealedKey[],
+    check: (current: KeyringDocument | null) => void = () => undefined,
+    options: { maxAttempts?: number; lineage?: string } = {},
+  ): Promise<KeyringDocument> {
+    const { maxAttempts = 20 } = options;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const raw = await this.#store.get(KEYRING_KEY);
+      const current = this.#parseFormat(raw);
+      check(current);
+      const next: KeyringDocument = {
+        ...(current ?? {}),
+        v: 1,
+        generation: (current?.generation ?? 0) + 1,
+        masterKeyId: this.#master.id,
+        lineage: options.lineage ?? current?.lineage ?? newLineage(),
+        updatedAt: this.#now(),
+        keys: keys.map((k) => this.seal(k.record, k.material)),
+        operations: current?.operations ?? [],
+      };
+      if (await this.#store.compareAndSet(KEYRING_KEY, raw, JSON.stringify(next))) {
+        await this.#announce(next.generation);
+        return next;
+      }
+    }
+    throw new KeywardError(
+      'store_conflict',
+      `the keyring changed concurrently ${maxAttempts} times in a row; try again`,
+    );
+  }
+
+  /** Announces a committed generation. */
+  async #announce(generation: number): Promise<void> {
+    // Both are hints: a failure here is repaired by pollers, which re-read the document itself
+    // every few polls, and by the next write.
+    await raiseGeneration(this.#store, generation).catch(() => undefined);
+    await this.#store
+      .publish(EVENTS_CHANNEL, JSON.stringify({ type: 'keyring', generation, at: this.#now() }))
+      .catch(() => undefined);
   }
 }
 

@@ -78,21 +78,74 @@ export interface LoadMasterKeyOptions {
   dir?: string;
   /** Called once with a warning when a dev key file is generated. */
   warn?: (message: string) => void;
+  /**
+   * Earlier master keys (Fernet format) still accepted to open a keyring sealed by them, during a
+   * master-key rotation. Default: `KEYWARD_MASTER_KEY_PREVIOUS` of `env` (comma-separated).
+   */
+  previousMasterKeys?: readonly string[];
+}
+
+/**
+ * Splits `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated Fernet keys) into its entries, blanks
+ * ignored. The entries are checked when loaded ({@link loadMasterKey}: `master_key_invalid`,
+ * naming the entry's position, never its value).
+ *
+ * @example
+ * ```ts
+ * const previous = parsePreviousMasterKeys(process.env.KEYWARD_MASTER_KEY_PREVIOUS)
+ * ```
+ */
+export function parsePreviousMasterKeys(text: string | undefined): string[] {
+  return (text ?? '')
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+}
+
+function parsePrevious(texts: readonly string[], current: MasterKey): MasterKey[] {
+  const seen = new Set([current.id]);
+  const keys: MasterKey[] = [];
+  texts.forEach((text, index) => {
+    let key: MasterKey;
+    try {
+      key = MasterKey.parse(text);
+    } catch {
+      throw new KeywardError(
+        'master_key_invalid',
+        `entry ${index + 1} of the previous master keys (KEYWARD_MASTER_KEY_PREVIOUS) is not a Fernet key: url-safe base64 of 32 bytes`,
+      );
+    }
+    if (seen.has(key.id)) return;
+    seen.add(key.id);
+    keys.push(key);
+  });
+  return keys;
 }
 
 /**
  * Finds the master key: the `masterKey` option, then `KEYWARD_MASTER_KEY`, then `<dir>/master.key`
  * (generated with mode 0600 and a warning if absent). Throws `master_key_invalid` if none can be had.
+ * `previous` holds the earlier master keys still accepted for opening (see
+ * {@link LoadMasterKeyOptions.previousMasterKeys}), without duplicates or the current key.
  *
  * @example
  * ```ts
- * const { key, source } = loadMasterKey({ dir: './.keyward' })
+ * const { key, previous, source } = loadMasterKey({ dir: './.keyward' })
  * ```
  */
 export function loadMasterKey(options: LoadMasterKeyOptions = {}): {
   key: MasterKey;
+  previous: MasterKey[];
   source: MasterKeySource;
 } {
+  const found = loadCurrentMasterKey(options);
+  const texts =
+    options.previousMasterKeys ??
+    parsePreviousMasterKeys((options.env ?? process.env).KEYWARD_MASTER_KEY_PREVIOUS);
+  return { ...found, previous: parsePrevious(texts, found.key) };
+}
+
+function loadCurrentMasterKey(options: LoadMasterKeyOptions): { key: MasterKey; source: MasterKeySource } {
   if (options.masterKey) return { key: MasterKey.parse(options.masterKey), source: 'option' };
   const fromEnv = (options.env ?? process.env).KEYWARD_MASTER_KEY;
   if (fromEnv) return { key: MasterKey.parse(fromEnv), source: 'env' };

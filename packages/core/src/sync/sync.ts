@@ -1,4 +1,4 @@
-import { KeywardError } from '../errors.js';
+import { KeywardError, type KeywardErrorCode } from '../errors.js';
 import {
   EVENTS_CHANNEL,
   KEYRING_GENERATION_KEY,
@@ -78,6 +78,11 @@ export interface SyncStatus {
   lastSuccessAt: number | undefined;
   lastErrorAt: number | undefined;
   lastError: string | undefined;
+  /**
+   * Code of the last failure (`store_unavailable`, or `master_key_mismatch` when the stored
+   * keyring was re-sealed under a master key this instance does not hold).
+   */
+  lastErrorCode?: KeywardErrorCode | undefined;
   /** True while the last contact with the store failed: serving from the last snapshot (fail static). */
   stale: boolean;
   /** Set while the store does not hold this instance's keyring (see {@link KeyringProblem}); health fails readiness. */
@@ -214,6 +219,7 @@ export class KeyringSync {
       this.#status.lastSuccessAt = this.#o.now();
       this.#status.stale = false;
       this.#status.lastError = undefined;
+      this.#status.lastErrorCode = undefined;
     } catch (err) {
       this.#fail(err);
     }
@@ -270,6 +276,7 @@ export class KeyringSync {
     const error =
       err instanceof KeywardError ? err : new KeywardError('store_error', 'sync failed', { cause: err });
     this.#status.lastError = `${error.code}: ${error.message}`;
+    this.#status.lastErrorCode = error.code;
     this.#status.lastErrorAt = this.#o.now();
     this.#status.stale = true;
     this.#o.onError?.(error);

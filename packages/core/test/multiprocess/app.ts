@@ -4,18 +4,23 @@
  * or `{id, ok: false, code}`). With `KW_REPORT_APPLIED=1` it also prints every change it applies as
  * `{event: 'applied', change, t}`, `t` being `performance.timeOrigin + performance.now()`.
  *
- * Environment: REDIS_URL, KW_PREFIX, KW_MASTER, KW_SYNC_MS (poll interval, default 1000),
+ * Environment: REDIS_URL, KW_PREFIX, KW_MASTER, KW_MASTER_PREVIOUS (comma-separated previous master
+ * keys), KW_SQLITE_PATH (a SQLite file to use as the store instead of Redis), KW_SYNC_MS (poll interval, default 1000),
  * KW_CLOCK_OFFSET_MS (added to the core's clock), KW_NO_RESUBSCRIBE=1 (a dropped pub/sub
  * connection stays unsubscribed), KW_CONNECTION_NAME (Redis CLIENT SETNAME), KW_SQLITE_PATH (use an
  * SQLite file instead of Redis), KW_SCHEDULER_MS (run the rotation scheduler at this interval;
  * default off). The clock offset moves the store's clock (`time()`) too: it simulates time passing
  * for the whole deployment, not one instance's wrong clock.
+ *
+ * A start-up failure is printed as one line on stderr (`keyward: <message> [<code>]`, no stack)
+ * and the process exits with 1, as an app should.
  */
 import { createInterface } from 'node:readline';
-import { createKeywardCore } from '../../src/core.js';
+import { createKeywardCore, type KeywardCore } from '../../src/core.js';
 import { isKeywardError } from '../../src/errors.js';
 import { createHealth } from '../../src/health/health.js';
 import { checkKeyringInvariants } from '../../src/keys/lifecycle.js';
+import { parsePreviousMasterKeys } from '../../src/keys/master-key.js';
 import { createRedisStore } from '../../src/store/redis.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';
@@ -25,8 +30,9 @@ let offset = Number(env.KW_CLOCK_OFFSET_MS ?? 0);
 const sharedNow = () => performance.timeOrigin + performance.now();
 const write = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
-const store: Store = env.KW_SQLITE_PATH
-  ? createSqliteStore({ path: env.KW_SQLITE_PATH, pollIntervalMs: 50 })
+const sqlitePath = env.KW_SQLITE_PATH;
+const store: Store = sqlitePath
+  ? createSqliteStore({ path: sqlitePath, pollIntervalMs: 50 })
   : createRedisStore({
       url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       prefix: env.KW_PREFIX ?? '{keyward}:',
@@ -36,15 +42,27 @@ const store: Store = env.KW_SQLITE_PATH
       },
     });
 const storeTime = store.time?.bind(store);
-const core = await createKeywardCore({
-  store: { ...store, ...(storeTime ? { time: async () => (await storeTime()) + offset } : {}) },
-  masterKey: env.KW_MASTER,
-  logger: false,
-  audit: false,
-  scheduler: env.KW_SCHEDULER_MS ? { intervalMs: Number(env.KW_SCHEDULER_MS) } : false,
-  syncIntervalMs: Number(env.KW_SYNC_MS ?? 1000),
-  now: () => Date.now() + offset,
-});
+let core: KeywardCore;
+try {
+  core = await createKeywardCore({
+    store: { ...store, ...(storeTime ? { time: async () => (await storeTime()) + offset } : {}) },
+    masterKey: env.KW_MASTER,
+    previousMasterKeys: parsePreviousMasterKeys(env.KW_MASTER_PREVIOUS),
+    logger: false,
+    audit: false,
+    scheduler: env.KW_SCHEDULER_MS ? { intervalMs: Number(env.KW_SCHEDULER_MS) } : false,
+    syncIntervalMs: Number(env.KW_SYNC_MS ?? 1000),
+    now: () => Date.now() + offset,
+  });
+} catch (err) {
+  process.stderr.write(
+    isKeywardError(err)
+      ? `keyward: ${err.message.replace(/\s*\n\s*/g, ' ')} [${err.code}]\n`
+      : `keyward: start-up failed (${err instanceof Error ? err.name : typeof err}) [internal_error]\n`,
+  );
+  await store.close().catch(() => undefined);
+  process.exit(1);
+}
 const health = createHealth(core);
 if (env.KW_REPORT_APPLIED === '1')
   core.sync.onApplied((change) => write({ event: 'applied', change, t: sharedNow() }));
@@ -55,6 +73,25 @@ let rotating = false;
 const ops: Record<string, (req: Request) => unknown> = {
   sign: (req) => core.jwt.sign({ sub: String(req.sub ?? 'user'), ...(req.jti ? { jti: req.jti } : {}) }),
   verify: (req) => core.jwt.verify(String(req.token)).kid,
+  // Verifies each token; counts instead of failing, so a caller can sum rejections across calls.
+  verifyMany: (req) => {
+    const rejected: Record<string, number> = {};
+    let ok = 0;
+    for (const token of req.tokens as string[]) {
+      try {
+        core.jwt.verify(token);
+        ok++;
+      } catch (err) {
+        const code = isKeywardError(err) ? err.code : 'internal_error';
+        rejected[code] = (rejected[code] ?? 0) + 1;
+      }
+    }
+    return { ok, rejected };
+  },
+  rekey: async () => {
+    const { doc, ...result } = await core.keys.rekey();
+    return { ...result, generation: doc.generation };
+  },
   rotate: async (req) => {
     const startedAt = sharedNow();
     const result = await core.keys.rotate({

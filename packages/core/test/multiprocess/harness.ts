@@ -113,6 +113,39 @@ export async function startApp(env: Record<string, string>): Promise<App> {
   return app;
 }
 
+/** What an app process that was expected to stop on its own printed. */
+export interface AppExit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Starts one app process that is expected not to become ready (a refused start-up) and resolves
+ * its exit code and output. Rejects if it reports `ready` instead (then it is killed).
+ */
+export function runAppToExit(env: Record<string, string>): Promise<AppExit> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@keyward/source', APP], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      stdout += d;
+      if (stdout.includes('"event":"ready"')) {
+        child.kill('SIGKILL');
+        reject(new Error('the app started although it was expected to refuse'));
+      }
+    });
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 /**
  * Calls `probe` until it resolves `true`, or rejects after `timeoutMs`. For waiting on other
  * processes, which no injected clock can speed up; `intervalMs` only paces the probing.
