@@ -8,14 +8,14 @@ import { KeywardError } from '../errors.js';
  * - `rt:fam:<familyId>`             {@link FamilyRecord}, TTL slides with each rotation
  * - `rt:tok:<sha256>`               {@link RefreshRecord}, TTL = the token's lifetime
  * - `rt:pair:<successor sha256>`    the successor pair sealed with the data key, TTL = reuse interval
- * - `rt:sub:<base64url sub>:<fam>`  per-subject index of families (logout everywhere)
+ * - `rt:sub:<base64url sub>/<fam>`  per-subject index of families (logout everywhere): one collection per subject
  * - `ot:<sha256>`                   {@link OneTimeRecord}
  */
 export const keys = {
   family: (id: string) => `rt:fam:${id}`,
   token: (hash: string) => `rt:tok:${hash}`,
   pair: (hash: string) => `rt:pair:${hash}`,
-  subjectPrefix: (sub: string) => `rt:sub:${Buffer.from(sub, 'utf8').toString('base64url')}:`,
+  subjectPrefix: (sub: string) => `rt:sub:${Buffer.from(sub, 'utf8').toString('base64url')}/`,
   subject: (sub: string, familyId: string) => `${keys.subjectPrefix(sub)}${familyId}`,
   oneTime: (hash: string) => `ot:${hash}`,
 };

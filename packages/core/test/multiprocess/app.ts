@@ -21,7 +21,7 @@ const write = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n
 
 const store = createRedisStore({
   url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  prefix: env.KW_PREFIX ?? '{keyward}:',
+  prefix: env.KW_PREFIX ?? 'keyward:',
   redisOptions: {
     ...(env.KW_NO_RESUBSCRIBE === '1' ? { autoResubscribe: false } : {}),
     ...(env.KW_CONNECTION_NAME ? { connectionName: env.KW_CONNECTION_NAME } : {}),
