@@ -74,6 +74,16 @@ describeWithRedis('redis', () => {
       return createRedisStore({ url, prefix: current });
     },
     touched,
+    async fill(_store, entries) {
+      // A second store with auto-pipelining: many commands per round trip.
+      const filler = createRedisStore({ url, prefix: current, redisOptions: { enableAutoPipelining: true } });
+      try {
+        for (let i = 0; i < entries.length; i += 10_000)
+          await Promise.all(entries.slice(i, i + 10_000).map(([k, v]) => filler.set(k, v)));
+      } finally {
+        await filler.close();
+      }
+    },
     cleanup: async () => {
       await stopMonitor();
       await dropPrefix(current);
