@@ -36,7 +36,7 @@ export interface RedisStoreOptions {
    * Prefix of every key and channel. Default `keyward:`. The driver adds its own hash tags (one
    * per collection, standalone key and lock), so keys spread over a cluster's slots. A prefix
    * that contains a `{hash tag}` itself still works: Redis hashes the first tag, so every key then
-   * sits on one slot (the layout before 0.2, no longer needed on a cluster).
+   * sits on one slot (the former default `{keyward}:`; no longer needed on a cluster).
    */
   prefix?: string;
 }
