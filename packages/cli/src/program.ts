@@ -33,7 +33,7 @@ export function createProgram(): Command {
       'use this Redis as the store instead of --dir (default: REDIS_URL)',
       process.env.REDIS_URL || undefined,
     )
-    .option('--redis-prefix <prefix>', 'key prefix in Redis (default "{keyward}:")')
+    .option('--redis-prefix <prefix>', 'key prefix in Redis (default "keyward:")')
     .option(
       '--policy <file>',
       'JSON rotation policy, as the app passes to createKeyward({ rotation }), for keys plan/rotate',

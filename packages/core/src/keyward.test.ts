@@ -31,7 +31,7 @@ afterEach(async () => {
 });
 
 async function dump(store: Store): Promise<string> {
-  const page = await store.list('', { limit: 10_000 });
+  const page = await store.scan('', { limit: 10_000 });
   return page.entries.map((e) => `${e.key}=${e.value}`).join('\n');
 }
 

@@ -28,8 +28,8 @@ export interface KeywardOptions {
   /** Use Redis (`redis://…`, `rediss://…`) as store and sync bus; keyward opens and closes the connection. */
   redisUrl?: string;
   /**
-   * Key prefix in Redis, so several apps share one server. Put a `{hash tag}` in it for Redis
-   * Cluster. Default `{keyward}:`.
+   * Key prefix in Redis, so several apps share one server. Default `keyward:`. No `{hash tag}` is
+   * needed for Redis Cluster (the driver tags each collection itself; see `createRedisStore`).
    */
   redisPrefix?: string;
   /** Folder of the embedded store and, in development, of the generated master key file. Default `./.keyward`. */

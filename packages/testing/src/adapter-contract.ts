@@ -615,7 +615,7 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
     const wipe = async () => {
       const store = createRedisStore({ url: redisUrl() });
       try {
-        for (let page = await store.list(''); ; page = await store.list('', { cursor: page.cursor ?? '' })) {
+        for (let page = await store.scan(''); ; page = await store.scan('', { cursor: page.cursor ?? '' })) {
           await Promise.all(page.entries.map((e) => store.delete(e.key)));
           if (!page.cursor) break;
         }

@@ -15,6 +15,38 @@ export interface StoreContractFactory {
   advance?(ms: number): void | Promise<void>;
   /** Runs after each test, once the stores are closed (drop keys, delete files). */
   cleanup?(): Promise<void>;
+  /**
+   * How many backend entries or commands the last {@link make}'s store read since the previous
+   * call (a full SCAN counts as the whole database). Present: the suite checks that listing a
+   * small collection next to 100k other keys reads only that collection.
+   */
+  touched?(): Promise<number>;
+  /** Writes many entries quickly (pipelines, one transaction). Absent: batches of `set`. */
+  fill?(store: Store, entries: ReadonlyArray<readonly [string, string]>): Promise<void>;
+}
+
+/** Reads every page of a listing (`list` or `scan`), checking that pages never repeat a key. */
+async function readAll(
+  read: (options: { cursor?: string; limit?: number }) => ReturnType<Store['list']>,
+  limit?: number,
+): Promise<{ keys: string[]; values: Map<string, string>; pages: number }> {
+  const keys: string[] = [];
+  const values = new Map<string, string>();
+  let cursor: string | undefined;
+  let pages = 0;
+  do {
+    const page = await read({
+      ...(limit === undefined ? {} : { limit }),
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    pages++;
+    for (const { key, value } of page.entries) {
+      keys.push(key);
+      values.set(key, value);
+    }
+    cursor = page.cursor ?? undefined;
+  } while (cursor !== undefined && pages < 10_000);
+  return { keys, values, pages };
 }
 
 /** Waits for `count` messages on a list, failing after `timeoutMs` of real time. */
@@ -92,7 +124,7 @@ export function describeStoreContract(name: string, factory: StoreContractFactor
       expect(await store.get('short')).toBeNull();
       expect(await store.delete('short')).toBe(false);
       expect(await store.get('kept')).toBe('v2');
-      expect((await store.list('short')).entries).toEqual([]);
+      expect((await store.scan('short')).entries).toEqual([]);
     });
 
     it('compareAndSet writes only when the current value matches', async () => {
@@ -144,22 +176,23 @@ export function describeStoreContract(name: string, factory: StoreContractFactor
       expect(await store.take('otp')).toBeNull();
     });
 
-    it('lists 2,500 entries by prefix page by page, without duplicates, misses or other prefixes', async () => {
+    it('lists 2,500 members of a collection page by page, in order, without duplicates, misses, nested collections or other keys', async () => {
       const expected = new Map<string, string>();
       const writes: Promise<void>[] = [];
       for (let i = 0; i < 2500; i++) {
-        const key = `p:${String(i).padStart(5, '0')}`;
+        const key = `p/${String(i).padStart(5, '0')}`;
         expected.set(key, `v${i}`);
         writes.push(store.set(key, `v${i}`));
       }
-      for (const other of ['q:1', 'p', 'P:1', 'xp:1']) writes.push(store.set(other, 'no'));
+      for (const other of ['q/1', 'p', 'P/1', 'xp/1', 'p/nested/1', 'p:1', 'pp/1'])
+        writes.push(store.set(other, 'no'));
       await Promise.all(writes);
 
       const seen: string[] = [];
       let cursor: string | undefined;
       let pages = 0;
       do {
-        const page = await peer.list('p:', { limit: 100, ...(cursor === undefined ? {} : { cursor }) });
+        const page = await peer.list('p/', { limit: 100, ...(cursor === undefined ? {} : { cursor }) });
         pages++;
         for (const entry of page.entries) {
           expect(entry.value).toBe(expected.get(entry.key));
@@ -170,10 +203,143 @@ export function describeStoreContract(name: string, factory: StoreContractFactor
 
       expect(new Set(seen).size).toBe(seen.length);
       expect(seen.length).toBe(2500);
+      expect(seen).toEqual([...seen].sort());
       expect(pages).toBeGreaterThan(10);
-      expect((await store.list('nothing-here:')).entries).toEqual([]);
-      expect((await store.list('nothing-here:')).cursor).toBeNull();
+      expect((await store.list('nothing-here/')).entries).toEqual([]);
+      expect((await store.list('nothing-here/')).cursor).toBeNull();
+      expect((await store.list('p/nested/')).entries).toEqual([{ key: 'p/nested/1', value: 'no' }]);
     });
+
+    it('requires a collection name ending with "/" and refuses keys ending with "/"', async () => {
+      await store.set('c/1', 'v');
+      for (const bad of ['c', '', 'c/1']) {
+        await expect(store.list(bad)).rejects.toMatchObject({
+          name: 'KeywardError',
+          code: 'invalid_argument',
+        });
+      }
+      await expect(store.set('c/', 'v')).rejects.toMatchObject({ code: 'invalid_argument' });
+      await expect(store.get('c/')).rejects.toMatchObject({ code: 'invalid_argument' });
+      expect((await store.list('c/')).entries).toEqual([{ key: 'c/1', value: 'v' }]);
+    });
+
+    it('continues a paged listing stably while members are added and removed', async () => {
+      for (const id of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) await store.set(`s/${id}`, id);
+      const first = await store.list('s/', { limit: 3 });
+      expect(first.entries.map((e) => e.key)).toEqual(['s/a', 's/b', 's/c']);
+      if (first.cursor === null) throw new Error('expected a cursor');
+      await store.delete('s/a'); // before the cursor: must not shift what comes next
+      await store.delete('s/e'); // after it: must not be listed any more
+      await store.set('s/ba', 'ba'); // before the cursor: not listed again on later pages
+      await store.set('s/h', 'h'); // after it: listed
+      const rest = await readAll(
+        (o) => peer.list('s/', { ...o, cursor: o.cursor ?? (first.cursor as string) }),
+        2,
+      );
+      expect(rest.keys).toEqual(['s/d', 's/f', 's/g', 's/h']);
+    });
+
+    it('drops members from the listing when they expire, are taken or deleted', async () => {
+      await store.set('t/short', 'v', { ttlMs: 100 });
+      await store.compareAndSet('t/cas-short', null, 'v', { ttlMs: 100 });
+      await store.set('t/renewed', 'v', { ttlMs: 100 });
+      await store.set('t/renewed', 'kept'); // a plain set clears the TTL, in the listing too
+      await store.set('t/taken', 'v');
+      await store.set('t/deleted', 'v');
+      await store.set('t/stays', 'v', { ttlMs: 60_000 });
+      expect((await readAll((o) => store.list('t/', o))).keys).toEqual([
+        't/cas-short',
+        't/deleted',
+        't/renewed',
+        't/short',
+        't/stays',
+        't/taken',
+      ]);
+      expect(await peer.take('t/taken')).toBe('v');
+      expect(await peer.delete('t/deleted')).toBe(true);
+      await passTime(150);
+      const after = await readAll((o) => peer.list('t/', o));
+      expect(after.keys).toEqual(['t/renewed', 't/stays']);
+      expect(after.values.get('t/renewed')).toBe('kept');
+      // An expired member written again is listed again.
+      await store.set('t/short', 'back');
+      expect((await readAll((o) => store.list('t/', o))).keys).toEqual(['t/renewed', 't/short', 't/stays']);
+    });
+
+    it('lists members written by increment and compareAndSet', async () => {
+      expect(await store.increment('n/a', 2)).toBe(2);
+      expect(await store.compareAndSet('n/b', null, 'x')).toBe(true);
+      const all = await readAll((o) => peer.list('n/', o));
+      expect([...all.values]).toEqual([
+        ['n/a', '2'],
+        ['n/b', 'x'],
+      ]);
+    });
+
+    it('scans every live key under a prefix, nested collections and standalone keys included', async () => {
+      const expected = new Map<string, string>();
+      const writes: Promise<void>[] = [];
+      const add = (key: string, value: string) => {
+        expected.set(key, value);
+        writes.push(store.set(key, value));
+      };
+      for (let i = 0; i < 300; i++) add(`w:${i}`, `s${i}`);
+      for (let i = 0; i < 300; i++) add(`w:c/${i}`, `m${i}`);
+      for (let i = 0; i < 300; i++) add(`w:c/d/${i}`, `n${i}`);
+      add('w:', 'exact');
+      for (const other of ['x:1', 'W:1', 'x/w:1', 'ww/1']) writes.push(store.set(other, 'no'));
+      writes.push(store.set('w:gone', 'v', { ttlMs: 100 }));
+      await Promise.all(writes);
+      await passTime(150);
+      const all = await readAll((o) => peer.scan('w:', o), 100);
+      expect(new Map([...all.values])).toEqual(expected);
+      expect(all.pages).toBeGreaterThan(5);
+      const nested = await readAll((o) => peer.scan('w:c/d', o));
+      expect(new Set(nested.keys).size).toBe(300);
+      const member = await readAll((o) => peer.scan('w:c/1', o));
+      expect(new Set(member.keys)).toEqual(
+        new Set([
+          'w:c/1',
+          ...Array.from({ length: 10 }, (_, i) => `w:c/1${i}`),
+          ...Array.from({ length: 100 }, (_, i) => `w:c/1${String(i).padStart(2, '0')}`),
+        ]),
+      );
+      expect((await store.scan('nothing-here')).entries).toEqual([]);
+      await expect(store.scan('w:', { cursor: '!!not a cursor' })).rejects.toMatchObject({
+        code: 'invalid_argument',
+      });
+    });
+
+    it.runIf(factory.touched !== undefined)(
+      'lists a 5-member collection next to 100k other keys reading only that collection',
+      async () => {
+        const noise: Array<readonly [string, string]> = [];
+        for (let i = 0; i < 50_000; i++) noise.push([`noise:${i}`, 'x']);
+        for (let i = 0; i < 50_000; i++) noise.push([`noise/${i}`, 'x']);
+        for (let i = 0; i < 20; i++) noise.push([`target/nested/${i}`, 'x']);
+        if (factory.fill) await factory.fill(store, noise);
+        else
+          for (let i = 0; i < noise.length; i += 1000)
+            await Promise.all(noise.slice(i, i + 1000).map(([k, v]) => store.set(k, v)));
+        for (let i = 0; i < 5; i++) await store.set(`target/${i}`, `v${i}`, i === 4 ? { ttlMs: 60_000 } : {});
+        expect(await store.get('noise/49999')).toBe('x');
+        const touched = factory.touched as () => Promise<number>;
+        await touched(); // forget the writes
+        const page = await store.list('target/');
+        const read = await touched();
+        expect(page.entries.map((e) => e.key)).toEqual([
+          'target/0',
+          'target/1',
+          'target/2',
+          'target/3',
+          'target/4',
+        ]);
+        expect(page.cursor).toBeNull();
+        expect(read).toBeGreaterThan(0); // the hook does see the listing's reads
+        expect(read).toBeLessThanOrEqual(50);
+      },
+      120_000,
+    );
 
     it('increments atomically under concurrency, keeping the counter readable', async () => {
       expect(await store.increment('hits')).toBe(1);
@@ -195,7 +361,7 @@ export function describeStoreContract(name: string, factory: StoreContractFactor
       await expect(store.set('k', 'v', { ttlMs: -1 })).rejects.toMatchObject({ code: 'invalid_argument' });
       await expect(store.get('')).rejects.toMatchObject({ code: 'invalid_argument' });
       await expect(store.acquireLock('l', 0)).rejects.toMatchObject({ code: 'invalid_argument' });
-      await expect(store.list('p', { cursor: '!!not a cursor' })).rejects.toMatchObject({
+      await expect(store.list('p/', { cursor: '!!not a cursor' })).rejects.toMatchObject({
         code: 'invalid_argument',
       });
     });

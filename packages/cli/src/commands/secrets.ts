@@ -7,7 +7,7 @@ import { note, print } from '../output.js';
 /** Counts the records under the prefixes, so the TTY progress bar has a total. */
 async function countRecords(
   store: {
-    list(prefix: string, o?: { cursor?: string }): Promise<{ entries: unknown[]; cursor: string | null }>;
+    scan(prefix: string, o?: { cursor?: string }): Promise<{ entries: unknown[]; cursor: string | null }>;
   },
   prefixes: readonly string[],
 ): Promise<number> {
@@ -15,7 +15,7 @@ async function countRecords(
   for (const prefix of prefixes) {
     let cursor: string | null = null;
     do {
-      const page: { entries: unknown[]; cursor: string | null } = await store.list(
+      const page: { entries: unknown[]; cursor: string | null } = await store.scan(
         prefix,
         cursor ? { cursor } : {},
       );

@@ -21,8 +21,9 @@ export const APIKEYS_CHANNEL = 'apikeys';
 /** Store keys: the record, the per-owner index, and the batched last-used time. */
 export const storeKeys = {
   record: (id: string) => `apikey:${id}`,
-  // base64url has no ':', so one owner's prefix never matches another owner's entries.
-  ownerPrefix: (owner: string) => `apikey-owner:${Buffer.from(owner).toString('base64url')}:`,
+  // The owner's collection (`apikey-owner:<base64url owner>/`, members are ids); base64url has
+  // no '/', so each owner is its own collection.
+  ownerPrefix: (owner: string) => `apikey-owner:${Buffer.from(owner).toString('base64url')}/`,
   lastUsed: (id: string) => `apikey-used:${id}`,
 };
 
@@ -115,7 +116,7 @@ export async function countApiKeysPinnedTo(store: Store, kid: string): Promise<n
   let count = 0;
   let cursor: string | undefined;
   do {
-    const page = await store.list(storeKeys.record(''), cursor === undefined ? {} : { cursor });
+    const page = await store.scan(storeKeys.record(''), cursor === undefined ? {} : { cursor });
     for (const { value } of page.entries) {
       try {
         const record = JSON.parse(value) as Partial<ApiKeyRecord>;

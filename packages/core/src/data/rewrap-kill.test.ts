@@ -80,7 +80,7 @@ describe('rewrap job, killed with SIGKILL halfway (sqlite)', () => {
 
     const cipher = createDataCipher(resumedCore);
     const resumedSecrets = createSecretService(resumedCore);
-    let page = await later.list('secret:', { limit: 1000 });
+    let page = await later.scan('secret:', { limit: 1000 });
     let seen = 0;
     for (;;) {
       for (const e of page.entries) {
@@ -88,7 +88,7 @@ describe('rewrap job, killed with SIGKILL halfway (sqlite)', () => {
         seen += 1;
       }
       if (!page.cursor) break;
-      page = await later.list('secret:', { limit: 1000, cursor: page.cursor });
+      page = await later.scan('secret:', { limit: 1000, cursor: page.cursor });
     }
     expect(seen).toBe(COUNT);
     for (const i of [0, 4_999, 5_050, 5_100, 9_999])

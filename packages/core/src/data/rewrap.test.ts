@@ -27,7 +27,7 @@ async function allValues(store: Store): Promise<string[]> {
   const out: string[] = [];
   let cursor: string | undefined;
   do {
-    const page = await store.list('secret:', { limit: 1000, ...(cursor ? { cursor } : {}) });
+    const page = await store.scan('secret:', { limit: 1000, ...(cursor ? { cursor } : {}) });
     for (const e of page.entries) out.push((JSON.parse(e.value) as { value: string }).value);
     cursor = page.cursor ?? undefined;
   } while (cursor);
@@ -96,13 +96,13 @@ describe('createRewrapJob', () => {
 
   it('counts unreadable ciphertexts as remaining and then does not retire their key', async () => {
     const { core, store, oldKid } = await setup(2);
-    const record = JSON.parse((await store.get('secret:owner0:name-0'))!) as { value: string };
+    const record = JSON.parse((await store.get('secret:owner0/name-0'))!) as { value: string };
     await store.set(
-      'secret:owner0:broken',
+      'secret:owner0/broken',
       JSON.stringify({ ...record, value: `${record.value.slice(0, -8)}AAAAAAA=` }),
     );
     await store.set(
-      'secret:owner0:gone',
+      'secret:owner0/gone',
       JSON.stringify({ ...record, value: `deleted-kid:${record.value.split(':')[1]}` }),
     );
     const retired: string[] = [];
@@ -122,7 +122,7 @@ describe('createRewrapJob', () => {
     const racingStore: Store = Object.create(store, {
       compareAndSet: {
         value: async (key: string, expected: string | null, value: string) => {
-          if (!raced && key === 'secret:owner1:name-1') {
+          if (!raced && key === 'secret:owner1/name-1') {
             raced = true;
             await secrets.put('owner1', 'name-1', 'written-during-rewrap');
           }

@@ -187,7 +187,7 @@ export function createRewrapJob(
 
         while (doc.prefixIndex < settings.prefixes.length) {
           const prefix = settings.prefixes[doc.prefixIndex]!;
-          const page = await store.list(prefix, {
+          const page = await store.scan(prefix, {
             limit: settings.batchSize,
             ...(doc.cursor ? { cursor: doc.cursor } : {}),
           });

@@ -7,13 +7,14 @@ import type { MasterKey } from './master-key.js';
 import { sealKeyMaterial, unsealKeyMaterial } from './seal.js';
 import type { KeyRecord } from './types.js';
 
-/** Store key of the keyring document. */
-export const KEYRING_KEY = 'keyring';
+/** Store key of the keyring document (a member of the `keyring/` collection). */
+export const KEYRING_KEY = 'keyring/doc';
 /**
  * Store key holding the keyring document's generation alone, written after each document CAS, so
- * pollers check a few bytes instead of reading and parsing the whole document.
+ * pollers check a few bytes instead of reading and parsing the whole document. In the same
+ * collection as {@link KEYRING_KEY}, so both share one Redis Cluster slot.
  */
-export const KEYRING_GENERATION_KEY = 'keyring-generation';
+export const KEYRING_GENERATION_KEY = 'keyring/generation';
 /** Channel on which every committed change is announced. */
 export const EVENTS_CHANNEL = 'events';
 

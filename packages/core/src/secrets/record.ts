@@ -31,16 +31,17 @@ export function checkIdentifier(value: unknown, option: 'owner' | 'name', max: n
 }
 
 /**
- * Store key of one secret. Owner and name are percent-encoded (`encodeURIComponent` escapes `:`,
- * `{`, `}` and `%`), so `secret:<owner>:` lists exactly one owner's secrets, whatever the names.
+ * Store key of one secret: `secret:<owner>/<name>`, a member of the owner's collection. Owner and
+ * name are percent-encoded (`encodeURIComponent` escapes `/`, `:`, `{`, `}` and `%`), so
+ * `secret:<owner>/` lists exactly one owner's secrets, whatever the names.
  */
 export function secretKey(owner: string, name: string): string {
   return `${ownerPrefix(owner)}${encodeURIComponent(name)}`;
 }
 
-/** Store-key prefix of one owner's secrets. */
+/** Store collection of one owner's secrets (`secret:<encoded owner>/`). */
 export function ownerPrefix(owner: string): string {
-  return `${SECRET_PREFIX}${encodeURIComponent(owner)}:`;
+  return `${SECRET_PREFIX}${encodeURIComponent(owner)}/`;
 }
 
 /** The secret name of a store key under {@link ownerPrefix}. */

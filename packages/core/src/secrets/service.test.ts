@@ -69,7 +69,7 @@ describe.each(drivers)('createSecretService (%s)', (_name, makeStore) => {
   it('stores only ciphertext: the value is not in the store, errors or audit', async () => {
     const { secrets, store, events } = await setup();
     await secrets.put('user_1', 'token', 'plain-value-123');
-    const page = await store.list('secret:');
+    const page = await store.scan('secret:');
     expect(page.entries).toHaveLength(1);
     expect(page.entries[0]!.value).not.toContain('plain-value-123');
     expect(JSON.stringify(events)).not.toContain('plain-value-123');
@@ -82,7 +82,7 @@ describe.each(drivers)('createSecretService (%s)', (_name, makeStore) => {
     expect(await secrets.get('u', 'n')).toBe('v1');
     const result = await createRewrapJob(core, { ...SECRETS_REWRAP_TARGET }).run();
     expect(result.rewrapped).toBe(1);
-    const raw = JSON.parse((await store.get('secret:u:n'))!) as { value: string; description?: string };
+    const raw = JSON.parse((await store.get('secret:u/n'))!) as { value: string; description?: string };
     expect(raw.value.startsWith(`${kid}:`)).toBe(true);
     expect(await secrets.get('u', 'n')).toBe('v1');
   });

@@ -43,7 +43,7 @@ function checkDescription(description: unknown): string | undefined {
 /**
  * Creates the secret service of a keyward core: per-owner secrets (an IdP client secret, a user's
  * third-party API token), each value encrypted with the data cipher under the active data key and
- * stored at `secret:<owner>:<name>`. Values never reach a log, an error message or an audit event.
+ * stored at `secret:<owner>/<name>`. Values never reach a log, an error message or an audit event.
  * The rewrap job re-encrypts them after a data-key rotation (see {@link SECRETS_REWRAP_TARGET}).
  *
  * @example

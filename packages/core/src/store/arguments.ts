@@ -15,6 +15,32 @@ export function checkKey(key: unknown, option = 'key'): asserts key is string {
   }
 }
 
+/**
+ * Throws `invalid_argument` unless `key` is a usable store key: a non-empty string that does not
+ * end with `/` (a key ending with `/` would name a collection, not a member).
+ */
+export function checkStoreKey(key: unknown): asserts key is string {
+  checkKey(key);
+  if (key.endsWith('/')) throw invalid('key must not end with "/" (that names a collection)', 'key');
+}
+
+/** Throws `invalid_argument` unless `collection` is a non-empty string ending with `/`. */
+export function checkCollection(collection: unknown): asserts collection is string {
+  if (typeof collection !== 'string' || !collection.endsWith('/')) {
+    throw invalid('collection must be a string ending with "/"', 'collection');
+  }
+}
+
+/**
+ * Splits a store key into its collection (everything up to and including the last `/`) and its
+ * member id; a key without `/` is standalone (`collection` undefined).
+ */
+export function collectionOf(key: string): { collection: string; id: string } | undefined {
+  const slash = key.lastIndexOf('/');
+  if (slash === -1) return undefined;
+  return { collection: key.slice(0, slash + 1), id: key.slice(slash + 1) };
+}
+
 /** Throws `invalid_argument` unless `value` is a string. */
 export function checkValue(value: unknown, option = 'value'): asserts value is string {
   if (typeof value !== 'string') throw invalid(`${option} must be a string`, option);

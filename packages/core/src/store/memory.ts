@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import {
+  checkCollection,
   checkHandler,
   checkIncrement,
   checkKey,
+  checkStoreKey,
   checkTtl,
   checkValue,
   closedError,
+  collectionOf,
   decodeKeyCursor,
   deliver,
   encodeKeyCursor,
@@ -56,6 +59,8 @@ interface LockState {
 export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   const now = options.now ?? Date.now;
   const entries = new Map<string, Entry>();
+  /** Collection → ids of its members (the index `list` reads instead of walking every entry). */
+  const collections = new Map<string, Set<string>>();
   const locks = new Map<string, LockState>();
   const channels = new Map<string, Set<StoreMessageHandler>>();
   let closed = false;
@@ -68,14 +73,45 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     const entry = entries.get(key);
     if (entry === undefined) return undefined;
     if (entry.expiresAt !== undefined && entry.expiresAt <= now()) {
-      entries.delete(key);
+      remove(key);
       return undefined;
     }
     return entry;
   }
 
+  function remove(key: string): void {
+    if (!entries.delete(key)) return;
+    const member = collectionOf(key);
+    if (member === undefined) return;
+    const ids = collections.get(member.collection);
+    ids?.delete(member.id);
+    if (ids?.size === 0) collections.delete(member.collection);
+  }
+
+  function put(key: string, entry: Entry): void {
+    entries.set(key, entry);
+    const member = collectionOf(key);
+    if (member === undefined) return;
+    const ids = collections.get(member.collection) ?? new Set<string>();
+    ids.add(member.id);
+    collections.set(member.collection, ids);
+  }
+
   function write(key: string, value: string, ttlMs: number | undefined): void {
-    entries.set(key, { value, expiresAt: ttlMs === undefined ? undefined : now() + ttlMs });
+    put(key, { value, expiresAt: ttlMs === undefined ? undefined : now() + ttlMs });
+  }
+
+  function pageOf(keys: string[], limit: number, cursorOf: (key: string) => string): StoreListPage {
+    const page: StoreListPage = { entries: [], cursor: null };
+    for (const [index, key] of keys.entries()) {
+      if (page.entries.length === limit) {
+        page.cursor = encodeKeyCursor(cursorOf(keys[index - 1] as string));
+        break;
+      }
+      const entry = live(key);
+      if (entry !== undefined) page.entries.push({ key, value: entry.value });
+    }
+    return page;
   }
 
   function heldBy(name: string, holder: string): LockState | undefined {
@@ -112,26 +148,26 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   return {
     driver: 'memory',
     async get(key: string) {
-      checkKey(key);
+      checkStoreKey(key);
       open();
       return live(key)?.value ?? null;
     },
     async set(key: string, value: string, setOptions?: StoreSetOptions) {
-      checkKey(key);
+      checkStoreKey(key);
       checkValue(value);
       const ttl = ttlOf(setOptions);
       open();
       write(key, value, ttl);
     },
     async delete(key: string) {
-      checkKey(key);
+      checkStoreKey(key);
       open();
       const existed = live(key) !== undefined;
-      entries.delete(key);
+      remove(key);
       return existed;
     },
     async compareAndSet(key, expected, value, setOptions) {
-      checkKey(key);
+      checkStoreKey(key);
       if (expected !== null) checkValue(expected, 'expected');
       checkValue(value);
       const ttl = ttlOf(setOptions);
@@ -141,13 +177,27 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       return true;
     },
     async take(key: string) {
-      checkKey(key);
+      checkStoreKey(key);
       open();
       const entry = live(key);
-      entries.delete(key);
+      remove(key);
       return entry?.value ?? null;
     },
-    async list(prefix: string, listOptions: StoreListOptions = {}): Promise<StoreListPage> {
+    async list(collection: string, listOptions: StoreListOptions = {}): Promise<StoreListPage> {
+      checkCollection(collection);
+      const limit = limitOf(listOptions.limit);
+      const after = decodeKeyCursor(listOptions.cursor);
+      open();
+      const ids = [...(collections.get(collection) ?? [])]
+        .filter((id) => after === undefined || id > after)
+        .sort();
+      return pageOf(
+        ids.map((id) => collection + id),
+        limit,
+        (key) => key.slice(collection.length),
+      );
+    },
+    async scan(prefix: string, listOptions: StoreListOptions = {}): Promise<StoreListPage> {
       checkValue(prefix, 'prefix');
       const limit = limitOf(listOptions.limit);
       const after = decodeKeyCursor(listOptions.cursor);
@@ -155,24 +205,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       const keys = [...entries.keys()]
         .filter((key) => key.startsWith(prefix) && (after === undefined || key > after))
         .sort();
-      const page: StoreListPage = { entries: [], cursor: null };
-      for (const [index, key] of keys.entries()) {
-        if (page.entries.length === limit) {
-          page.cursor = encodeKeyCursor(keys[index - 1] as string);
-          break;
-        }
-        const entry = live(key);
-        if (entry !== undefined) page.entries.push({ key, value: entry.value });
-      }
-      return page;
+      return pageOf(keys, limit, (key) => key);
     },
     async increment(key: string, by = 1) {
-      checkKey(key);
+      checkStoreKey(key);
       const step = checkIncrement(by);
       open();
       const entry = live(key);
       const next = parseCounter(entry?.value) + step;
-      entries.set(key, { value: String(next), expiresAt: entry?.expiresAt });
+      put(key, { value: String(next), expiresAt: entry?.expiresAt });
       return next;
     },
     async acquireLock(name: string, ttlMs: number) {

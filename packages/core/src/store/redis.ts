@@ -2,13 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { KeywardError } from '../errors.js';
 import {
+  checkCollection,
   checkHandler,
   checkIncrement,
   checkKey,
+  checkStoreKey,
   checkTtl,
   checkValue,
   closedError,
+  collectionOf,
+  decodeKeyCursor,
   deliver,
+  encodeKeyCursor,
   limitOf,
   ttlOf,
 } from './arguments.js';
@@ -28,24 +33,25 @@ export interface RedisStoreOptions {
   /** Connect to a Redis Cluster. */
   cluster?: { nodes: Array<string | { host: string; port: number }>; options?: ClusterOptions };
   /**
-   * Prefix of every key and channel. Must contain a `{hash tag}` on a cluster so that the keys of
-   * one Lua script share a slot. Default `{keyward}:`.
+   * Prefix of every key and channel. Default `keyward:`. The driver adds its own hash tags (one
+   * per collection, standalone key and lock), so keys spread over a cluster's slots. A prefix
+   * that contains a `{hash tag}` itself still works: Redis hashes the first tag, so every key then
+   * sits on one slot (the former default `{keyward}:`; no longer needed on a cluster).
    */
   prefix?: string;
 }
 
 /** Fail fast while the server is down, but keep reconnecting in the background (ioredis default). */
 const FAIL_FAST: RedisOptions = { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 5000 };
-/** SCAN calls one `list` page may make before returning fewer entries than asked. */
+/** SCAN calls one `scan` page may make before returning fewer entries than asked. */
 const MAX_SCANS_PER_PAGE = 16;
+/** Most members one `list` page returns (the script unpacks the ids onto the Lua stack). */
+const MAX_LIST_PAGE = 1000;
+/** Expired members one `list` call removes from its collection's index before reading. */
+const PRUNE_PER_LIST = 100;
 
 function configError(message: string, option: string): KeywardError {
   return new KeywardError('config_invalid', `createRedisStore: ${message}`, { details: { option } });
-}
-
-function hasHashTag(prefix: string): boolean {
-  const open = prefix.indexOf('{');
-  return open !== -1 && prefix.indexOf('}', open) > open + 1;
 }
 
 function connect(options: RedisStoreOptions): Redis | Cluster {
@@ -70,6 +76,30 @@ function connect(options: RedisStoreOptions): Redis | Cluster {
   }
 }
 
+function isCluster(client: Redis | Cluster): client is Cluster {
+  return client.isCluster;
+}
+
+/** The master nodes of a cluster in a stable order (by address), so a scan cursor names one. */
+function sortedMasters(cluster: Cluster): Redis[] {
+  const address = (node: Redis) => `${node.options.host}:${node.options.port}`;
+  return cluster
+    .nodes('master')
+    .sort((a, b) => (address(a) < address(b) ? -1 : address(a) > address(b) ? 1 : 0));
+}
+
+/** Parses a `scan` cursor: a SCAN cursor, or `<master index>.<SCAN cursor>` on a cluster. */
+function parseScanCursor(cursor: unknown): { node: number; cursor: string } {
+  if (cursor === undefined) return { node: 0, cursor: '0' };
+  const match = typeof cursor === 'string' ? /^(?:(\d{1,4})\.)?(\d{1,20})$/.exec(cursor) : null;
+  if (match === null || match[2] === undefined) {
+    throw new KeywardError('invalid_argument', 'cursor must come from a previous scan page', {
+      details: { option: 'cursor' },
+    });
+  }
+  return { node: Number(match[1] ?? 0), cursor: match[2] };
+}
+
 async function disconnect(client: Redis | Cluster): Promise<void> {
   if (client.status === 'ready') {
     try {
@@ -84,8 +114,10 @@ async function disconnect(client: Redis | Cluster): Promise<void> {
 
 /**
  * A {@link Store} on Redis (ioredis: standalone, sentinel or cluster), the distributed driver.
- * Read-modify-writes and locks are Lua scripts; listing uses SCAN, never KEYS; pub/sub uses a
- * second connection opened on the first subscribe.
+ * Read-modify-writes and locks are Lua scripts. Each collection keeps an index (sorted sets of its
+ * member ids and of their expiry times) written in the same scripts as its records, so `list`
+ * reads only that collection; only `scan` uses SCAN (never KEYS). Pub/sub uses a second
+ * connection opened on the first subscribe. Layout: `docs/architecture.md`, "Storage seam".
  *
  * @example
  * ```ts
@@ -95,26 +127,40 @@ async function disconnect(client: Redis | Cluster): Promise<void> {
  * ```
  */
 export function createRedisStore(options: RedisStoreOptions = {}): Store {
-  const prefix = options.prefix ?? '{keyward}:';
+  const prefix = options.prefix ?? 'keyward:';
   if (typeof prefix !== 'string' || prefix.length === 0)
     throw configError('prefix must be a non-empty string', 'prefix');
-  const isCluster = options.client ? options.client.isCluster : options.cluster !== undefined;
-  if (isCluster && !hasHashTag(prefix)) {
-    throw configError('prefix must contain a {hash tag} on a Redis Cluster, e.g. "{keyward}:"', 'prefix');
-  }
   const client = connect(options);
   const owned = options.client === undefined;
   // Errors surface on the commands that fail; an unhandled 'error' event would only add log noise.
   if (owned) client.on('error', () => {});
 
-  const dataKey = (key: string) => `${prefix}k:${key}`;
-  const lockKey = (name: string) => `${prefix}lock:${name}`;
-  const fenceKey = (name: string) => `${prefix}fence:${name}`;
+  // A member of collection C is `k:{C}id`, next to its index `i:{C}` and expiry index `x:{C}` on
+  // one slot; a standalone key K is `k:{K}`. Removing the braces gives back the store key.
+  const recordPrefix = (collection: string) => `${prefix}k:{${collection}}`;
+  const dataKey = (key: string) => {
+    const member = collectionOf(key);
+    return member === undefined ? `${prefix}k:{${key}}` : recordPrefix(member.collection) + member.id;
+  };
+  const indexKeys = (collection: string) => [`${prefix}i:{${collection}}`, `${prefix}x:{${collection}}`];
+  const dataKeyStart = `${prefix}k:{`;
+  const storeKeyOf = (fullKey: string): string => {
+    const body = fullKey.slice(dataKeyStart.length);
+    const slash = body.lastIndexOf('/');
+    if (slash !== -1 && body[slash + 1] === '}') return body.slice(0, slash + 1) + body.slice(slash + 2);
+    return body.endsWith('}') ? body.slice(0, -1) : body;
+  };
+  const lockKey = (name: string) => `${prefix}lock:{${name}}`;
+  const fenceKey = (name: string) => `${prefix}fence:{${name}}`;
   const channelKey = (channel: string) => `${prefix}c:${channel}`;
   const subscribers = new Map<string, Set<StoreMessageHandler>>();
   const subscribing = new Map<string, Promise<unknown>>();
   let subscriber: Promise<Redis | Cluster> | undefined;
   let closed = false;
+
+  function memberKeys(key: string, collection: string): string[] {
+    return [dataKey(key), ...indexKeys(collection)];
+  }
 
   async function run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     if (closed) throw closedError('redis');
@@ -166,74 +212,149 @@ export function createRedisStore(options: RedisStoreOptions = {}): Store {
   return {
     driver: 'redis',
     async get(key) {
-      checkKey(key);
+      checkStoreKey(key);
       return run('get', () => client.get(dataKey(key)));
     },
     async set(key, value, setOptions) {
-      checkKey(key);
+      checkStoreKey(key);
       checkValue(value);
       const ttl = ttlOf(setOptions);
-      await run('set', () =>
-        ttl === undefined ? client.set(dataKey(key), value) : client.set(dataKey(key), value, 'PX', ttl),
-      );
+      const member = collectionOf(key);
+      await run('set', () => {
+        if (member !== undefined)
+          return runScript(client, SCRIPTS.memberSet, memberKeys(key, member.collection), [
+            member.id,
+            value,
+            ttl ?? '',
+          ]);
+        return ttl === undefined
+          ? client.set(dataKey(key), value)
+          : client.set(dataKey(key), value, 'PX', ttl);
+      });
     },
     async delete(key) {
-      checkKey(key);
-      return run('delete', async () => (await client.del(dataKey(key))) === 1);
+      checkStoreKey(key);
+      const member = collectionOf(key);
+      return run('delete', async () => {
+        const removed =
+          member === undefined
+            ? await client.del(dataKey(key))
+            : await runScript(client, SCRIPTS.memberDelete, memberKeys(key, member.collection), [member.id]);
+        return removed === 1;
+      });
     },
     async compareAndSet(key, expected, value, setOptions) {
-      checkKey(key);
+      checkStoreKey(key);
       if (expected !== null) checkValue(expected, 'expected');
       checkValue(value);
       const ttl = ttlOf(setOptions);
       const args = [expected === null ? '0' : '1', expected ?? '', value, ttl ?? ''];
-      return run(
-        'compareAndSet',
-        async () => (await runScript(client, SCRIPTS.compareAndSet, [dataKey(key)], args)) === 1,
-      );
+      const member = collectionOf(key);
+      return run('compareAndSet', async () => {
+        const written =
+          member === undefined
+            ? await runScript(client, SCRIPTS.compareAndSet, [dataKey(key)], args)
+            : await runScript(client, SCRIPTS.memberCompareAndSet, memberKeys(key, member.collection), [
+                member.id,
+                ...args,
+              ]);
+        return written === 1;
+      });
     },
     async take(key) {
-      checkKey(key);
-      return run(
-        'take',
-        async () => (await runScript(client, SCRIPTS.take, [dataKey(key)], [])) as string | null,
-      );
+      checkStoreKey(key);
+      const member = collectionOf(key);
+      return run('take', async () => {
+        const value =
+          member === undefined
+            ? await runScript(client, SCRIPTS.take, [dataKey(key)], [])
+            : await runScript(client, SCRIPTS.memberTake, memberKeys(key, member.collection), [member.id]);
+        return value as string | null;
+      });
     },
-    async list(userPrefix, listOptions = {}) {
-      checkValue(userPrefix, 'prefix');
-      const limit = limitOf(listOptions.limit);
-      let cursor = listOptions.cursor ?? '0';
-      if (typeof cursor !== 'string' || !/^\d+$/.test(cursor)) {
-        throw new KeywardError('invalid_argument', 'cursor must come from a previous list page', {
-          details: { option: 'cursor' },
-        });
-      }
-      const match = `${escapeGlob(dataKey(userPrefix))}*`;
-      const strip = dataKey('').length;
+    async list(collection, listOptions = {}) {
+      checkCollection(collection);
+      const limit = Math.min(limitOf(listOptions.limit), MAX_LIST_PAGE);
+      const after = decodeKeyCursor(listOptions.cursor) ?? '';
       return run('list', async () => {
+        const [ids, values] = (await runScript(client, SCRIPTS.list, indexKeys(collection), [
+          recordPrefix(collection),
+          after,
+          limit,
+          PRUNE_PER_LIST,
+        ])) as [string[], (string | null)[]];
+        const entries: StoreEntry[] = [];
+        ids.forEach((id, i) => {
+          const value = values[i];
+          if (typeof value === 'string') entries.push({ key: collection + id, value });
+        });
+        const last = ids.at(-1);
+        return { entries, cursor: ids.length === limit && last !== undefined ? encodeKeyCursor(last) : null };
+      });
+    },
+    async scan(keyPrefix, listOptions = {}) {
+      checkValue(keyPrefix, 'prefix');
+      const limit = limitOf(listOptions.limit);
+      const start = parseScanCursor(listOptions.cursor);
+      // Every store key starting with `keyPrefix` has a Redis key starting with this (see dataKey);
+      // the few others it also matches are filtered out below.
+      const slash = keyPrefix.lastIndexOf('/');
+      const match = `${escapeGlob(dataKeyStart + (slash === -1 ? keyPrefix : keyPrefix.slice(0, slash + 1)))}*`;
+      return run('scan', async () => {
         // SCAN may return a key twice while Redis resizes its table; dedupe within the page.
         const page = new Map<string, StoreEntry>();
+        let { node, cursor } = start;
+        const masters = isCluster(client) ? sortedMasters(client) : undefined;
         for (let scans = 0; scans < MAX_SCANS_PER_PAGE && page.size < limit; scans++) {
-          const reply = (await runScript(client, SCRIPTS.scan, [dataKey('')], [cursor, match, limit])) as [
-            string,
-            string[],
-            (string | null)[],
-          ];
-          const [next, keys, values] = reply;
+          let keys: string[];
+          let values: (string | null)[];
+          if (masters === undefined) {
+            [cursor, keys, values] = (await runScript(client, SCRIPTS.scan, [], [cursor, match, limit])) as [
+              string,
+              string[],
+              (string | null)[],
+            ];
+          } else {
+            const master = masters[node];
+            if (master === undefined) {
+              node = -1; // the cluster has fewer masters than when the walk began
+              break;
+            }
+            [cursor, keys] = await master.scan(cursor, 'MATCH', match, 'COUNT', limit);
+            // Keys of one page sit on many slots: no MGET; the cluster client routes each GET.
+            values = await Promise.all(keys.map((k) => client.get(k)));
+          }
           keys.forEach((fullKey, i) => {
             const value = values[i];
-            if (typeof value === 'string') page.set(fullKey, { key: fullKey.slice(strip), value });
+            const key = storeKeyOf(fullKey);
+            if (typeof value === 'string' && key.startsWith(keyPrefix)) page.set(fullKey, { key, value });
           });
-          cursor = next;
-          if (cursor === '0') break;
+          if (cursor === '0') {
+            if (masters === undefined || node + 1 >= masters.length) {
+              node = -1;
+              break;
+            }
+            node++;
+          }
         }
-        return { entries: [...page.values()], cursor: cursor === '0' ? null : cursor };
+        const next = node === -1 ? null : masters === undefined ? cursor : `${node}.${cursor}`;
+        return { entries: [...page.values()], cursor: next };
       });
     },
     async increment(key, by = 1) {
-      checkKey(key);
+      checkStoreKey(key);
       const step = checkIncrement(by);
-      return run('increment', () => client.incrby(dataKey(key), step));
+      const member = collectionOf(key);
+      return run('increment', async () =>
+        member === undefined
+          ? client.incrby(dataKey(key), step)
+          : Number(
+              await runScript(client, SCRIPTS.memberIncrement, memberKeys(key, member.collection), [
+                member.id,
+                step,
+              ]),
+            ),
+      );
     },
     async acquireLock(name, ttlMs) {
       checkKey(name, 'name');

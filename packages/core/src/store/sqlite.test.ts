@@ -9,15 +9,97 @@ import { describeStoreContract } from '../../../testing/src/store-contract.js';
 import { createSqliteStore } from './sqlite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'keyward-sqlite-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  counting?.db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * Opens a database whose statements count what they read: one per statement run plus one per row
+ * returned, and the whole table for a statement whose query plan on `keyward_kv` is not a point
+ * lookup, a collection range or a bounded key range (it may read every row, whatever it returns).
+ */
+function countingDatabase(path: string): { db: Database.Database; reads: () => number } {
+  const db = new Database(path, { timeout: 5000 });
+  db.pragma('journal_mode = WAL');
+  let reads = 0;
+  const prepare = db.prepare.bind(db);
+  const scansTable = new Map<string, boolean>();
+  const planOf = (source: string, args: unknown[]): boolean => {
+    let scans = scansTable.get(source);
+    if (scans === undefined) {
+      const plan = prepare(`EXPLAIN QUERY PLAN ${source}`).all(...args) as Array<{ detail: string }>;
+      // Only a point lookup, a collection range or a range bounded on both sides reads a few rows;
+      // any other plan (a table scan, a search by namespace alone or open-ended) may read them all.
+      scans = plan.some(
+        (row) =>
+          /\bkeyward_kv\b/.test(row.detail) &&
+          !/^SEARCH keyward_kv USING (PRIMARY KEY|INDEX \w+) \(ns=\? AND (key=\?|collection=\?|key>\? AND key<\?)/.test(
+            row.detail,
+          ),
+      );
+      scansTable.set(source, scans);
+    }
+    return scans;
+  };
+  let rowsOfTable: Database.Statement | undefined;
+  db.prepare = ((source: string) => {
+    const statement = prepare(source);
+    if (!statement.reader || !/\bkeyward_kv\b/.test(source)) return statement;
+    const all = statement.all.bind(statement);
+    const get = statement.get.bind(statement);
+    const count = (args: unknown[], returned: number) => {
+      reads += 1 + returned;
+      if (!planOf(source, args)) return;
+      rowsOfTable ??= prepare('SELECT COUNT(*) AS n FROM keyward_kv');
+      reads += (rowsOfTable.get() as { n: number }).n;
+    };
+    statement.all = (...args: unknown[]) => {
+      const rows = all(...args);
+      count(args, rows.length);
+      return rows;
+    };
+    statement.get = (...args: unknown[]) => {
+      const row = get(...args);
+      count(args, row === undefined ? 0 : 1);
+      return row;
+    };
+    return statement;
+  }) as typeof db.prepare;
+  return { db, reads: () => reads };
+}
 
 let t = 1_700_000_000_000;
 let file = 0;
 let current = '';
+let counting: ReturnType<typeof countingDatabase> | undefined;
+let lastReads = 0;
 describeStoreContract('sqlite', {
   async make() {
     current = join(dir, `contract-${++file}.db`);
-    return createSqliteStore({ path: current, now: () => t, pollIntervalMs: 10 });
+    counting?.db.close();
+    counting = countingDatabase(current);
+    lastReads = 0;
+    return createSqliteStore({ path: current, database: counting.db, now: () => t, pollIntervalMs: 10 });
+  },
+  async touched() {
+    const total = counting?.reads() ?? 0;
+    const delta = total - lastReads;
+    lastReads = total;
+    return delta;
+  },
+  async fill(store, entries) {
+    // One transaction: the store's statements run inside it.
+    const db = counting?.db;
+    if (!db) throw new Error('no database');
+    db.exec('BEGIN');
+    try {
+      await Promise.all(entries.map(([key, value]) => store.set(key, value)));
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
   },
   async makePeer() {
     return createSqliteStore({ path: current, now: () => t, pollIntervalMs: 10 });
@@ -52,7 +134,7 @@ describe('sqlite store', () => {
     const b = createSqliteStore({ path, namespace: 'b' });
     await a.set('k', 'from-a');
     expect(await b.get('k')).toBeNull();
-    expect((await b.list('')).entries).toEqual([]);
+    expect((await b.scan('')).entries).toEqual([]);
     await Promise.all([a.close(), b.close()]);
   });
 
@@ -102,6 +184,53 @@ describe('sqlite store', () => {
     db.close();
     expect(left).toEqual([{ message: 'new' }]);
     await store.close();
+  });
+});
+
+describe('sqlite store collections', () => {
+  it('migrates a version-0 file in place: members get their collection, nothing is lost', async () => {
+    const path = join(dir, 'v0.db');
+    const old = new Database(path);
+    // The schema as shipped before collections (user_version 0).
+    old.exec(`CREATE TABLE keyward_kv (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at INTEGER,
+      PRIMARY KEY (ns, key)) WITHOUT ROWID;`);
+    const insert = old.prepare('INSERT INTO keyward_kv (ns, key, value, expires_at) VALUES (?, ?, ?, NULL)');
+    for (const [key, value] of [
+      ['apikey-owner:b3du/kw1', '1'],
+      ['apikey-owner:b3du/kw2', '2'],
+      ['a/b/c', 'nested'],
+      ['keyring', 'doc'],
+    ])
+      insert.run('keyward', key, value);
+    expect(old.pragma('user_version', { simple: true })).toBe(0);
+    old.close();
+
+    const store = createSqliteStore({ path });
+    expect((await store.list('apikey-owner:b3du/')).entries).toEqual([
+      { key: 'apikey-owner:b3du/kw1', value: '1' },
+      { key: 'apikey-owner:b3du/kw2', value: '2' },
+    ]);
+    expect((await store.list('a/b/')).entries).toEqual([{ key: 'a/b/c', value: 'nested' }]);
+    expect((await store.list('a/')).entries).toEqual([]);
+    expect(await store.get('keyring')).toBe('doc');
+    await store.set('apikey-owner:b3du/kw3', '3');
+    expect((await store.list('apikey-owner:b3du/')).entries).toHaveLength(3);
+    await store.close();
+
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(1);
+    expect(check.prepare('SELECT key, collection FROM keyward_kv ORDER BY key').all()).toEqual([
+      { key: 'a/b/c', collection: 'a/b/' },
+      { key: 'apikey-owner:b3du/kw1', collection: 'apikey-owner:b3du/' },
+      { key: 'apikey-owner:b3du/kw2', collection: 'apikey-owner:b3du/' },
+      { key: 'apikey-owner:b3du/kw3', collection: 'apikey-owner:b3du/' },
+      { key: 'keyring', collection: null },
+    ]);
+    check.close();
+    // Opening again is a no-op.
+    const again = createSqliteStore({ path });
+    expect((await again.list('apikey-owner:b3du/')).entries).toHaveLength(3);
+    await again.close();
   });
 });
 

@@ -4,9 +4,11 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { KeywardError } from '../errors.js';
 import {
+  checkCollection,
   checkHandler,
   checkIncrement,
   checkKey,
+  checkStoreKey,
   checkTtl,
   checkValue,
   closedError,
@@ -17,7 +19,7 @@ import {
   ttlOf,
 } from './arguments.js';
 import { createSqliteEvents, type SqliteEvents } from './sqlite-events.js';
-import { SQLITE_SCHEMA, sqliteError } from './sqlite-schema.js';
+import { collectionColumn, migrateSqliteSchema, sqliteError } from './sqlite-schema.js';
 import type { Store, StoreLock } from './types.js';
 
 /** Options of {@link createSqliteStore}. */
@@ -60,14 +62,29 @@ function prepareStatements(db: Database.Database) {
     get: db.prepare<{ ns: string; key: string; now: number }, { value: string; expires_at: number | null }>(
       `SELECT value, expires_at FROM keyward_kv WHERE ns = @ns AND key = @key AND ${live}`,
     ),
-    upsert: db.prepare<{ ns: string; key: string; value: string; expiresAt: number | null }>(
-      `INSERT INTO keyward_kv (ns, key, value, expires_at) VALUES (@ns, @key, @value, @expiresAt)
+    upsert: db.prepare<{
+      ns: string;
+      key: string;
+      value: string;
+      expiresAt: number | null;
+      collection: string | null;
+    }>(
+      `INSERT INTO keyward_kv (ns, key, value, expires_at, collection) VALUES (@ns, @key, @value, @expiresAt, @collection)
        ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
     ),
     remove: db.prepare<{ ns: string; key: string }, { value: string; expires_at: number | null }>(
       'DELETE FROM keyward_kv WHERE ns = @ns AND key = @key RETURNING value, expires_at',
     ),
+    // An index range read on keyward_kv_collection: only the collection's own rows are visited.
     list: db.prepare<
+      { ns: string; collection: string; after: string | null; now: number; limit: number },
+      { key: string; value: string }
+    >(
+      `SELECT key, value FROM keyward_kv INDEXED BY keyward_kv_collection
+       WHERE ns = @ns AND collection = @collection AND key > COALESCE(@after, '') AND ${live}
+       ORDER BY key LIMIT @limit`,
+    ),
+    scan: db.prepare<
       { ns: string; prefix: string; after: string | null; now: number; limit: number },
       { key: string; value: string }
     >(
@@ -148,7 +165,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last commits.
       db.pragma('synchronous = NORMAL');
     }
-    db.exec(SQLITE_SCHEMA);
+    migrateSqliteSchema(db);
     sql = prepareStatements(db);
     events = createSqliteEvents(db, { ns, now, pollIntervalMs, retentionMs });
   } catch (err) {
@@ -176,7 +193,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   }
 
   function write(key: string, value: string, ttl: number | undefined, t: number): void {
-    sql.upsert.run({ ns, key, value, expiresAt: ttl === undefined ? null : t + ttl });
+    sql.upsert.run({
+      ns,
+      key,
+      value,
+      expiresAt: ttl === undefined ? null : t + ttl,
+      collection: collectionColumn(key),
+    });
     sweepIfDue(t);
   }
 
@@ -193,7 +216,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     const t = now();
     const row = sql.get.get({ ns, key, now: t });
     const next = parseCounter(row?.value) + by;
-    sql.upsert.run({ ns, key, value: String(next), expiresAt: row?.expires_at ?? null });
+    sql.upsert.run({
+      ns,
+      key,
+      value: String(next),
+      expiresAt: row?.expires_at ?? null,
+      collection: collectionColumn(key),
+    });
     return next;
   });
 
@@ -227,49 +256,64 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   return {
     driver: 'sqlite',
     async get(key) {
-      checkKey(key);
+      checkStoreKey(key);
       return run('get', () => sql.get.get({ ns, key, now: now() })?.value ?? null);
     },
     async set(key, value, setOptions) {
-      checkKey(key);
+      checkStoreKey(key);
       checkValue(value);
       const ttl = ttlOf(setOptions);
       return run('set', () => write(key, value, ttl, now()));
     },
     async delete(key) {
-      checkKey(key);
+      checkStoreKey(key);
       return run('delete', () => {
         const row = sql.remove.get({ ns, key });
         return row !== undefined && (row.expires_at === null || row.expires_at > now());
       });
     },
     async compareAndSet(key, expected, value, setOptions) {
-      checkKey(key);
+      checkStoreKey(key);
       if (expected !== null) checkValue(expected, 'expected');
       checkValue(value);
       const ttl = ttlOf(setOptions);
       return run('compareAndSet', () => compareAndSet.immediate(key, expected, value, ttl));
     },
     async take(key) {
-      checkKey(key);
+      checkStoreKey(key);
       return run('take', () => {
         // DELETE … RETURNING is one statement, so of several takers only one sees the row.
         const row = sql.remove.get({ ns, key });
         return row !== undefined && (row.expires_at === null || row.expires_at > now()) ? row.value : null;
       });
     },
-    async list(prefix, listOptions = {}) {
+    async list(collection, listOptions = {}) {
+      checkCollection(collection);
+      const limit = limitOf(listOptions.limit);
+      const afterId = decodeKeyCursor(listOptions.cursor);
+      const after = afterId === undefined ? null : collection + afterId;
+      return run('list', () => {
+        const entries = sql.list.all({ ns, collection, after, now: now(), limit });
+        const last = entries.at(-1);
+        return {
+          entries,
+          cursor:
+            entries.length === limit && last ? encodeKeyCursor(last.key.slice(collection.length)) : null,
+        };
+      });
+    },
+    async scan(prefix, listOptions = {}) {
       checkValue(prefix, 'prefix');
       const limit = limitOf(listOptions.limit);
       const after = decodeKeyCursor(listOptions.cursor) ?? null;
-      return run('list', () => {
-        const entries = sql.list.all({ ns, prefix, after, now: now(), limit });
+      return run('scan', () => {
+        const entries = sql.scan.all({ ns, prefix, after, now: now(), limit });
         const last = entries.at(-1);
         return { entries, cursor: entries.length === limit && last ? encodeKeyCursor(last.key) : null };
       });
     },
     async increment(key, by = 1) {
-      checkKey(key);
+      checkStoreKey(key);
       const step = checkIncrement(by);
       return run('increment', () => increment.immediate(key, step));
     },

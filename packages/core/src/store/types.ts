@@ -5,6 +5,13 @@
  * Values are strings (keyward stores JSON). Keys are plain strings; each driver adds its own
  * namespace prefix (and, for Redis, a cluster hash tag), so callers never see it.
  *
+ * Collections: a key containing `/` is a member of a collection, the collection being everything
+ * up to and including its last `/` (`apikey-owner:b3du/kw123` is member `kw123` of
+ * `apikey-owner:b3du/`). Member ids never contain `/` (callers encode them), and a key never ends
+ * with `/`. A key without `/` is a standalone key. Every driver keeps an index per collection, so
+ * {@link Store.list} costs O(members of the collection), never O(database); on Redis a member
+ * shares the cluster slot of its collection, and different collections spread over the slots.
+ *
  * Failure contract: a driver that cannot reach its backend throws a `KeywardError` with code
  * `store_unavailable`; any other backend failure is `store_error`. A driver never swallows an
  * error and never reports success for a write that did not happen.
@@ -16,21 +23,25 @@ export interface StoreSetOptions {
   ttlMs?: number;
 }
 
-/** One entry returned by {@link Store.list}. */
+/** One entry returned by {@link Store.list} and {@link Store.scan}. */
 export interface StoreEntry {
   key: string;
   value: string;
 }
 
-/** Options of {@link Store.list}. */
+/** Options of {@link Store.list} and {@link Store.scan}. */
 export interface StoreListOptions {
-  /** Opaque cursor from a previous page; absent for the first page. */
+  /** Opaque cursor from a previous page of the same call; absent for the first page. */
   cursor?: string;
-  /** Page size hint (a driver may return fewer or, for Redis SCAN, slightly more). Default 1000. */
+  /**
+   * Page size hint. Default 1000. A driver may return fewer (Redis caps a `list` page at 1000 and
+   * skips members that expired since they were indexed) or, for Redis `scan`, slightly more; only
+   * a `null` cursor means the walk is complete.
+   */
   limit?: number;
 }
 
-/** One page of {@link Store.list}. */
+/** One page of {@link Store.list} or {@link Store.scan}. */
 export interface StoreListPage {
   entries: StoreEntry[];
   /** Cursor for the next page, or `null` when the listing is complete. */
@@ -91,8 +102,37 @@ export interface Store {
    * value, the others get `null` (one-time tokens, refresh-token spending).
    */
   take(key: string): Promise<string | null>;
-  /** Lists live entries whose key starts with `prefix`, page by page. */
-  list(prefix: string, options?: StoreListOptions): Promise<StoreListPage>;
+  /**
+   * Lists the live members of exactly one collection (`collection` must end with `/`, else
+   * `invalid_argument`), page by page, in a stable order (by member id) that later pages continue.
+   * Members of nested collections (`a/b/x` under `a/`) are not included. Costs O(members) on every
+   * driver, whatever else the database holds: safe on a request path.
+   *
+   * @example
+   * ```ts
+   * await store.set('apikey-owner:b3du/kw123', '1')
+   * const { entries, cursor } = await store.list('apikey-owner:b3du/', { limit: 100 })
+   * ```
+   */
+  list(collection: string, options?: StoreListOptions): Promise<StoreListPage>;
+  /**
+   * Walks every live entry whose key starts with `prefix` (standalone keys and members of any
+   * collection, nested ones included), page by page; the order is the driver's. On Redis this is
+   * SCAN over the whole database (every master node of a cluster), so it costs O(database): use it
+   * only in background jobs (rewrap, counting, the CLI), never on a request path or at start-up.
+   * An entry written during the walk may or may not be seen; Redis may return an entry twice.
+   *
+   * @example
+   * ```ts
+   * let cursor: string | null = null
+   * do {
+   *   const page = await store.scan('secret:', cursor === null ? {} : { cursor })
+   *   for (const { key } of page.entries) console.log(key)
+   *   cursor = page.cursor
+   * } while (cursor !== null)
+   * ```
+   */
+  scan(prefix: string, options?: StoreListOptions): Promise<StoreListPage>;
   /** Atomically adds `by` (default 1) to an integer counter (absent = 0); resolves the new value. */
   increment(key: string, by?: number): Promise<number>;
   /** Tries once to take the named lock for `ttlMs`. Resolves `null` if someone else holds it. */

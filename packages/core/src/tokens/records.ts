@@ -17,7 +17,7 @@ import { KeywardError } from '../errors.js';
  * - `rt:pair:<successor sha256>`    the successor pair sealed with the data key, TTL = reuse interval
  * - `rt:fam-at:<familyId>/<jti>`    collection of the family's access tokens (value: `exp` in epoch
  *                                   ms), TTL = the token's remaining lifetime; revoked with the family
- * - `rt:sub:<base64url sub>:<fam>`  per-subject index of families (logout everywhere)
+ * - `rt:sub:<base64url sub>/<fam>`  per-subject index of families (logout everywhere): one collection per subject
  * - `ot:<sha256>`                   {@link OneTimeRecord}
  */
 export const keys = {
@@ -27,7 +27,7 @@ export const keys = {
   /** The collection of a family's access tokens (store key grammar: members after the last `/`). */
   familyAccessPrefix: (familyId: string) => `rt:fam-at:${familyId}/`,
   familyAccess: (familyId: string, jti: string) => `${keys.familyAccessPrefix(familyId)}${jti}`,
-  subjectPrefix: (sub: string) => `rt:sub:${Buffer.from(sub, 'utf8').toString('base64url')}:`,
+  subjectPrefix: (sub: string) => `rt:sub:${Buffer.from(sub, 'utf8').toString('base64url')}/`,
   subject: (sub: string, familyId: string) => `${keys.subjectPrefix(sub)}${familyId}`,
   oneTime: (hash: string) => `ot:${hash}`,
 };

@@ -39,7 +39,7 @@ async function setup(store?: Store, c: Clock = clock(), options: TokenServiceOpt
 }
 
 async function familyKeys(store: Store): Promise<string[]> {
-  return (await store.list('rt:fam:')).entries.map((e) => e.key);
+  return (await store.scan('rt:fam:')).entries.map((e) => e.key);
 }
 
 describe('issue', () => {
@@ -56,7 +56,7 @@ describe('issue', () => {
   it('stores only hashes of the refresh token', async () => {
     const { store, tokens } = await setup();
     const pair = await tokens.issue({ sub: 'user_1' });
-    const page = await store.list('', { limit: 10_000 });
+    const page = await store.scan('', { limit: 10_000 });
     const dump = page.entries.map((e) => `${e.key}=${e.value}`).join('\n');
     expect(dump).not.toContain(pair.refresh_token);
     expect(dump).not.toContain(pair.refresh_token.slice(3));
@@ -106,7 +106,7 @@ describe('refresh', () => {
     for (const r of results) expect(r).toEqual(results[0]);
     expect(lost).toBeGreaterThan(0); // the race really happened
     expect(await familyKeys(store)).toHaveLength(1);
-    const active = (await store.list('rt:tok:')).entries.filter((e) => e.value.includes('"active"'));
+    const active = (await store.scan('rt:tok:')).entries.filter((e) => e.value.includes('"active"'));
     expect(active).toHaveLength(1);
     // The shared successor keeps working.
     await expect(tokens.refresh(results[0]?.refresh_token ?? '')).resolves.toBeDefined();

@@ -35,7 +35,7 @@ const store: Store = sqlitePath
   ? createSqliteStore({ path: sqlitePath, pollIntervalMs: 50 })
   : createRedisStore({
       url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-      prefix: env.KW_PREFIX ?? '{keyward}:',
+      prefix: env.KW_PREFIX ?? 'keyward:',
       redisOptions: {
         ...(env.KW_NO_RESUBSCRIBE === '1' ? { autoResubscribe: false } : {}),
         ...(env.KW_CONNECTION_NAME ? { connectionName: env.KW_CONNECTION_NAME } : {}),

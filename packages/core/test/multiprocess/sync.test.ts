@@ -27,7 +27,7 @@ const apps: App[] = [];
 const prefixes: Array<{ url: string; prefix: string }> = [];
 
 function newPrefix(redisUrl = url): string {
-  const prefix = `{${filePrefix}${++n}}:`;
+  const prefix = `${filePrefix}${++n}:`;
   prefixes.push({ url: redisUrl, prefix });
   return prefix;
 }
@@ -48,7 +48,10 @@ async function start(count: number, env: Record<string, string>): Promise<App[]>
 async function storedKeyring(redisUrl: string, prefix: string): Promise<KeyringDocument> {
   const client = new Redis(redisUrl);
   try {
-    return JSON.parse((await client.get(`${prefix}k:${KEYRING_KEY}`)) as string) as KeyringDocument;
+    // The driver stores member `id` of collection `c/` at `<prefix>k:{c/}id`.
+    const slash = KEYRING_KEY.lastIndexOf('/');
+    const redisKey = `${prefix}k:{${KEYRING_KEY.slice(0, slash + 1)}}${KEYRING_KEY.slice(slash + 1)}`;
+    return JSON.parse((await client.get(redisKey)) as string) as KeyringDocument;
   } finally {
     client.disconnect();
   }
