@@ -46,6 +46,8 @@ export interface AuditEventFields {
   };
   'key.revoked': { kid: string; use?: KeyUse; reason: string };
   'key.retired': { kid: string; use?: KeyUse };
+  /** A revoked data key's material was erased from the keyring once nothing was left under it. */
+  'key.destroyed': { kid: string; use?: KeyUse; apiKeysRevoked?: number };
   'token.issued': { sub: string; jti?: string; family?: string; scope?: string; tokenFingerprint?: string };
   'token.refreshed': { sub: string; family: string; tokenFingerprint?: string };
   'token.reuse_detected': { sub?: string; family: string; tokenFingerprint: string };
@@ -109,6 +111,7 @@ export const AUDIT_EVENT_TYPES: readonly AuditEventType[] = [
   'key.rotated',
   'key.revoked',
   'key.retired',
+  'key.destroyed',
   'token.issued',
   'token.refreshed',
   'token.reuse_detected',

@@ -16,9 +16,12 @@ export const KEYRING_GENERATION_KEY = 'keyring-generation';
 /** Channel on which every committed change is announced. */
 export const EVENTS_CHANNEL = 'events';
 
-/** A key as stored: its public record plus its material sealed under the master key. */
+/**
+ * A key as stored: its public record plus its material sealed under the master key. A destroyed
+ * key (`destroyedAt` set) has no `sealed` blob any more: only its record is kept, for audit.
+ */
 export interface StoredKey extends KeyRecord {
-  sealed: string;
+  sealed?: string;
 }
 
 /** Result of an idempotent operation, remembered in the document itself so a retry returns it. */
@@ -112,7 +115,7 @@ export class KeyringRepository {
     doc: KeyringDocument,
     cache?: Map<string, { sealed: string; material: KeyMaterial }>,
   ): UnsealedKey[] {
-    const keys = doc.keys.map(({ sealed, ...record }) => {
+    const keys = materialKeys(doc).map(({ sealed, ...record }) => {
       const hit = cache?.get(record.kid);
       if (hit?.sealed === sealed) return { record, material: hit.material };
       const material = JSON.parse(
@@ -164,7 +167,9 @@ export class KeyringRepository {
       const sealedByKid = new Map((current?.keys ?? []).map((k) => [k.kid, k.sealed]));
       for (const added of change.added ?? [])
         sealedByKid.set(added.record.kid, this.seal(added.record, added.material).sealed);
-      const keys = change.records.map((record) => {
+      const keys = change.records.map((record): StoredKey => {
+        // A destroyed key keeps its record only: its sealed blob leaves the document for good.
+        if (record.destroyedAt !== undefined) return { ...record };
         const sealed = sealedByKid.get(record.kid);
         if (!sealed) throw new KeywardError('key_not_found', `no material for key ${record.kid}`);
         return { ...record, sealed };
@@ -201,6 +206,23 @@ export class KeyringRepository {
       `the keyring changed concurrently ${maxAttempts} times in a row; try again`,
     );
   }
+}
+
+/** The stored keys that still hold material (every key but destroyed ones). */
+function materialKeys(doc: KeyringDocument): Array<StoredKey & { sealed: string }> {
+  return doc.keys.filter((k): k is StoredKey & { sealed: string } => typeof k.sealed === 'string');
+}
+
+/**
+ * The records of destroyed keys (no material left), which a keyring snapshot lists for audit.
+ *
+ * @example
+ * ```ts
+ * destroyedRecords(doc).map((r) => r.kid)
+ * ```
+ */
+export function destroyedRecords(doc: KeyringDocument): KeyRecord[] {
+  return doc.keys.filter((k) => typeof k.sealed !== 'string').map(({ sealed: _sealed, ...record }) => record);
 }
 
 /**
