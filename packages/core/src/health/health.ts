@@ -1,4 +1,5 @@
 import type { KeywardCore } from '../core.js';
+import type { DataKeyRewrapStatus } from '../data/compromise.js';
 import type { KeyRecord, KeyUse } from '../keys/types.js';
 import type { HealthCheck, HealthReport, HealthStatus } from './types.js';
 
@@ -15,6 +16,8 @@ export interface HealthOptions {
   version?: string;
   /** Longest wait for the store's ping before it counts as unreachable. Default 2000 ms. */
   pingTimeoutMs?: number;
+  /** Progress of the rewrap of revoked data keys (`kw.dataRewrap.status`), shown as `data:rewrap`. */
+  dataKeyRewrap?: () => Promise<DataKeyRewrapStatus[]>;
 }
 
 /**
@@ -44,7 +47,9 @@ const worst = (statuses: HealthStatus[]): HealthStatus =>
  * - `keys:age` — one entry per configured use: `fail` without an active key, `warn` when the
  *   active key is past its rotation period (the scheduler is not running or failing);
  * - `store:responseTime` — the ping latency; `fail` when unreachable;
- * - `sync:generation` — the keyring generation held; `warn` while the last contact failed.
+ * - `sync:generation` — the keyring generation held; `warn` while the last contact failed;
+ * - `data:rewrap` — only while a revoked data key still has material: `warn`, the records still
+ *   to rewrap as `observedValue` (readiness only; a liveness report names the key without counts).
  *
  * The overall status is the worst check, except that an unreachable store only makes it `warn`
  * while the keyring snapshot can still sign: verification never touches the store (fail static).
@@ -134,6 +139,32 @@ export function createHealth(
     };
   }
 
+  async function rewrapChecks(time: string, ready: boolean): Promise<HealthCheck[]> {
+    const revoked = core.keys
+      .list()
+      .filter((r) => r.use === 'data' && r.state === 'revoked' && r.destroyedAt === undefined);
+    if (revoked.length === 0) return [];
+    let statuses: DataKeyRewrapStatus[] | undefined;
+    if (ready && options.dataKeyRewrap) statuses = await options.dataKeyRewrap().catch(() => undefined);
+    return revoked.map((record): HealthCheck => {
+      const s = statuses?.find((x) => x.kid === record.kid);
+      const progress =
+        s === undefined
+          ? 'rewrap in progress'
+          : s.state === 'settling'
+            ? 'rewrap done; material destroyed once every instance has switched'
+            : `rewrap in progress: ${s.rewrapped} rewrapped${s.remaining === undefined ? '' : `, ${s.remaining} to go`}`;
+      return {
+        componentId: record.kid,
+        componentType: 'key:data',
+        status: 'warn',
+        ...(s?.remaining !== undefined ? { observedValue: s.remaining, observedUnit: 'records' } : {}),
+        time,
+        output: `revoked data key still decrypts: ${progress}`,
+      };
+    });
+  }
+
   function canSign(records: KeyRecord[]): boolean {
     return records.some((r) => r.use === 'sig' && r.state === 'active');
   }
@@ -143,14 +174,25 @@ export function createHealth(
     const keys = keyChecks(time);
     const store = await storeCheck(time, call.ready !== false);
     const sync = syncCheck(time);
+    const rewrap = await rewrapChecks(time, call.ready !== false);
     const storeWeight: HealthStatus =
       store.status === 'fail' && canSign(core.keys.list()) ? 'warn' : store.status;
-    const status = worst([...keys.map((k) => k.status), storeWeight, sync.status]);
+    const status = worst([
+      ...keys.map((k) => k.status),
+      storeWeight,
+      sync.status,
+      ...rewrap.map((r) => r.status),
+    ]);
     return {
       status,
       ...(options.version !== undefined ? { version: options.version } : {}),
       description: 'keyward',
-      checks: { 'keys:age': keys, 'store:responseTime': [store], 'sync:generation': [sync] },
+      checks: {
+        'keys:age': keys,
+        'store:responseTime': [store],
+        'sync:generation': [sync],
+        ...(rewrap.length > 0 ? { 'data:rewrap': rewrap } : {}),
+      },
     };
   };
 }

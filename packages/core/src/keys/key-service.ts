@@ -27,6 +27,11 @@ export interface RevokeResult {
   revoked: string;
   /** The key that took over, when the revoked key was active. */
   replacement: string | undefined;
+  /**
+   * Data keys only, set by `createKeyward`: how many records were still under the revoked key when
+   * it was revoked (they stay readable; a background rewrap moves them, then its material is destroyed).
+   */
+  toRewrap?: number;
 }
 
 /** How a rotation came about (audit `rotationType`, metric label). */
