@@ -220,7 +220,9 @@ export function createRewrapJob(
     const since = core.now();
     const writeHolder = () => {
       const holder: LockHolder = { instanceId: settings.instanceId, since, until: core.now() + lockTtlMs };
-      return store.set(holderKey(jobId), JSON.stringify(holder), { ttlMs: lockTtlMs });
+      // Outlives the lock it names (a holder frozen between two writes still gets named); it is
+      // only read when the lock is held, and a new holder overwrites it.
+      return store.set(holderKey(jobId), JSON.stringify(holder), { ttlMs: 2 * lockTtlMs });
     };
     let lost = false;
     let beating: Promise<unknown> = Promise.resolve();
