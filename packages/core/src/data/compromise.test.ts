@@ -113,9 +113,17 @@ describe('revoking a data key (compromise without data loss)', () => {
   it('destroys the material only once settleMs has passed since the revocation', async () => {
     const { kw, clock, leaked } = await setup({}, 5);
     await kw.keys.revoke(leaked, 'leaked');
-    const job = () => createRewrapJob(kw, { ...SECRETS_REWRAP_TARGET, settleMs: 60_000 });
+    const job = () =>
+      createRewrapJob(kw, { ...SECRETS_REWRAP_TARGET, settleMs: 60_000, destroyRevoked: true });
+    // Without destroyRevoked (a job over some prefixes only) a revoked key is never destroyed.
+    expect(await job().run()).toMatchObject({ rewrapped: 5, destroyed: [], settling: [leaked] });
+    expect(await createRewrapJob(kw, { ...SECRETS_REWRAP_TARGET, settleMs: 0 }).run()).toMatchObject({
+      destroyed: [],
+      settling: [],
+    });
+    expect(kw.keys.snapshot().record(leaked)?.destroyedAt).toBeUndefined();
     const early = await job().run();
-    expect(early).toMatchObject({ rewrapped: 5, destroyed: [], settling: [leaked] });
+    expect(early).toMatchObject({ rewrapped: 0, destroyed: [], settling: [leaked] });
     expect(kw.keys.snapshot().record(leaked)?.destroyedAt).toBeUndefined();
     expect(await kw.secrets.get('o0', 's0')).toBe('value-0');
     clock.now += 60_000;

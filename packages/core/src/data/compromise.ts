@@ -95,6 +95,7 @@ export function createDataKeyRewrap(
       targets: [...targets],
       jobId: JOB_ID,
       settleMs,
+      destroyRevoked: true,
       signal: stop.signal,
       ...(options.lockTtlMs !== undefined ? { lockTtlMs: options.lockTtlMs } : {}),
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),

@@ -105,6 +105,8 @@ export function validateOptions(options: RewrapJobOptions, defaultInstanceId: st
   if (typeof jobId !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(jobId))
     throw configError('jobId', '1 to 64 characters of A-Z a-z 0-9 . _ -');
   checkFunctions(options, ['onProgress', 'retire', 'destroy', 'pinned', 'invalidatePinned']);
+  if (options.destroyRevoked !== undefined && typeof options.destroyRevoked !== 'boolean')
+    throw configError('destroyRevoked', 'a boolean');
   const batchSize = positiveInt(options.batchSize, 500, 'batchSize', 10_000);
   if (batchSize === 0) throw configError('batchSize', 'an integer from 1 to 10000');
   const lockTtlMs = positiveInt(options.lockTtlMs, DEFAULT_LOCK_TTL_MS, 'lockTtlMs', 86_400_000);

@@ -50,7 +50,7 @@ export interface RewrapResult {
   activeKid: string;
   /** Retiring data keys left with no ciphertext, which this run retired. */
   retired: string[];
-  /** Revoked data keys left with no ciphertext, whose material this run destroyed. */
+  /** Revoked data keys left with no ciphertext, whose material this run destroyed (with `destroyRevoked`). */
   destroyed: string[];
   /**
    * Revoked data keys this pass emptied but could not destroy yet: revoked less than `settleMs`
@@ -90,6 +90,13 @@ export interface RewrapJobOptions {
   onProgress?: (progress: RewrapProgress) => void;
   /** Retires a data key. Default: `core.keys.retireDataKey(kid, 0)` (one keyring update, audited as `key.retired`). */
   retire?: (kid: string) => Promise<void>;
+  /**
+   * Destroy the material of revoked data keys this pass leaves empty (and revoke the API keys
+   * hashed under their pepper first). Irreversible, so off by default: only a job whose
+   * `targets` cover every record holding data-key ciphertext may set it (the background rewrap
+   * of `createKeyward` does). Default `false`.
+   */
+  destroyRevoked?: boolean;
   /** Destroys a revoked data key's material. Default: `core.keys.destroyDataKey(kid)` (audited as `key.destroyed`). */
   destroy?: (kid: string) => Promise<unknown>;
   /**
@@ -167,8 +174,9 @@ export function jsonField(field: string): Pick<RewrapJobOptions, 'extract' | 'in
  * timestamp. Each record is written with compare-and-set, so a concurrent `put` always wins. The
  * cursor is saved in the store after each batch: a killed job resumes where it stopped. One audit
  * event `secret.rewrapped` per batch and source kid (counts and kids only). When the pass leaves no
- * ciphertext under a retiring data key, that key is retired; under a revoked (compromised) one, the
- * API keys hashed under its pepper are revoked and its material is destroyed (`key.destroyed`).
+ * ciphertext under a retiring data key, that key is retired; with `destroyRevoked`, under a revoked
+ * (compromised) one, the API keys hashed under its pepper are revoked and its material is destroyed
+ * (`key.destroyed`).
  * The lock has a short TTL renewed by a heartbeat, so a killed job can be resumed almost at once.
  *
  * @example
@@ -189,6 +197,7 @@ export function createRewrapJob(
   const destroy = options.destroy ?? ((kid: string) => core.keys.destroyDataKey(kid));
   const pinned = options.pinned ?? ((kid: string) => countApiKeysPinnedTo(core.store, kid));
   const invalidatePinned = options.invalidatePinned ?? ((kid: string) => revokeApiKeysPinnedTo(core, kid));
+  const destroyRevoked = options.destroyRevoked === true;
 
   async function rewrapOne(entry: StoreEntry, target: PrefixSetting): Promise<Outcome> {
     let value = entry.value;
@@ -261,8 +270,9 @@ export function createRewrapJob(
         let apiKeysRevoked = 0;
         // A compromised key's API keys stop verifying at once (their pepper is refused already);
         // revoking them here makes that visible and lets every instance drop its cached copy.
-        for (const record of revokedDataKeys(core.keys.snapshot().records()))
-          apiKeysRevoked += await invalidatePinned(record.kid);
+        if (destroyRevoked)
+          for (const record of revokedDataKeys(core.keys.snapshot().records()))
+            apiKeysRevoked += await invalidatePinned(record.kid);
         const saved = await readCursor(store, settings.jobId);
         const previous = saved?.doc?.activeKid === activeKid ? saved.doc : null;
         const resumed = previous !== null;
@@ -340,10 +350,12 @@ export function createRewrapJob(
           retired.push(kid);
         }
         const destroyed: string[] = [];
-        const destroyable = new Set(destroyableKids(records, doc, settings.settleMs));
-        const settling = revokedDataKeys(records)
-          .filter((r) => !destroyable.has(r.kid) && (doc.remainingByKid[r.kid] ?? 0) === 0)
-          .map((r) => r.kid);
+        const destroyable = new Set(destroyRevoked ? destroyableKids(records, doc, settings.settleMs) : []);
+        const settling = destroyRevoked
+          ? revokedDataKeys(records)
+              .filter((r) => !destroyable.has(r.kid) && (doc.remainingByKid[r.kid] ?? 0) === 0)
+              .map((r) => r.kid)
+          : [];
         for (const kid of destroyable) {
           // Any API key created under it by an instance that had not synced yet is revoked too.
           apiKeysRevoked += await invalidatePinned(kid);
