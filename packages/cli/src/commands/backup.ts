@@ -1,5 +1,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { Fernet, type KeyringDocument, KeyringRepository, type UnsealedKey } from '@keyward/core';
+import {
+  destroyedRecords,
+  Fernet,
+  type KeyRecord,
+  type KeyringDocument,
+  KeyringRepository,
+  type UnsealedKey,
+} from '@keyward/core';
 import type { Command } from 'commander';
 import { describeStore, type GlobalOptions, openStore, requireMasterKey } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
@@ -27,6 +34,8 @@ export type BackupFile =
       sealedWith: 'backup-key';
       backupKeyId: string;
       keys: string;
+      /** Records of destroyed data keys (no material left; kept for audit). */
+      destroyed?: KeyRecord[];
     };
 
 function readBackupKey(path: string): Fernet {
@@ -92,6 +101,7 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
               sealedWith: 'backup-key',
               backupKeyId: backupKey.keyId,
               keys: backupKey.encrypt(JSON.stringify(keys)),
+              destroyed: destroyedRecords(doc),
             }
           : {
               format: 'keyward-backup',
@@ -135,12 +145,17 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
       try {
         const repo = new KeyringRepository(store, master);
         let keys: UnsealedKey[];
+        // Destroyed data keys have no material: only their records come back.
+        let destroyed: KeyRecord[];
         if (backup.sealedWith === 'backup-key') {
           const backupKey = readBackupKey(opts.backupKeyFile as string);
           keys = JSON.parse(backupKey.decryptString(backup.keys)) as UnsealedKey[];
+          destroyed = backup.destroyed ?? [];
         } else {
           // parse() refuses a keyring sealed by another master key (master_key_mismatch).
-          keys = repo.unseal(repo.parse(JSON.stringify(backup.keyring)) as KeyringDocument);
+          const parsed = repo.parse(JSON.stringify(backup.keyring)) as KeyringDocument;
+          keys = repo.unseal(parsed);
+          destroyed = destroyedRecords(parsed);
         }
         // Restoring through update() gives the document a generation above the current one, so
         // running instances take it instead of ignoring it as stale.
@@ -152,7 +167,7 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
               EXIT.usage,
             );
           }
-          return { records: keys.map((k) => k.record), added: keys };
+          return { records: [...keys.map((k) => k.record), ...destroyed], added: keys };
         });
         print(
           `restored ${doc.keys.length} keys into ${describeStore(g)} (generation ${doc.generation}), sealed under master key ${master.id}`,
