@@ -151,6 +151,31 @@ describe('revoking a data key (compromise without data loss)', () => {
     for (let i = 0; i < 12; i++) expect(await kw.secrets.get(`o${i % 3}`, `s${i}`)).toBe(`value-${i}`);
   });
 
+  it('never resumes a saved pass over other prefixes (which could skip a prefix and destroy too early)', async () => {
+    const { kw, store, leaked } = await setup({}, 4);
+    await kw.keys.revoke(leaked, 'leaked');
+    const activeKid = kw.keys.snapshot().dataKey().kid;
+    // A cursor saved by a job over other prefixes, past its last prefix.
+    const foreign = {
+      v: 1,
+      activeKid,
+      fence: 0,
+      startedAt: 0,
+      prefixIndex: 1,
+      cursor: null,
+      remainingByKid: {},
+      prefixes: ['other:'],
+    };
+    await store.set('rewrap:cursor:data', JSON.stringify(foreign));
+    const result = await createRewrapJob(kw, {
+      ...SECRETS_REWRAP_TARGET,
+      settleMs: 0,
+      destroyRevoked: true,
+    }).run();
+    expect(result).toMatchObject({ resumed: false, rewrapped: 4, destroyed: [leaked] });
+    for (let i = 0; i < 4; i++) expect(await kw.secrets.get(`o${i % 3}`, `s${i}`)).toBe(`value-${i}`);
+  });
+
   it('"running elsewhere" names the instance holding the lock and for how long', async () => {
     const { kw, clock } = await setup({}, 3);
     await kw.keys.rotate({ use: 'data' });

@@ -71,6 +71,8 @@ interface RevokedNote {
 }
 
 const JOB_ID = 'data';
+/** How long the background rewrap waits before walking again after a pass that could not empty a revoked key. */
+const BACKOFF_MS = 10 * 60_000;
 
 /** Internal: the compromise flow behind `createKeyward`'s data-key revocation. */
 export function createDataKeyRewrap(
@@ -88,6 +90,8 @@ export function createDataKeyRewrap(
   let running: Promise<unknown> | undefined;
   let again = false;
   let timer: NodeJS.Timeout | undefined;
+  /** After a pass that left records it cannot open under a revoked key: no new pass before this. */
+  let backoffUntil = 0;
 
   const job = createRewrapJob(
     core,
@@ -136,6 +140,17 @@ export function createDataKeyRewrap(
       if (last.stopped) break;
       for (const kid of last.settling) await note(kid, { emptiedAt: core.now() }).catch(() => undefined);
       if (last.settling.length === 0) {
+        const stuck = pending().filter((r) => (last?.remainingByKid[r.kid] ?? 0) > 0);
+        if (stuck.length > 0) {
+          // Records nobody can rewrap (unreadable, or API keys that failed to revoke): do not walk
+          // every record again at each check; an operator has to look.
+          backoffUntil = core.now() + BACKOFF_MS;
+          core.logger.warn(
+            { kids: stuck.map((r) => r.kid), remaining: stuck.map((r) => last?.remainingByKid[r.kid]) },
+            'keyward data-key rewrap: records remain under a revoked data key; its material is kept',
+          );
+          break;
+        }
         if (!again) break;
         continue;
       }
@@ -150,7 +165,7 @@ export function createDataKeyRewrap(
   }
 
   function kick(): void {
-    if (!background || stop.signal.aborted) return;
+    if (!background || stop.signal.aborted || core.now() < backoffUntil) return;
     if (running) {
       again = true;
       return;

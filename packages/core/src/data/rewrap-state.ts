@@ -18,6 +18,11 @@ export interface CursorDocument {
   remainingByKid: Record<string, number>;
   /** Records re-encrypted in the whole pass (every run of it), by source kid: the progress health shows. */
   rewrappedByKid?: Record<string, number>;
+  /**
+   * The prefixes the pass walks, in order (`prefixIndex` indexes them). A run with other prefixes
+   * starts a new pass instead of resuming this one, so no prefix is ever skipped.
+   */
+  prefixes?: string[];
 }
 
 /** Counts of one run. */

@@ -274,7 +274,13 @@ export function createRewrapJob(
           for (const record of revokedDataKeys(core.keys.snapshot().records()))
             apiKeysRevoked += await invalidatePinned(record.kid);
         const saved = await readCursor(store, settings.jobId);
-        const previous = saved?.doc?.activeKid === activeKid ? saved.doc : null;
+        const prefixes = settings.prefixes.map((p) => p.prefix);
+        const samePrefixes = (doc: CursorDocument) =>
+          Array.isArray(doc.prefixes) &&
+          doc.prefixes.length === prefixes.length &&
+          doc.prefixes.every((p, i) => p === prefixes[i]);
+        // Resume only the same pass: same target key and the same prefixes in the same order.
+        const previous = saved?.doc?.activeKid === activeKid && samePrefixes(saved.doc) ? saved.doc : null;
         const resumed = previous !== null;
         let doc: CursorDocument = previous
           ? { ...previous, fence: lock.token }
@@ -287,6 +293,7 @@ export function createRewrapJob(
               cursor: null,
               remainingByKid: {},
               rewrappedByKid: {},
+              prefixes,
             };
         let raw = await saveCursor(store, settings.jobId, saved?.raw ?? null, doc);
         const run: JobCounts = { scanned: 0, rewrapped: 0 };
