@@ -124,10 +124,14 @@ export function createDataKeyRewrap(
     return new Promise((resolve) => {
       const t = setTimeout(resolve, ms);
       t.unref();
-      stop.signal.addEventListener('abort', () => {
-        clearTimeout(t);
-        resolve();
-      });
+      stop.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        { once: true },
+      );
     });
   }
 

@@ -63,6 +63,11 @@ describe('HTTP: revoking a data key', () => {
 
     await kw.dataRewrap.run();
     expect(kw.keys.snapshot().record(leaked)?.destroyedAt).toBeTypeOf('number');
+    const listed = (await call('listKeys', {}, undefined, 'admin')).body as Array<Record<string, unknown>>;
+    expect(listed.find((k) => k.kid === leaked)).toMatchObject({
+      state: 'revoked',
+      destroyedAt: expect.any(String),
+    });
     for (const name of ['a', 'b', 'c'])
       expect((await call('getSecret', { name })).body).toEqual({ name, value: `value-${name}` });
 

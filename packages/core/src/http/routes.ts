@@ -107,6 +107,8 @@ function publicRecord(r: KeyRecord) {
     activatedAt: iso(r.activatedAt),
     verifyUntil: iso(r.verifyUntil),
     revokedAt: iso(r.revokedAt),
+    // A revoked data key whose material the rewrap destroyed.
+    destroyedAt: iso(r.destroyedAt),
   };
 }
 
