@@ -43,7 +43,11 @@ export interface Keyward extends KeywardCore {
   readonly apiKeys: ApiKeyService;
   /** Per-subject secrets, Fernet-encrypted under the data keys. */
   readonly secrets: SecretService;
-  /** Encrypts and decrypts application data under the data keys (`<kid>:<fernet token>`). */
+  /**
+   * Encrypts and decrypts application data under the data keys (`<kid>:<fernet token>`). Records
+   * you store yourself must be listed in `dataKeyRewrap.targets`: a revoked data key's material is
+   * destroyed once the listed targets hold nothing under it.
+   */
   readonly data: DataCipher;
   /**
    * The rewrap after a data-key revocation: its progress (`status()`, also in health and

@@ -14,7 +14,11 @@ export interface DataKeyRewrapOptions {
    * `true`; one-shot processes (the CLI) pass `false`.
    */
   background?: boolean;
-  /** Every kind of record holding data-key ciphertext. Default: secrets and IdP tokens. */
+  /**
+   * Every kind of record holding data-key ciphertext. Default: secrets and IdP tokens
+   * (`[SECRETS_REWRAP_TARGET, IDP_REWRAP_TARGET]`). Add your own records encrypted with `kw.data`:
+   * a revoked key is destroyed once these targets hold nothing under it.
+   */
   targets?: RewrapTarget[];
   /** See `RewrapJobOptions.settleMs`: how long after the revocation the key's material may be destroyed. Default 60,000 ms. */
   settleMs?: number;
