@@ -98,7 +98,8 @@ export async function createKeyward(options: KeywardServiceOptions = {}): Promis
       const before = core.keys.snapshot().record(kid);
       const result = await revoke(kid, reason);
       if (before?.use !== 'data' || before.state === 'revoked') return result;
-      return { ...result, toRewrap: await rewrap.afterRevoke(kid) };
+      const toRewrap = await rewrap.afterRevoke(kid);
+      return toRewrap === undefined ? result : { ...result, toRewrap };
     };
     const { afterRevoke: _afterRevoke, close: _close, ...dataRewrap } = rewrap;
     const health = createHealth(core, {

@@ -85,7 +85,7 @@ export function createDataKeyRewrap(
   options: DataKeyRewrapOptions = {},
   cipher: DataCipher = createDataCipher(core),
 ): DataKeyRewrap & {
-  afterRevoke(kid: string): Promise<number>;
+  afterRevoke(kid: string): Promise<number | undefined>;
   close(): Promise<void>;
 } {
   const background = options.background !== false;
@@ -225,12 +225,22 @@ export function createDataKeyRewrap(
 
   return {
     async afterRevoke(kid) {
-      const revokedAt = core.keys.snapshot().record(kid)?.revokedAt ?? core.now();
-      const toRewrap = await countCiphertextsUnder(core, targets, kid, cipher);
-      const record: RevokedNote = { kid, revokedAt, toRewrap };
-      await core.store.set(revokedDataKeyKey(kid), JSON.stringify(record));
-      kick();
-      return toRewrap;
+      try {
+        const revokedAt = core.keys.snapshot().record(kid)?.revokedAt ?? core.now();
+        const toRewrap = await countCiphertextsUnder(core, targets, kid, cipher);
+        const record: RevokedNote = { kid, revokedAt, toRewrap };
+        await core.store.set(revokedDataKeyKey(kid), JSON.stringify(record));
+        return toRewrap;
+      } catch (err) {
+        // The revocation is committed: a failed count must not turn it into an error.
+        core.logger.warn(
+          { kid, code: isKeywardError(err) ? err.code : 'internal_error' },
+          'keyward: could not count the records under a revoked data key',
+        );
+        return undefined;
+      } finally {
+        kick();
+      }
     },
     async status() {
       const records = core.keys
