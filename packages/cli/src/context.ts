@@ -7,7 +7,7 @@ import {
   jsonlFileSink,
   KeyringRepository,
   type Keyward,
-  type KeywardOptions,
+  type KeywardServiceOptions,
   loadMasterKey,
   MASTER_KEY_FILE,
   MasterKey,
@@ -134,7 +134,7 @@ export async function withKeyward<T>(
     if (!options.bootstrap) await requireKeyring(g, store, [master, ...previous]);
     const { signingAlg, ...rotation } = readPolicy(g) ?? {};
     if (options.audit) mkdirSync(g.dir, { recursive: true, mode: 0o700 });
-    const kwOptions: KeywardOptions = {
+    const kwOptions: KeywardServiceOptions = {
       store,
       masterKey: master.exportText(),
       previousMasterKeys: previous.map((k) => k.exportText()),
@@ -145,6 +145,8 @@ export async function withKeyward<T>(
       audit: options.audit ? { sinks: [jsonlFileSink(auditFile(g))] } : false,
       // The CLI lives for one command; the poll timer must not keep it alive.
       syncIntervalMs: 60_000,
+      // A data-key revocation's rewrap runs on the app's instances, never in a one-shot command.
+      dataKeyRewrap: { background: false },
     };
     const kw = await createKeyward(kwOptions);
     try {

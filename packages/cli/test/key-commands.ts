@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createKeyward } from '@keyward/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildOnce, keyward, tempDir } from './cli.js';
 
@@ -18,6 +19,8 @@ interface ListedKey {
   alg: string;
   state: string;
   verifyUntil?: number;
+  destroyedAt?: number;
+  rewrap?: { state: string; toRewrap?: number; rewrapped: number; remaining?: number };
 }
 
 /** The key commands (init, keys list/rotate/revoke/plan, jwks, backup/restore) against one store. */
@@ -119,6 +122,42 @@ export function describeKeyCommands(
       expect(result.stdout).toContain(replacement.kid);
       const jwks = JSON.parse((await run(['jwks'])).stdout) as { keys: Array<{ kid: string }> };
       expect(jwks.keys.map((k) => k.kid)).not.toContain(sig.kid);
+    });
+
+    it('keys revoke of a data key reports the records to rewrap; keys list shows the progress, then destroyed', async () => {
+      const open = () =>
+        createKeyward({
+          ...target.keywardOptions,
+          logger: false,
+          audit: false,
+          scheduler: false,
+          dataKeyRewrap: { background: false, settleMs: 0 },
+        });
+      let kw = await open();
+      for (const name of ['one', 'two']) await kw.secrets.put('cli_user', name, `value-${name}`);
+      await kw.close();
+      const data = await active('data');
+      const result = await run(['keys', 'revoke', data.kid, '--reason', 'leaked', '--yes']);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain('2 records are still under it');
+      const listed = (await list()).find((k) => k.kid === data.kid)!;
+      expect(listed).toMatchObject({
+        state: 'revoked',
+        rewrap: { state: 'rewrapping', toRewrap: 2, remaining: 2 },
+      });
+      expect((await run(['keys', 'list'])).stdout).toMatch(/revoked \(rewrap 0\/2\)/);
+
+      kw = await open();
+      try {
+        await kw.dataRewrap.run();
+        expect(await kw.secrets.get('cli_user', 'one')).toBe('value-one');
+      } finally {
+        await kw.close();
+      }
+      const destroyed = (await list()).find((k) => k.kid === data.kid)!;
+      expect(destroyed.destroyedAt).toBeTypeOf('number');
+      expect(destroyed.rewrap).toMatchObject({ state: 'destroyed', remaining: 0 });
+      expect((await run(['keys', 'list'])).stdout).toMatch(/revoked \(destroyed\)/);
     });
 
     it('keys plan shows the next scheduled rotation and the JWKS after it', async () => {

@@ -11,7 +11,13 @@ import { normalizeSigningAlgorithm } from './keys/algorithms.js';
 import type { KeyMaterial } from './keys/generate.js';
 import { KeyService, type RevokeResult, type RotateOptions, type RotateResult } from './keys/key-service.js';
 import { type JsonWebKeySet, Keyring, type UnsealedKey } from './keys/keyring.js';
-import { type KeyringDocument, KeyringRepository, type RekeyResult, sameLineage } from './keys/keyring-store.js';
+import {
+  destroyedRecords,
+  type KeyringDocument,
+  KeyringRepository,
+  type RekeyResult,
+  sameLineage,
+} from './keys/keyring-store.js';
 import { legacyDataKey, legacyEncryptionKey, legacySigningKey } from './keys/legacy.js';
 import { loadMasterKey } from './keys/master-key.js';
 import { type RotationPolicy, resolveRotationPolicy } from './keys/rotation-policy.js';
@@ -76,6 +82,11 @@ export interface KeywardKeys {
    * ```
    */
   rekey(): Promise<RekeyResult>;
+  /**
+   * Destroys a revoked data key's material once a rewrap left nothing under it (see
+   * {@link KeyService.destroyDataKey}); audited as `key.destroyed`. `false` when already destroyed.
+   */
+  destroyDataKey(kid: string): Promise<boolean>;
 }
 
 /** Token-level revocation, applied on every instance. */
@@ -230,6 +241,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       const advanced = doc.generation > keyring.generation;
       keyring = new Keyring([...repo.unseal(doc, unsealed), ...legacy], doc.generation, {
         previous: keyring,
+        retained: destroyedRecords(doc),
         ...(preferredSigner ? { preferredSigner } : {}),
       });
       repo.hold(doc);
@@ -285,6 +297,8 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
             });
           } else if (event.type === 'key.retired') {
             audit.emit({ type: 'key.retired', kid: event.kid, use: event.use, actor });
+          } else if (event.type === 'key.destroyed') {
+            audit.emit({ type: 'key.destroyed', kid: event.kid, use: event.use, actor });
           } else {
             metrics.recordRevocation('key');
             audit.emit({ type: 'key.revoked', kid: event.kid, reason: event.reason, actor });
@@ -456,6 +470,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         snapshot: () => keyring,
         rotate: (rotateOptions) => service.rotate(rotateOptions),
         retireDataKey: (kid, remaining) => service.retireDataKey(kid, remaining),
+        destroyDataKey: (kid) => service.destroyDataKey(kid),
         // Cache hits re-check the key's state in the current snapshot: no cache walk needed.
         revoke: (kid, reason) => service.revoke(kid, reason),
         async rekey() {

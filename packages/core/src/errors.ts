@@ -32,6 +32,11 @@ export type KeywardErrorCode =
    */
   | 'keyring_lineage_mismatch'
   | 'alg_unsupported'
+  /**
+   * A stored record cannot be decrypted because its data key is not usable here (destroyed after a
+   * revocation, retired, or unknown to this keyring). A server-side problem: HTTP 503, never a 401.
+   */
+  | 'data_key_unavailable'
   // tokens
   | 'token_malformed'
   | 'token_too_large'

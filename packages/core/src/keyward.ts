@@ -2,10 +2,12 @@ import { createApiKeyService } from './apikeys/service.js';
 import type { ApiKeyService } from './apikeys/types.js';
 import { createKeywardCore, type KeywardCore } from './core.js';
 import { createDataCipher, type DataCipher } from './data/cipher.js';
+import { createDataKeyRewrap, type DataKeyRewrap, type DataKeyRewrapOptions } from './data/compromise.js';
 import { createHealth } from './health/health.js';
 import type { HealthReport } from './health/types.js';
+import { IDP_REWRAP_TARGET } from './idp/store.js';
 import type { KeywardOptions } from './options.js';
-import { createSecretService } from './secrets/service.js';
+import { createSecretService, SECRETS_REWRAP_TARGET } from './secrets/service.js';
 import type { SecretService } from './secrets/types.js';
 import { createTokenService } from './tokens/service.js';
 import type { TokenService } from './tokens/types.js';
@@ -26,6 +28,12 @@ export interface KeywardServiceOptions extends KeywardOptions {
   apiKeyNegativeCacheTtlMs?: number;
   /** `version` reported by health. */
   version?: string;
+  /**
+   * The rewrap that follows the revocation of a data key: its records are moved to the
+   * replacement in the background, then the revoked key's material is destroyed. See
+   * {@link DataKeyRewrapOptions}.
+   */
+  dataKeyRewrap?: DataKeyRewrapOptions;
 }
 
 /**
@@ -39,9 +47,18 @@ export interface Keyward extends KeywardCore {
   readonly apiKeys: ApiKeyService;
   /** Per-subject secrets, Fernet-encrypted under the data keys. */
   readonly secrets: SecretService;
-  /** Encrypts and decrypts application data under the data keys (`<kid>:<fernet token>`). */
+  /**
+   * Encrypts and decrypts application data under the data keys (`<kid>:<fernet token>`). Records
+   * you store yourself must be listed in `dataKeyRewrap.targets`: a revoked data key's material is
+   * destroyed once the listed targets hold nothing under it.
+   */
   readonly data: DataCipher;
-  /** An `application/health+json` report (keys, store, sync). */
+  /**
+   * The rewrap after a data-key revocation: its progress (`status()`, also in health and
+   * `keyward keys list`), a foreground `run()`. Revoking a data key starts it in the background.
+   */
+  readonly dataRewrap: DataKeyRewrap;
+  /** An `application/health+json` report (keys, store, sync, and a revoked data key's rewrap). */
   health(options?: { ready?: boolean }): Promise<HealthReport>;
 }
 
@@ -78,8 +95,29 @@ export async function createKeyward(options: KeywardServiceOptions = {}): Promis
         ? { reuseDetectionDepth: options.reuseDetectionDepth }
         : {}),
     });
-    const health = createHealth(core, options.version ? { version: options.version } : {});
+    const rewrap = createDataKeyRewrap(
+      core,
+      options.dataKeyRewrap?.targets ?? [SECRETS_REWRAP_TARGET, IDP_REWRAP_TARGET],
+      options.dataKeyRewrap ?? {},
+      data,
+    );
+    core.onClose(() => rewrap.close());
+    const revoke = core.keys.revoke;
+    // The data-key branch of revocation: count what is left under it and start the rewrap here.
+    core.keys.revoke = async (kid, reason) => {
+      const before = core.keys.snapshot().record(kid);
+      const result = await revoke(kid, reason);
+      if (before?.use !== 'data' || before.state === 'revoked') return result;
+      const toRewrap = await rewrap.afterRevoke(kid);
+      return toRewrap === undefined ? result : { ...result, toRewrap };
+    };
+    const { afterRevoke: _afterRevoke, close: _close, ...dataRewrap } = rewrap;
+    const health = createHealth(core, {
+      ...(options.version ? { version: options.version } : {}),
+      dataKeyRewrap: () => rewrap.status(),
+    });
     return Object.assign(core, {
+      dataRewrap,
       tokens,
       apiKeys,
       secrets: createSecretService(core, data),

@@ -1,5 +1,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { Fernet, type KeyringDocument, KeyringRepository, type UnsealedKey } from '@keyward/core';
+import {
+  destroyedRecords,
+  Fernet,
+  type KeyRecord,
+  type KeyringDocument,
+  KeyringRepository,
+  type UnsealedKey,
+} from '@keyward/core';
 import type { Command } from 'commander';
 import { describeStore, type GlobalOptions, openStore, requireMasterKeys } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
@@ -29,6 +36,8 @@ export type BackupFile =
       keys: string;
       /** Lineage of the backed-up keyring, so a restore continues it (absent in older backups). */
       lineage?: string;
+      /** Records of destroyed data keys (no material left; kept for audit). */
+      destroyed?: KeyRecord[];
     };
 
 function readBackupKey(path: string): Fernet {
@@ -95,6 +104,7 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
               backupKeyId: backupKey.keyId,
               keys: backupKey.encrypt(JSON.stringify(keys)),
               ...(doc.lineage ? { lineage: doc.lineage } : {}),
+              destroyed: destroyedRecords(doc),
             }
           : {
               format: 'keyward-backup',
@@ -139,9 +149,12 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
         // The backup's key decides what it opens: the master key or one of KEYWARD_MASTER_KEY_PREVIOUS.
         const repo = new KeyringRepository(store, [master, ...previous]);
         let keys: UnsealedKey[];
+        // Destroyed data keys have no material: only their records come back.
+        let destroyed: KeyRecord[];
         if (backup.sealedWith === 'backup-key') {
           const backupKey = readBackupKey(opts.backupKeyFile as string);
           keys = JSON.parse(backupKey.decryptString(backup.keys)) as UnsealedKey[];
+          destroyed = backup.destroyed ?? [];
         } else {
           if (![master, ...previous].some((k) => k.id === backup.keyring.masterKeyId)) {
             throw new CliError(
@@ -149,7 +162,9 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
               `the backup is sealed under master key ${backup.keyring.masterKeyId}, but the configured master key is ${master.id}: put that key in KEYWARD_MASTER_KEY_PREVIOUS to restore it under ${master.id}`,
             );
           }
-          keys = repo.unseal(repo.parse(JSON.stringify(backup.keyring)) as KeyringDocument);
+          const parsed = repo.parse(JSON.stringify(backup.keyring)) as KeyringDocument;
+          keys = repo.unseal(parsed);
+          destroyed = destroyedRecords(parsed);
         }
         // The live document is replaced whatever master key sealed it; its generation moves above
         // the current one, so running instances take it instead of ignoring it as stale. It keeps
@@ -157,16 +172,20 @@ export function registerBackup(program: Command, globals: () => GlobalOptions): 
         // lineage.
         const lineage = backup.sealedWith === 'master-key' ? backup.keyring.lineage : backup.lineage;
         let replacedKeyId: string | undefined;
-        const doc = await repo.replace(keys, (current) => {
-          if (current && !opts.force) {
-            throw new CliError(
-              'keyring_exists',
-              `a keyring already exists in ${describeStore(g)} (generation ${current.generation}); pass --force to replace it`,
-              EXIT.usage,
-            );
-          }
-          replacedKeyId = current?.masterKeyId;
-        }, lineage ? { lineage } : {});
+        const doc = await repo.replace(
+          keys,
+          (current) => {
+            if (current && !opts.force) {
+              throw new CliError(
+                'keyring_exists',
+                `a keyring already exists in ${describeStore(g)} (generation ${current.generation}); pass --force to replace it`,
+                EXIT.usage,
+              );
+            }
+            replacedKeyId = current?.masterKeyId;
+          },
+          { destroyed, ...(lineage ? { lineage } : {}) },
+        );
         print(
           `restored ${doc.keys.length} keys into ${describeStore(g)} (generation ${doc.generation}), sealed under master key ${master.id}`,
         );

@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import {
+  type DataKeyRewrapStatus,
   type KeyRecord,
   type KeyUse,
   KeywardError,
@@ -34,7 +35,24 @@ export function registerKeys(program: Command, globals: () => GlobalOptions): vo
     .action(async (opts: { json?: boolean }) => {
       await withKeyward(globals(), {}, async (kw) => {
         const records = kw.keys.list();
-        if (opts.json) return printJson(records);
+        const rewrap = new Map((await kw.dataRewrap.status()).map((s) => [s.kid, s]));
+        if (opts.json)
+          return printJson(
+            records.map((k) => {
+              const s = rewrap.get(k.kid);
+              return s
+                ? {
+                    ...k,
+                    rewrap: {
+                      state: s.state,
+                      toRewrap: s.toRewrap,
+                      rewrapped: s.rewrapped,
+                      remaining: s.remaining,
+                    },
+                  }
+                : k;
+            }),
+          );
         print(
           table(
             ['KID', 'USE', 'ALG', 'STATE', 'ORIGIN', 'CREATED', 'ACTIVATED', 'VERIFY UNTIL'],
@@ -42,7 +60,7 @@ export function registerKeys(program: Command, globals: () => GlobalOptions): vo
               k.kid,
               k.use,
               k.alg,
-              k.state,
+              stateText(k, rewrap.get(k.kid)),
               k.origin,
               isoTime(k.createdAt),
               isoTime(k.activatedAt),
@@ -102,6 +120,10 @@ export function registerKeys(program: Command, globals: () => GlobalOptions): vo
         const result = await kw.keys.revoke(kid, opts.reason);
         print(`revoked ${result.revoked}`);
         if (result.replacement) print(`${result.replacement} is now the active ${target.use} key`);
+        if (result.toRewrap !== undefined)
+          print(
+            `${result.toRewrap} records are still under it and stay readable; running keyward instances rewrap them in the background, then destroy its material (\`keyward keys list\` shows the progress)`,
+          );
       });
     });
 
@@ -138,6 +160,15 @@ export function registerKeys(program: Command, globals: () => GlobalOptions): vo
         if (rest.length === 0 && !first?.actions.length) print(`no rotation due in the next ${days} days`);
       });
     });
+}
+
+/** The STATE column: a revoked data key shows its rewrap progress, or that its material is destroyed. */
+function stateText(record: KeyRecord, rewrap: DataKeyRewrapStatus | undefined): string {
+  if (record.destroyedAt !== undefined) return `${record.state} (destroyed)`;
+  if (!rewrap) return record.state;
+  if (rewrap.state === 'settling') return `${record.state} (rewrapped, destroy pending)`;
+  const of = rewrap.toRewrap === undefined ? '' : `/${rewrap.toRewrap}`;
+  return `${record.state} (rewrap ${rewrap.rewrapped}${of})`;
 }
 
 function describeAction(action: RotationAction): string {

@@ -1,5 +1,5 @@
 export { API_KEY_PATTERN, type ApiKeyParts, apiKeyChecksum, generateApiKey, parseApiKey } from './format.js';
-export { APIKEYS_CHANNEL } from './record.js';
+export { APIKEYS_CHANNEL, revokeApiKeysPinnedTo } from './record.js';
 export { type ApiKeyServiceInstance, type ApiKeyServiceOptions, createApiKeyService } from './service.js';
 export type {
   ApiKeyInfo,

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import type { AuditEventInput } from '../audit/events.js';
 import { KeywardError } from '../errors.js';
 import type { Keyring } from '../keys/keyring.js';
 import type { Store } from '../store/types.js';
@@ -128,4 +129,57 @@ export async function countApiKeysPinnedTo(store: Store, kid: string): Promise<n
     cursor = page.cursor ?? undefined;
   } while (cursor !== undefined);
   return count;
+}
+
+/**
+ * Revokes every live API key hashed under the pepper of data key `kid`: what happens to them when
+ * that data key is revoked as compromised. They cannot be rehashed (only their holders know the
+ * secret) and keeping them verifying would keep the compromised key's material alive, so they are
+ * invalidated at once (`api_key_revoked`); each revocation is published on {@link APIKEYS_CHANNEL}
+ * (every instance drops its cached copy) and audited as `apikey.revoked`. Resolves how many were revoked.
+ *
+ * @example
+ * ```ts
+ * const revoked = await revokeApiKeysPinnedTo(core, leakedKid)
+ * ```
+ */
+export async function revokeApiKeysPinnedTo(
+  core: { store: Store; now: () => number; audit: { emit(event: AuditEventInput): unknown } },
+  kid: string,
+): Promise<number> {
+  const { store } = core;
+  let revoked = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await store.scan(storeKeys.record(''), cursor === undefined ? {} : { cursor });
+    for (const { key, value } of page.entries) {
+      let raw: string | null = value;
+      for (let attempt = 0; attempt < 5 && raw !== null; attempt++) {
+        let record: ApiKeyRecord;
+        try {
+          record = JSON.parse(raw) as ApiKeyRecord;
+        } catch {
+          break; // unreadable: it cannot verify either
+        }
+        if (record.kid !== kid || record.revokedAt) break;
+        const next = JSON.stringify({ ...record, revokedAt: core.now() });
+        if (await store.compareAndSet(key, raw, next)) {
+          revoked += 1;
+          await store
+            .publish(APIKEYS_CHANNEL, JSON.stringify({ type: 'revoke', id: record.id }))
+            .catch(() => undefined); // stored; caches expire within their TTL
+          core.audit.emit({
+            type: 'apikey.revoked',
+            apiKeyId: record.id,
+            reason: 'data key revoked',
+            actor: { type: 'scheduler', id: 'rewrap' },
+          });
+          break;
+        }
+        raw = await store.get(key);
+      }
+    }
+    cursor = page.cursor ?? undefined;
+  } while (cursor !== undefined);
+  return revoked;
 }

@@ -60,6 +60,8 @@ export interface AuditEventFields {
     generation?: number;
     code?: KeywardErrorCode;
   };
+  /** A revoked data key's material was erased from the keyring once nothing was left under it. */
+  'key.destroyed': { kid: string; use?: KeyUse; apiKeysRevoked?: number };
   'token.issued': { sub: string; jti?: string; family?: string; scope?: string; tokenFingerprint?: string };
   'token.refreshed': { sub: string; family: string; tokenFingerprint?: string };
   'token.reuse_detected': { sub?: string; family: string; tokenFingerprint: string };
@@ -124,6 +126,7 @@ export const AUDIT_EVENT_TYPES: readonly AuditEventType[] = [
   'key.revoked',
   'key.retired',
   'key.rekeyed',
+  'key.destroyed',
   'token.issued',
   'token.refreshed',
   'token.reuse_detected',

@@ -64,11 +64,11 @@ describe('createDataCipher', () => {
     expect(cipher.decryptString(rewrapped)).toBe('x');
   });
 
-  it('rejects unknown kids, revoked keys, tampered and foreign tokens with stable codes', async () => {
+  it('rejects unknown kids, destroyed keys, tampered and foreign tokens with stable codes', async () => {
     const { core, cipher } = await setup();
     const stored = cipher.encrypt('secret-plaintext');
     const token = stored.slice(stored.indexOf(':') + 1);
-    expect(codeOf(() => cipher.decrypt(`nope:${token}`))).toBe('key_not_found');
+    expect(codeOf(() => cipher.decrypt(`nope:${token}`))).toBe('data_key_unavailable');
     expect(codeOf(() => cipher.decrypt(`${stored.slice(0, -6)}AAAAA=`))).toBe('fernet_token_invalid');
     expect(codeOf(() => cipher.decrypt(new Fernet(Fernet.generateKey()).encrypt('x')))).toBe(
       'fernet_token_invalid',
@@ -77,8 +77,16 @@ describe('createDataCipher', () => {
     expect(codeOf(() => cipher.decrypt(42 as unknown as string))).toBe('fernet_token_invalid');
     expect(codeOf(() => cipher.encrypt({} as unknown as string))).toBe('invalid_argument');
     expect(cipher.kidOf('garbage')).toBeUndefined();
-    await core.keys.revoke(core.keys.snapshot().dataKey().kid, 'leaked');
-    expect(codeOf(() => cipher.decrypt(stored))).toBe('key_revoked');
+    const leaked = core.keys.snapshot().dataKey().kid;
+    await core.keys.revoke(leaked, 'leaked');
+    // A revoked data key never encrypts again but still decrypts, so the rewrap can move its data.
+    expect(cipher.kidOf(cipher.encrypt('next'))).not.toBe(leaked);
+    expect(cipher.decryptString(stored)).toBe('secret-plaintext');
+    expect(await core.keys.destroyDataKey(leaked)).toBe(true);
+    expect(await core.keys.destroyDataKey(leaked)).toBe(false);
+    expect(codeOf(() => cipher.decrypt(stored))).toBe('data_key_unavailable');
+    expect(core.keys.snapshot().record(leaked)).toMatchObject({ state: 'revoked', use: 'data' });
+    expect(core.keys.snapshot().record(leaked)?.destroyedAt).toBeTypeOf('number');
   });
 
   it('never puts the plaintext or the token into an error message', async () => {

@@ -11,7 +11,11 @@ import type { DataKey, Keyring } from '../keys/keyring.js';
 export interface DataCipher {
   /** Encrypts under the active data key; returns `<kid>:<fernet token>`. */
   encrypt(plaintext: string | Uint8Array): string;
-  /** Decrypts a stored value. `key_not_found` / `key_revoked` for an unusable kid, `fernet_token_invalid` for a bad token. */
+  /**
+   * Decrypts a stored value (also under a revoked data key, until its material is destroyed).
+   * `data_key_unavailable` for a kid this keyring cannot use (destroyed, retired, unknown),
+   * `fernet_token_invalid` for a bad token.
+   */
   decrypt(stored: string): Uint8Array;
   /** {@link DataCipher.decrypt}, then UTF-8 decoding (`fernet_token_invalid` when not UTF-8). */
   decryptString(stored: string): string;
@@ -49,13 +53,20 @@ function split(stored: unknown): { kid: string | undefined; token: string } {
 
 function unusableKey(keyring: Keyring, kid: string): KeywardError {
   const shown = kid.slice(0, 64);
-  const state = keyring.record(kid)?.state;
-  if (state === 'revoked')
-    return new KeywardError('key_revoked', `data key "${shown}" is revoked`, { details: { kid: shown } });
+  const record = keyring.record(kid);
+  const why =
+    record === undefined || record.use !== 'data'
+      ? 'is unknown to this keyring'
+      : record.destroyedAt !== undefined
+        ? 'was destroyed after its revocation'
+        : `is ${record.state}`;
+  // A server-side key problem: never a client credential error (no key_revoked / 401).
   return new KeywardError(
-    'key_not_found',
-    state === 'retired' ? `data key "${shown}" is retired` : `no data key "${shown}"`,
-    { details: { kid: shown } },
+    'data_key_unavailable',
+    `data key "${shown}" ${why}; the record cannot be decrypted`,
+    {
+      details: { kid: shown, ...(record ? { state: record.state } : {}) },
+    },
   );
 }
 

@@ -5,25 +5,31 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createKeywardCore } from '../core.js';
+import { isKeywardError, type KeywardError } from '../errors.js';
 import { MasterKey } from '../keys/master-key.js';
 import { createSecretService, SECRETS_REWRAP_TARGET } from '../secrets/service.js';
 import { createSqliteStore } from '../store/sqlite.js';
 import { createDataCipher } from './cipher.js';
-import { createRewrapJob } from './rewrap.js';
+import { createRewrapJob, type RewrapResult } from './rewrap.js';
 
 const COUNT = 10_000;
 const FREEZE_AT = 5_100;
+/** The worker's lock TTL: its heartbeat renews it while it runs; killed, the lock lapses within it. */
+const LOCK_TTL_MS = 1500;
 const worker = fileURLToPath(new URL('./__fixtures__/rewrap-worker.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kw-rewrap-kill-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Starts the worker, waits until it reports `frozen` mid-batch, then kills it with SIGKILL. */
-function runAndKill(path: string, masterKey: string): Promise<NodeJS.Signals | null> {
+function runAndKill(path: string, masterKey: string): Promise<{ signal: NodeJS.Signals; pid: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
       ['--conditions=@keyward/source', '--import', 'tsx', worker, path, String(FREEZE_AT)],
-      { env: { ...process.env, KW_MASTER_KEY: masterKey }, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        env: { ...process.env, KW_MASTER_KEY: masterKey, KW_LOCK_TTL_MS: String(LOCK_TTL_MS) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
@@ -34,13 +40,13 @@ function runAndKill(path: string, masterKey: string): Promise<NodeJS.Signals | n
       if (d.toString().includes('finished')) reject(new Error('worker finished before being killed'));
     });
     child.on('exit', (code, signal) =>
-      signal ? resolve(signal) : reject(new Error(`worker exited ${code}: ${stderr}`)),
+      signal ? resolve({ signal, pid: child.pid! }) : reject(new Error(`worker exited ${code}: ${stderr}`)),
     );
   });
 }
 
 describe('rewrap job, killed with SIGKILL halfway (sqlite)', () => {
-  it('resumes from its saved cursor, and every secret still decrypts under the new key', async () => {
+  it('is resumed right after the kill from its saved cursor, and every secret still decrypts under the new key', async () => {
     const path = join(dir, 'kill.db');
     const masterKey = MasterKey.generate().exportText();
     const store = createSqliteStore({ path });
@@ -50,27 +56,47 @@ describe('rewrap job, killed with SIGKILL halfway (sqlite)', () => {
     const oldKid = core.keys.snapshot().dataKey().kid;
     const { kid: newKid } = await core.keys.rotate({ use: 'data' });
 
-    expect(await runAndKill(path, masterKey)).toBe('SIGKILL');
+    const killed = await runAndKill(path, masterKey);
+    expect(killed.signal).toBe('SIGKILL');
     const saved = JSON.parse((await store.get('rewrap:cursor:data'))!) as {
       cursor: string;
       activeKid: string;
     };
     expect(saved.activeKid).toBe(newKid);
 
-    // The killed worker still holds the job lock; a store whose clock is past the lock TTL takes over.
-    const later = createSqliteStore({ path, now: () => Date.now() + 120_000 });
+    // Resume right away on the real clock: the killed worker's lock is no longer renewed by its
+    // heartbeat, so it lapses within one TTL. Until then the refusal names the holder.
     const resumedCore = await createKeywardCore({
-      store: later,
+      store,
       masterKey,
       logger: false,
       audit: false,
       scheduler: false,
     });
-    const result = await createRewrapJob(resumedCore, {
+    const job = createRewrapJob(resumedCore, {
       ...SECRETS_REWRAP_TARGET,
       batchSize: 250,
       settleMs: 0,
-    }).run();
+      lockTtlMs: LOCK_TTL_MS,
+      instanceId: 'resumer',
+    });
+    const refusals: KeywardError[] = [];
+    const deadline = Date.now() + 5 * LOCK_TTL_MS; // bounded wait: a few lock TTLs
+    let result: RewrapResult | undefined;
+    while (result === undefined) {
+      try {
+        result = await job.run();
+      } catch (err) {
+        if (!isKeywardError(err, 'lock_not_acquired') || Date.now() > deadline) throw err;
+        refusals.push(err);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    for (const refusal of refusals) {
+      expect(refusal.details?.holder).toBe(`rewrap-worker:${killed.pid}`);
+      expect(refusal.message).toContain(`rewrap-worker:${killed.pid}`);
+      expect(refusal.details?.heldForMs).toBeTypeOf('number');
+    }
     expect(result.resumed).toBe(true);
     expect(result.scanned).toBeLessThan(COUNT);
     expect(result.scanned).toBe(COUNT - 5_000); // 20 full batches of 250 were saved before the kill
@@ -80,7 +106,7 @@ describe('rewrap job, killed with SIGKILL halfway (sqlite)', () => {
 
     const cipher = createDataCipher(resumedCore);
     const resumedSecrets = createSecretService(resumedCore);
-    let page = await later.scan('secret:', { limit: 1000 });
+    let page = await store.scan('secret:', { limit: 1000 });
     let seen = 0;
     for (;;) {
       for (const e of page.entries) {
@@ -88,14 +114,14 @@ describe('rewrap job, killed with SIGKILL halfway (sqlite)', () => {
         seen += 1;
       }
       if (!page.cursor) break;
-      page = await later.scan('secret:', { limit: 1000, cursor: page.cursor });
+      page = await store.scan('secret:', { limit: 1000, cursor: page.cursor });
     }
     expect(seen).toBe(COUNT);
     for (const i of [0, 4_999, 5_050, 5_100, 9_999])
       expect(await resumedSecrets.get(`o${i % 10}`, `s${i}`)).toBe(`v${i}`);
-    expect(await later.get('rewrap:cursor:data')).toBeNull();
+    expect(await store.get('rewrap:cursor:data')).toBeNull();
+    expect(await store.get('rewrap:holder:data')).toBeNull();
     await resumedCore.close();
-    await later.close();
     await core.close();
     await store.close();
   }, 120_000);

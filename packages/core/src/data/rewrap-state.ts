@@ -1,7 +1,7 @@
 import { KeywardError } from '../errors.js';
 import type { KeyRecord } from '../keys/types.js';
 import type { Store } from '../store/types.js';
-import type { RewrapJobOptions } from './rewrap.js';
+import type { RewrapJobOptions, RewrapTarget } from './rewrap.js';
 
 /** The saved progress of one pass, so a killed job resumes where it stopped. */
 export interface CursorDocument {
@@ -16,6 +16,13 @@ export interface CursorDocument {
   /** Store cursor within `prefixes[prefixIndex]`; `null` at its start. */
   cursor: string | null;
   remainingByKid: Record<string, number>;
+  /** Records re-encrypted in the whole pass (every run of it), by source kid: the progress health shows. */
+  rewrappedByKid?: Record<string, number>;
+  /**
+   * The prefixes the pass walks, in order (`prefixIndex` indexes them). A run with other prefixes
+   * starts a new pass instead of resuming this one, so no prefix is ever skipped.
+   */
+  prefixes?: string[];
 }
 
 /** Counts of one run. */
@@ -24,12 +31,42 @@ export interface JobCounts {
   rewrapped: number;
 }
 
+/** One prefix to walk, with how to read and write the ciphertext of its records. */
+export interface PrefixSetting {
+  prefix: string;
+  extract: (value: string, key: string) => string | undefined;
+  inject: (value: string, ciphertext: string, key: string) => string;
+}
+
 export interface RewrapSettings {
-  prefixes: string[];
+  /** Every prefix of every target, in order (the cursor's `prefixIndex` indexes this list). */
+  prefixes: PrefixSetting[];
   batchSize: number;
   jobId: string;
   settleMs: number;
   lockTtlMs: number;
+  instanceId: string;
+}
+
+/** Default TTL of the job lock; a heartbeat renews it every third of it while the job runs. */
+export const DEFAULT_LOCK_TTL_MS = 15_000;
+
+const wholeValue = (value: string) => value;
+const replaceWhole = (_value: string, ciphertext: string) => ciphertext;
+
+function checkPrefixes(prefixes: unknown): prefixes is string[] {
+  return (
+    Array.isArray(prefixes) &&
+    prefixes.length > 0 &&
+    prefixes.every((p) => typeof p === 'string' && p.length > 0)
+  );
+}
+
+function checkFunctions(target: object, names: readonly string[]): void {
+  for (const fn of names) {
+    const value = (target as Record<string, unknown>)[fn];
+    if (value !== undefined && typeof value !== 'function') throw configError(fn, 'a function');
+  }
 }
 
 function configError(option: string, expected: string): KeywardError {
@@ -46,29 +83,94 @@ function positiveInt(value: number | undefined, fallback: number, option: string
 }
 
 /** Validates {@link RewrapJobOptions} at construction. */
-export function validateOptions(options: RewrapJobOptions): RewrapSettings {
-  if (
-    !Array.isArray(options?.prefixes) ||
-    options.prefixes.length === 0 ||
-    options.prefixes.some((p) => typeof p !== 'string' || p.length === 0)
-  )
-    throw configError('prefixes', 'a non-empty array of non-empty store prefixes');
+export function validateOptions(options: RewrapJobOptions, defaultInstanceId: string): RewrapSettings {
+  const targets: RewrapTarget[] =
+    options?.targets !== undefined
+      ? options.targets
+      : [
+          {
+            prefixes: options?.prefixes as string[],
+            ...(options?.extract ? { extract: options.extract } : {}),
+            ...(options?.inject ? { inject: options.inject } : {}),
+          },
+        ];
+  if (!Array.isArray(targets) || targets.length === 0)
+    throw configError('targets', 'a non-empty array of { prefixes, extract?, inject? }');
+  if (options.targets !== undefined && (options.prefixes !== undefined || options.extract || options.inject))
+    throw configError('targets', 'given alone (not with prefixes, extract or inject)');
+  const prefixes: PrefixSetting[] = [];
+  for (const target of targets) {
+    if (!checkPrefixes(target?.prefixes))
+      throw configError('prefixes', 'a non-empty array of non-empty store prefixes');
+    checkFunctions(target, ['extract', 'inject']);
+    for (const prefix of target.prefixes)
+      prefixes.push({ prefix, extract: target.extract ?? wholeValue, inject: target.inject ?? replaceWhole });
+  }
   const jobId = options.jobId ?? 'data';
   if (typeof jobId !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(jobId))
     throw configError('jobId', '1 to 64 characters of A-Z a-z 0-9 . _ -');
-  for (const fn of ['extract', 'inject', 'onProgress', 'retire'] as const)
-    if (options[fn] !== undefined && typeof options[fn] !== 'function') throw configError(fn, 'a function');
+  checkFunctions(options, ['onProgress', 'retire', 'destroy', 'pinned', 'invalidatePinned']);
+  if (options.destroyRevoked !== undefined && typeof options.destroyRevoked !== 'boolean')
+    throw configError('destroyRevoked', 'a boolean');
   const batchSize = positiveInt(options.batchSize, 500, 'batchSize', 10_000);
   if (batchSize === 0) throw configError('batchSize', 'an integer from 1 to 10000');
-  const lockTtlMs = positiveInt(options.lockTtlMs, 60_000, 'lockTtlMs', 86_400_000);
+  const lockTtlMs = positiveInt(options.lockTtlMs, DEFAULT_LOCK_TTL_MS, 'lockTtlMs', 86_400_000);
   if (lockTtlMs < 1000) throw configError('lockTtlMs', 'at least 1000 ms');
+  const instanceId = options.instanceId ?? defaultInstanceId;
+  if (typeof instanceId !== 'string' || instanceId.length === 0 || instanceId.length > 256)
+    throw configError('instanceId', 'a string of 1 to 256 characters');
   return {
-    prefixes: [...options.prefixes],
+    prefixes,
     batchSize,
     jobId,
     settleMs: positiveInt(options.settleMs, 60_000, 'settleMs', 30 * 86_400_000),
     lockTtlMs,
+    instanceId,
   };
+}
+
+/** Who holds a job's lock, written next to it (same TTL, renewed by the heartbeat). */
+export interface LockHolder {
+  instanceId: string;
+  /** When it took the lock (its clock, epoch ms). */
+  since: number;
+  /** When the lease ends unless renewed (its clock, epoch ms). */
+  until: number;
+}
+
+/** Store key naming the holder of a job's lock. */
+export function holderKey(jobId: string): string {
+  return `rewrap:holder:${jobId}`;
+}
+
+/** The `lock_not_acquired` of a job someone else runs: names the holder and how long it has held the lock. */
+export async function runningElsewhere(
+  store: Store,
+  settings: RewrapSettings,
+  now: number,
+): Promise<KeywardError> {
+  let holder: LockHolder | undefined;
+  try {
+    const raw = await store.get(holderKey(settings.jobId));
+    holder = raw === null ? undefined : (JSON.parse(raw) as LockHolder);
+  } catch {
+    holder = undefined;
+  }
+  const { jobId, lockTtlMs } = settings;
+  if (typeof holder?.instanceId !== 'string' || typeof holder.since !== 'number')
+    return new KeywardError(
+      'lock_not_acquired',
+      `rewrap job "${jobId}" is running elsewhere (holder unknown); its lock lapses within ${lockTtlMs} ms unless renewed`,
+      { details: { jobId, lockTtlMs } },
+    );
+  const heldForMs = Math.max(0, now - holder.since);
+  const expiresInMs = Math.max(0, (holder.until ?? now) - now);
+  const instance = holder.instanceId.slice(0, 256);
+  return new KeywardError(
+    'lock_not_acquired',
+    `rewrap job "${jobId}" is running elsewhere: instance "${instance}" has held its lock for ${heldForMs} ms (lease ends in ${expiresInMs} ms unless its heartbeat renews it)`,
+    { details: { jobId, holder: instance, heldForMs, expiresInMs, lockTtlMs } },
+  );
 }
 
 /** Store key of a job's saved cursor. */
@@ -135,6 +237,40 @@ export function tally(
     }
   }
   return bySource;
+}
+
+/**
+ * Revoked data keys a finished pass leaves empty, whose material may be destroyed: generated, not
+ * destroyed yet, revoked at least `settleMs` before the pass began (every instance had switched to
+ * the replacement, so none still writes under it), and with nothing remaining under them.
+ */
+export function destroyableKids(
+  records: readonly KeyRecord[],
+  doc: CursorDocument,
+  settleMs: number,
+): string[] {
+  return revokedDataKeys(records)
+    .filter(
+      (r) =>
+        r.revokedAt !== undefined &&
+        r.revokedAt + settleMs <= doc.startedAt &&
+        (doc.remainingByKid[r.kid] ?? 0) === 0,
+    )
+    .map((r) => r.kid);
+}
+
+/**
+ * Revoked data keys whose material is not destroyed yet: what a compromise rewrap still has to empty.
+ *
+ * @example
+ * ```ts
+ * revokedDataKeys(core.keys.list()).map((r) => r.kid)
+ * ```
+ */
+export function revokedDataKeys(records: readonly KeyRecord[]): KeyRecord[] {
+  return records.filter(
+    (r) => r.use === 'data' && r.state === 'revoked' && r.origin !== 'legacy' && r.destroyedAt === undefined,
+  );
 }
 
 /**

@@ -1,4 +1,5 @@
-import { countApiKeysPinnedTo } from '../apikeys/record.js';
+import { hostname } from 'node:os';
+import { countApiKeysPinnedTo, revokeApiKeysPinnedTo } from '../apikeys/record.js';
 import type { KeywardCore } from '../core.js';
 import { KeywardError } from '../errors.js';
 import type { StoreEntry } from '../store/types.js';
@@ -6,10 +7,16 @@ import { createDataCipher, type DataCipher } from './cipher.js';
 import {
   type CursorDocument,
   cursorKey,
+  destroyableKids,
+  holderKey,
   type JobCounts,
+  type LockHolder,
   type Outcome,
+  type PrefixSetting,
   readCursor,
   retirableKids,
+  revokedDataKeys,
+  runningElsewhere,
   saveCursor,
   tally,
   validateOptions,
@@ -23,6 +30,8 @@ export interface RewrapProgress {
   scanned: number;
   /** Records re-encrypted in this run. */
   rewrapped: number;
+  /** Records re-encrypted in the whole pass (every run of it, a killed one's included), by source kid. */
+  rewrappedByKid: Record<string, number>;
   /** True on the last report, once every prefix is walked. */
   done: boolean;
 }
@@ -41,12 +50,36 @@ export interface RewrapResult {
   activeKid: string;
   /** Retiring data keys left with no ciphertext, which this run retired. */
   retired: string[];
+  /** Revoked data keys left with no ciphertext, whose material this run destroyed (with `destroyRevoked`). */
+  destroyed: string[];
+  /**
+   * Revoked data keys this pass emptied but could not destroy yet: revoked less than `settleMs`
+   * before the pass began, so an instance that had not synced might still have written under them.
+   * Run again after `settleMs`.
+   */
+  settling: string[];
+  /** API keys revoked because they were hashed under a revoked data key's pepper. */
+  apiKeysRevoked: number;
+  /** True when `signal` stopped the run between two batches; the cursor is kept and the next run resumes. */
+  stopped: boolean;
+}
+
+/** Where one kind of record keeps its ciphertext (e.g. `SECRETS_REWRAP_TARGET`, `IDP_REWRAP_TARGET`). */
+export interface RewrapTarget {
+  /** Store prefixes of these records. */
+  prefixes: string[];
+  /** The ciphertext inside a record, or `undefined` to skip it. Default: the whole value. */
+  extract?: (value: string, key: string) => string | undefined;
+  /** The record with its ciphertext replaced. Default: the ciphertext itself. */
+  inject?: (value: string, ciphertext: string, key: string) => string;
 }
 
 /** Options of {@link createRewrapJob}. */
 export interface RewrapJobOptions {
   /** Store prefixes whose records hold ciphertexts. Every prefix holding data-key ciphertext must be listed, or a key could retire under live data. */
-  prefixes: string[];
+  prefixes?: string[];
+  /** Several kinds of records in one pass, each with its own extract / inject (instead of `prefixes`, `extract`, `inject`). */
+  targets?: RewrapTarget[];
   /** Records per batch (one store page, one cursor save, one audit event per source kid). Default 500, at most 10,000. */
   batchSize?: number;
   /** The ciphertext inside a record, or `undefined` to skip it. Default: the whole value. See {@link jsonField}. */
@@ -58,25 +91,50 @@ export interface RewrapJobOptions {
   /** Retires a data key. Default: `core.keys.retireDataKey(kid, 0)` (one keyring update, audited as `key.retired`). */
   retire?: (kid: string) => Promise<void>;
   /**
+   * Destroy the material of revoked data keys this pass leaves empty (and revoke the API keys
+   * hashed under their pepper first). Irreversible, so off by default: only a job whose
+   * `targets` cover every record holding data-key ciphertext may set it (the background rewrap
+   * of `createKeyward` does). Default `false`.
+   */
+  destroyRevoked?: boolean;
+  /** Destroys a revoked data key's material. Default: `core.keys.destroyDataKey(kid)` (audited as `key.destroyed`). */
+  destroy?: (kid: string) => Promise<unknown>;
+  /**
    * Counts records that pin a data key but cannot be rewrapped (API keys hashed under its pepper:
    * only their holders know the secret). A key with pinned records is not retired; the count is
    * reported in `remainingByKid`. Default: live API keys under the kid.
    */
   pinned?: (kid: string) => Promise<number>;
+  /**
+   * Invalidates what pins a *revoked* data key (default: revokes the API keys under its pepper,
+   * see `revokeApiKeysPinnedTo`), so that a compromised key's material can be destroyed. Resolves the count.
+   */
+  invalidatePinned?: (kid: string) => Promise<number>;
   /** Names the saved cursor and the lock, so separate jobs do not share them. Default `data`. */
   jobId?: string;
   /**
-   * A retiring key is retired only if it was already retiring this long before the pass started, so
-   * that every instance had switched to the new key (sync lag) and none can still write under it. Default 60,000 ms.
+   * A retiring key is retired (a revoked one destroyed) only if it was already retiring (revoked)
+   * this long before the pass started, so that every instance had switched to the new key (sync
+   * lag) and none can still write under it. Default 60,000 ms.
    */
   settleMs?: number;
-  /** TTL of the job lock, extended after each batch. Default 60,000 ms. */
+  /**
+   * TTL of the job lock. A heartbeat renews it every third of it while the job runs, so a killed
+   * job's lock lapses (and another instance can resume) within this time. Default 15,000 ms.
+   */
   lockTtlMs?: number;
+  /** Names this process in the lock holder record and in "running elsewhere" errors. Default `<hostname>:<pid>`. */
+  instanceId?: string;
+  /** Stops the run between two batches (the cursor is kept; the next run resumes). */
+  signal?: AbortSignal;
 }
 
 /** A resumable re-encryption of stored ciphertexts under the active data key. */
 export interface RewrapJob {
-  /** Runs (or resumes) the pass. `lock_not_acquired` when another instance runs it; `lock_lost` when the lock expired mid-run. */
+  /**
+   * Runs (or resumes) the pass. `lock_not_acquired` when another instance runs it (naming that
+   * instance and how long it has held the lock); `lock_lost` when the lock was lost mid-run.
+   */
   run(): Promise<RewrapResult>;
 }
 
@@ -116,7 +174,10 @@ export function jsonField(field: string): Pick<RewrapJobOptions, 'extract' | 'in
  * timestamp. Each record is written with compare-and-set, so a concurrent `put` always wins. The
  * cursor is saved in the store after each batch: a killed job resumes where it stopped. One audit
  * event `secret.rewrapped` per batch and source kid (counts and kids only). When the pass leaves no
- * ciphertext under a retiring data key, that key is retired.
+ * ciphertext under a retiring data key, that key is retired; with `destroyRevoked`, under a revoked
+ * (compromised) one, the API keys hashed under its pepper are revoked and its material is destroyed
+ * (`key.destroyed`).
+ * The lock has a short TTL renewed by a heartbeat, so a killed job can be resumed almost at once.
  *
  * @example
  * ```ts
@@ -130,23 +191,24 @@ export function createRewrapJob(
   options: RewrapJobOptions,
   cipher: DataCipher = createDataCipher(core),
 ): RewrapJob {
-  const settings = validateOptions(options);
+  const settings = validateOptions(options, `${hostname()}:${process.pid}`);
   const { store } = core;
-  const extract = options.extract ?? ((value: string) => value);
-  const inject = options.inject ?? ((_value: string, ciphertext: string) => ciphertext);
   const retire = options.retire ?? ((kid: string) => core.keys.retireDataKey(kid, 0));
+  const destroy = options.destroy ?? ((kid: string) => core.keys.destroyDataKey(kid));
   const pinned = options.pinned ?? ((kid: string) => countApiKeysPinnedTo(core.store, kid));
+  const invalidatePinned = options.invalidatePinned ?? ((kid: string) => revokeApiKeysPinnedTo(core, kid));
+  const destroyRevoked = options.destroyRevoked === true;
 
-  async function rewrapOne(entry: StoreEntry): Promise<Outcome> {
+  async function rewrapOne(entry: StoreEntry, target: PrefixSetting): Promise<Outcome> {
     let value = entry.value;
     let ciphertext: string | undefined;
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      ciphertext = extract(value, entry.key);
+      ciphertext = target.extract(value, entry.key);
       if (ciphertext === undefined) return { kind: 'skip' };
       if (cipher.isCurrent(ciphertext)) return { kind: 'current' };
       let next: string;
       try {
-        next = inject(value, cipher.rewrap(ciphertext), entry.key);
+        next = target.inject(value, cipher.rewrap(ciphertext), entry.key);
       } catch {
         return { kind: 'remaining', kid: cipher.kidOf(ciphertext) ?? 'unreadable' };
       }
@@ -159,17 +221,66 @@ export function createRewrapJob(
     return { kind: 'remaining', kid: (ciphertext && cipher.kidOf(ciphertext)) ?? 'unreadable' };
   }
 
+  /** Takes the lock, names the holder, and renews both on a heartbeat until stopped. */
+  async function hold() {
+    const { jobId, lockTtlMs } = settings;
+    const lock = await store.acquireLock(`rewrap:${jobId}`, lockTtlMs);
+    if (!lock) throw await runningElsewhere(store, settings, core.now());
+    const since = core.now();
+    const writeHolder = () => {
+      const holder: LockHolder = { instanceId: settings.instanceId, since, until: core.now() + lockTtlMs };
+      // Outlives the lock it names (a holder frozen between two writes still gets named); it is
+      // only read when the lock is held, and a new holder overwrites it.
+      return store.set(holderKey(jobId), JSON.stringify(holder), { ttlMs: 2 * lockTtlMs });
+    };
+    let lost = false;
+    let beating: Promise<unknown> = Promise.resolve();
+    await writeHolder().catch(() => undefined);
+    const timer = setInterval(
+      () => {
+        beating = (async () => {
+          if (lost) return;
+          if (!(await lock.extend(lockTtlMs).catch(() => false))) lost = true;
+          else await writeHolder().catch(() => undefined);
+        })();
+      },
+      Math.max(250, Math.floor(lockTtlMs / 3)),
+    );
+    timer.unref();
+    return {
+      token: lock.token,
+      /** `lock_lost` unless the heartbeat still holds the lock (and it still is ours now). */
+      async check(): Promise<void> {
+        if (lost || !(await lock.extend(lockTtlMs)))
+          throw new KeywardError('lock_lost', `rewrap job "${jobId}" lost its lock`, { details: { jobId } });
+      },
+      async release(): Promise<void> {
+        clearInterval(timer);
+        await beating.catch(() => undefined);
+        if (await lock.release().catch(() => false)) await store.delete(holderKey(jobId)).catch(() => false);
+      },
+    };
+  }
+
   return {
     async run() {
-      const lock = await store.acquireLock(`rewrap:${settings.jobId}`, settings.lockTtlMs);
-      if (!lock)
-        throw new KeywardError('lock_not_acquired', `rewrap job "${settings.jobId}" is running elsewhere`, {
-          details: { jobId: settings.jobId },
-        });
+      const lock = await hold();
       try {
         const activeKid = core.keys.snapshot().dataKey().kid;
+        let apiKeysRevoked = 0;
+        // A compromised key's API keys stop verifying at once (their pepper is refused already);
+        // revoking them here makes that visible and lets every instance drop its cached copy.
+        if (destroyRevoked)
+          for (const record of revokedDataKeys(core.keys.snapshot().records()))
+            apiKeysRevoked += await invalidatePinned(record.kid);
         const saved = await readCursor(store, settings.jobId);
-        const previous = saved?.doc?.activeKid === activeKid ? saved.doc : null;
+        const prefixes = settings.prefixes.map((p) => p.prefix);
+        const samePrefixes = (doc: CursorDocument) =>
+          Array.isArray(doc.prefixes) &&
+          doc.prefixes.length === prefixes.length &&
+          doc.prefixes.every((p, i) => p === prefixes[i]);
+        // Resume only the same pass: same target key and the same prefixes in the same order.
+        const previous = saved?.doc?.activeKid === activeKid && samePrefixes(saved.doc) ? saved.doc : null;
         const resumed = previous !== null;
         let doc: CursorDocument = previous
           ? { ...previous, fence: lock.token }
@@ -181,19 +292,35 @@ export function createRewrapJob(
               prefixIndex: 0,
               cursor: null,
               remainingByKid: {},
+              rewrappedByKid: {},
+              prefixes,
             };
         let raw = await saveCursor(store, settings.jobId, saved?.raw ?? null, doc);
         const run: JobCounts = { scanned: 0, rewrapped: 0 };
+        const stoppedResult = () => ({
+          ...run,
+          remainingByKid: doc.remainingByKid,
+          resumed,
+          activeKid,
+          retired: [],
+          destroyed: [],
+          settling: [],
+          apiKeysRevoked,
+          stopped: true,
+        });
 
         while (doc.prefixIndex < settings.prefixes.length) {
-          const prefix = settings.prefixes[doc.prefixIndex]!;
-          const page = await store.scan(prefix, {
+          if (options.signal?.aborted) return stoppedResult();
+          const target = settings.prefixes[doc.prefixIndex]!;
+          const page = await store.scan(target.prefix, {
             limit: settings.batchSize,
             ...(doc.cursor ? { cursor: doc.cursor } : {}),
           });
-          const outcomes = await Promise.all(page.entries.map(rewrapOne));
+          const outcomes = await Promise.all(page.entries.map((entry) => rewrapOne(entry, target)));
           const bySource = tally(outcomes, run, doc.remainingByKid);
-          for (const [fromKid, count] of bySource)
+          const rewrappedByKid = { ...doc.rewrappedByKid };
+          for (const [fromKid, count] of bySource) {
+            rewrappedByKid[fromKid] = (rewrappedByKid[fromKid] ?? 0) + count;
             core.audit.emit({
               type: 'secret.rewrapped',
               fromKid,
@@ -201,20 +328,26 @@ export function createRewrapJob(
               count,
               actor: { type: 'scheduler', id: 'rewrap' },
             });
+          }
           const next: CursorDocument =
             page.cursor === null
-              ? { ...doc, prefixIndex: doc.prefixIndex + 1, cursor: null }
-              : { ...doc, cursor: page.cursor };
+              ? { ...doc, rewrappedByKid, prefixIndex: doc.prefixIndex + 1, cursor: null }
+              : { ...doc, rewrappedByKid, cursor: page.cursor };
+          await lock.check();
           raw = await saveCursor(store, settings.jobId, raw, next);
           doc = next;
-          if (!(await lock.extend(settings.lockTtlMs)))
-            throw new KeywardError('lock_lost', `rewrap job "${settings.jobId}" lost its lock`);
-          options.onProgress?.({ prefix, scanned: run.scanned, rewrapped: run.rewrapped, done: false });
+          options.onProgress?.({
+            prefix: target.prefix,
+            scanned: run.scanned,
+            rewrapped: run.rewrapped,
+            rewrappedByKid: { ...rewrappedByKid },
+            done: false,
+          });
         }
 
-        const candidates = retirableKids(core.keys.snapshot().records(), doc, settings.settleMs);
+        const records = core.keys.snapshot().records();
         const retired: string[] = [];
-        for (const kid of candidates) {
+        for (const kid of retirableKids(records, doc, settings.settleMs)) {
           const left = await pinned(kid);
           if (left > 0) {
             doc.remainingByKid = { ...doc.remainingByKid, [kid]: left };
@@ -223,11 +356,31 @@ export function createRewrapJob(
           await retire(kid);
           retired.push(kid);
         }
+        const destroyed: string[] = [];
+        const destroyable = new Set(destroyRevoked ? destroyableKids(records, doc, settings.settleMs) : []);
+        const settling = destroyRevoked
+          ? revokedDataKeys(records)
+              .filter((r) => !destroyable.has(r.kid) && (doc.remainingByKid[r.kid] ?? 0) === 0)
+              .map((r) => r.kid)
+          : [];
+        for (const kid of destroyable) {
+          // Any API key created under it by an instance that had not synced yet is revoked too.
+          apiKeysRevoked += await invalidatePinned(kid);
+          const left = await pinned(kid);
+          if (left > 0) {
+            doc.remainingByKid = { ...doc.remainingByKid, [kid]: left };
+            continue;
+          }
+          await lock.check();
+          await destroy(kid);
+          destroyed.push(kid);
+        }
         await store.delete(cursorKey(settings.jobId));
         options.onProgress?.({
-          prefix: settings.prefixes.at(-1)!,
+          prefix: settings.prefixes.at(-1)!.prefix,
           scanned: run.scanned,
           rewrapped: run.rewrapped,
+          rewrappedByKid: { ...doc.rewrappedByKid },
           done: true,
         });
         return {
@@ -236,10 +389,50 @@ export function createRewrapJob(
           resumed,
           activeKid,
           retired,
+          destroyed,
+          settling,
+          apiKeysRevoked,
+          stopped: false,
         };
       } finally {
-        await lock.release().catch(() => false);
+        await lock.release();
       }
     },
   };
+}
+
+/**
+ * Counts the ciphertexts under data key `kid` in the records of `targets` (one walk, no
+ * decryption of prefixed values): the "records still to rewrap" of a revoked data key.
+ *
+ * @example
+ * ```ts
+ * await countCiphertextsUnder(core, [SECRETS_REWRAP_TARGET, IDP_REWRAP_TARGET], leakedKid)
+ * ```
+ */
+export async function countCiphertextsUnder(
+  core: Pick<KeywardCore, 'store' | 'keys' | 'now'>,
+  targets: readonly RewrapTarget[],
+  kid: string,
+  cipher: DataCipher = createDataCipher(core),
+): Promise<number> {
+  let count = 0;
+  for (const target of targets) {
+    const extract = target.extract ?? ((value: string) => value);
+    for (const prefix of target.prefixes) {
+      let cursor: string | undefined;
+      const seen = new Set<string>(); // Redis SCAN may return a key twice
+      do {
+        const page = await core.store.scan(prefix, { limit: 1000, ...(cursor ? { cursor } : {}) });
+        for (const entry of page.entries) {
+          if (seen.has(entry.key)) continue;
+          seen.add(entry.key);
+          const ciphertext = extract(entry.value, entry.key);
+          if (ciphertext !== undefined && cipher.kidOf(ciphertext) === kid) count += 1;
+        }
+        cursor = page.cursor ?? undefined;
+      } while (cursor);
+    }
+  }
+  return count;
 }

@@ -1,4 +1,5 @@
 import type { KeywardCore } from '../core.js';
+import type { DataKeyRewrapStatus } from '../data/compromise.js';
 import type { KeyRecord, KeyUse } from '../keys/types.js';
 import type { KeyringProblem } from '../sync/sync.js';
 import type { HealthCheck, HealthReport, HealthStatus } from './types.js';
@@ -16,6 +17,8 @@ export interface HealthOptions {
   version?: string;
   /** Longest wait for the store's ping before it counts as unreachable. Default 2000 ms. */
   pingTimeoutMs?: number;
+  /** Progress of the rewrap of revoked data keys (`kw.dataRewrap.status`), shown as `data:rewrap`. */
+  dataKeyRewrap?: () => Promise<DataKeyRewrapStatus[]>;
 }
 
 /**
@@ -57,6 +60,8 @@ const worst = (statuses: HealthStatus[]): HealthStatus =>
  *   (re-published, until a later read finds it back) or holds one of another lineage;
  * - `clock:offset` — this clock minus the store's, in seconds, as the scheduler last measured it;
  *   `warn` beyond the policy's `clockSkew` (the scheduler then activates and retires nothing).
+ * - `data:rewrap` — only while a revoked data key still has material: `warn`, the records still
+ *   to rewrap as `observedValue` (readiness only; a liveness report names the key without counts).
  *
  * The overall status is the worst check, except that an unreachable store only makes it `warn`
  * while the keyring snapshot can still sign: verification never touches the store (fail static).
@@ -181,6 +186,32 @@ export function createHealth(
     };
   }
 
+  async function rewrapChecks(time: string, ready: boolean): Promise<HealthCheck[]> {
+    const revoked = core.keys
+      .list()
+      .filter((r) => r.use === 'data' && r.state === 'revoked' && r.destroyedAt === undefined);
+    if (revoked.length === 0) return [];
+    let statuses: DataKeyRewrapStatus[] | undefined;
+    if (ready && options.dataKeyRewrap) statuses = await options.dataKeyRewrap().catch(() => undefined);
+    return revoked.map((record): HealthCheck => {
+      const s = statuses?.find((x) => x.kid === record.kid);
+      const progress =
+        s === undefined
+          ? 'rewrap in progress'
+          : s.state === 'settling'
+            ? 'rewrap done; material destroyed once every instance has switched'
+            : `rewrap in progress: ${s.rewrapped} rewrapped${s.remaining === undefined ? '' : `, ${s.remaining} to go`}`;
+      return {
+        componentId: record.kid,
+        componentType: 'key:data',
+        status: 'warn',
+        ...(s?.remaining !== undefined ? { observedValue: s.remaining, observedUnit: 'records' } : {}),
+        time,
+        output: `revoked data key still decrypts: ${progress}`,
+      };
+    });
+  }
+
   function canSign(records: KeyRecord[]): boolean {
     return records.some((r) => r.use === 'sig' && r.state === 'active');
   }
@@ -192,6 +223,7 @@ export function createHealth(
     const sync = syncCheck(time);
     const lineage = lineageCheck(time);
     const clock = clockCheck(time);
+    const rewrap = await rewrapChecks(time, call.ready !== false);
     const storeWeight: HealthStatus =
       store.status === 'fail' && canSign(core.keys.list()) ? 'warn' : store.status;
     const status = worst([
@@ -200,6 +232,7 @@ export function createHealth(
       sync.status,
       lineage.status,
       clock.status,
+      ...rewrap.map((r) => r.status),
     ]);
     return {
       status,
@@ -211,6 +244,7 @@ export function createHealth(
         'sync:generation': [sync],
         'keyring:lineage': [lineage],
         'clock:offset': [clock],
+        ...(rewrap.length > 0 ? { 'data:rewrap': rewrap } : {}),
       },
     };
   };

@@ -41,6 +41,8 @@ const STATUS: Partial<Record<KeywardErrorCode, number>> = {
   refresh_token_invalid: 400,
   refresh_token_reused: 400,
   store_unavailable: 503,
+  // A record under a data key this server cannot use: the server's problem, not the caller's credential.
+  data_key_unavailable: 503,
   idp_refresh_failed: 502,
   lock_not_acquired: 503,
   store_conflict: 503,

@@ -107,6 +107,8 @@ function publicRecord(r: KeyRecord) {
     activatedAt: iso(r.activatedAt),
     verifyUntil: iso(r.verifyUntil),
     revokedAt: iso(r.revokedAt),
+    // A revoked data key whose material the rewrap destroyed.
+    destroyedAt: iso(r.destroyedAt),
   };
 }
 
@@ -232,8 +234,13 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     async handle(req) {
       const reason = stringField(objectBody(req.body), 'reason', { max: 512 }) as string;
       const kid = req.params.kid ?? '';
-      const { revoked, replacement } = await kw.keys.revoke(kid, reason);
-      return json(200, { revoked, replacement: replacement ?? null });
+      const { revoked, replacement, toRewrap } = await kw.keys.revoke(kid, reason);
+      // A data key: its records stay readable while a background rewrap moves them (`toRewrap`).
+      return json(200, {
+        revoked,
+        replacement: replacement ?? null,
+        ...(toRewrap !== undefined ? { toRewrap } : {}),
+      });
     },
   });
   add('apiKeys', {

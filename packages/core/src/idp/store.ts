@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { KeywardCore } from '../core.js';
 import { createDataCipher, type DataCipher } from '../data/cipher.js';
-import { jsonField, type RewrapJobOptions } from '../data/rewrap.js';
+import { jsonField, type RewrapTarget } from '../data/rewrap.js';
 import { KeywardError } from '../errors.js';
 import type { StoreLock } from '../store/types.js';
 import {
@@ -253,7 +253,7 @@ export function createIdpTokenStore(
  * await createRewrapJob(core, { ...IDP_REWRAP_TARGET }).run()
  * ```
  */
-export const IDP_REWRAP_TARGET: Pick<RewrapJobOptions, 'prefixes' | 'extract' | 'inject'> = Object.freeze({
+export const IDP_REWRAP_TARGET: RewrapTarget = Object.freeze({
   prefixes: [IDP_PREFIX],
   ...jsonField('value'),
 });

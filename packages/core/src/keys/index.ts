@@ -15,6 +15,7 @@ export {
 } from './key-service.js';
 export { type DataKey, type JsonWebKeySet, Keyring, type UnsealedKey } from './keyring.js';
 export {
+  destroyedRecords,
   EVENTS_CHANNEL,
   KEYRING_GENERATION_KEY,
   KEYRING_KEY,

@@ -27,6 +27,11 @@ export interface RevokeResult {
   revoked: string;
   /** The key that took over, when the revoked key was active. */
   replacement: string | undefined;
+  /**
+   * Data keys only, set by `createKeyward`: how many records were still under the revoked key when
+   * it was revoked (they stay readable; a background rewrap moves them, then its material is destroyed).
+   */
+  toRewrap?: number;
 }
 
 /** How a rotation came about (audit `rotationType`, metric label). */
@@ -45,7 +50,8 @@ export type KeyServiceEvent =
       rotationType: RotationKind;
     }
   | { type: 'key.revoked'; kid: string; reason: string; replacement: string | undefined }
-  | { type: 'key.retired'; kid: string; use: KeyUse };
+  | { type: 'key.retired'; kid: string; use: KeyUse }
+  | { type: 'key.destroyed'; kid: string; use: 'data' };
 
 /** Result of {@link KeyService.runSchedule}. */
 export interface ScheduledRotationResult {
@@ -262,6 +268,42 @@ export class KeyService {
     });
     await this.#hooks.applied(doc);
     if (changed) this.#hooks.event?.({ type: 'key.retired', kid, use: 'data' }, 'operator');
+  }
+
+  /**
+   * Destroys a revoked data key's material once a rewrap left nothing under it: its sealed blob is
+   * removed from the keyring document in one compare-and-set, its record stays (with `destroyedAt`)
+   * for audit. Idempotent: `false` when it was already destroyed.
+   *
+   * @throws {KeywardError} `key_not_found` for an unknown kid; `key_state_invalid` unless it is a
+   * revoked, generated data key.
+   */
+  async destroyDataKey(kid: string): Promise<boolean> {
+    let changed = false;
+    const { doc } = await this.#repo.update((current) => {
+      const records = recordsOf(current);
+      const target = records.find((r) => r.kid === kid);
+      if (!target)
+        throw new KeywardError('key_not_found', `no key with kid "${kid.slice(0, 64)}"`, {
+          details: { kid: kid.slice(0, 64) },
+        });
+      if (target.use !== 'data' || target.state !== 'revoked' || target.origin === 'legacy')
+        throw new KeywardError(
+          'key_state_invalid',
+          `key "${kid.slice(0, 64)}" is not a revoked data key; only those are destroyed`,
+          { details: { kid: kid.slice(0, 64), state: target.state, use: target.use } },
+        );
+      if (target.destroyedAt !== undefined) {
+        changed = false;
+        return undefined;
+      }
+      changed = true;
+      const now = this.#now();
+      return { records: records.map((r) => (r === target ? { ...r, destroyedAt: now } : r)) };
+    });
+    await this.#hooks.applied(doc);
+    if (changed) this.#hooks.event?.({ type: 'key.destroyed', kid, use: 'data' }, 'operator');
+    return changed;
   }
 
   /**

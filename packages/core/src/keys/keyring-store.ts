@@ -18,9 +18,12 @@ export const KEYRING_GENERATION_KEY = 'keyring/generation';
 /** Channel on which every committed change is announced. */
 export const EVENTS_CHANNEL = 'events';
 
-/** A key as stored: its public record plus its material sealed under the master key. */
+/**
+ * A key as stored: its public record plus its material sealed under the master key. A destroyed
+ * key (`destroyedAt` set) has no `sealed` blob any more: only its record is kept, for audit.
+ */
 export interface StoredKey extends KeyRecord {
-  sealed: string;
+  sealed?: string;
 }
 
 /** Result of an idempotent operation, remembered in the document itself so a retry returns it. */
@@ -241,7 +244,7 @@ export class KeyringRepository {
     cache?: Map<string, { sealed: string; material: KeyMaterial }>,
   ): UnsealedKey[] {
     const master = this.#keyFor(doc);
-    const keys = doc.keys.map(({ sealed, ...record }) => {
+    const keys = materialKeys(doc).map(({ sealed, ...record }) => {
       const hit = cache?.get(record.kid);
       if (hit?.sealed === sealed) return { record, material: hit.material };
       const material = JSON.parse(unsealKeyMaterial(master, record, sealed).toString('utf8')) as KeyMaterial;
@@ -297,7 +300,9 @@ export class KeyringRepository {
       const sealedByKid = new Map((current?.keys ?? []).map((k) => [k.kid, k.sealed]));
       for (const added of change.added ?? [])
         sealedByKid.set(added.record.kid, this.seal(added.record, added.material, sealer).sealed);
-      const keys = change.records.map((record) => {
+      const keys = change.records.map((record): StoredKey => {
+        // A destroyed key keeps its record only: its sealed blob leaves the document for good.
+        if (record.destroyedAt !== undefined) return { ...record };
         const sealed = sealedByKid.get(record.kid);
         if (!sealed) throw new KeywardError('key_not_found', `no material for key ${record.kid}`);
         return { ...record, sealed };
@@ -345,7 +350,10 @@ export class KeyringRepository {
       if (from.id === this.#master.id) {
         return { doc: current, changed: false, previousMasterKeyId: from.id, masterKeyId: from.id };
       }
-      const keys = current.keys.map(({ sealed, ...record }) => {
+      const keys = current.keys.map((stored): StoredKey => {
+        const { sealed, ...record } = stored;
+        // A destroyed data key has no material left to re-seal.
+        if (sealed === undefined) return stored;
         const material = unsealKeyMaterial(from, record, sealed);
         const resealed = sealKeyMaterial(this.#master, record, material);
         if (!unsealKeyMaterial(this.#master, record, resealed).equals(material)) {
@@ -377,13 +385,14 @@ export class KeyringRepository {
    * Replaces the whole keyring with `keys`, sealed under the current master key, whatever master
    * key sealed the stored document (restore). The generation moves above the stored one, so
    * running instances take the new document; remembered operations and the fence are kept. The
-   * lineage is `options.lineage` (a backup's), else the stored document's, else a new one.
+   * lineage is `options.lineage` (a backup's), else the stored document's, else a new one;
+   * `options.destroyed` are records of destroyed data keys, kept without material.
    * `check` sees the stored document (`null` if none) first and may throw to refuse.
    */
   async replace(
     keys: readonly UnsealedKey[],
     check: (current: KeyringDocument | null) => void = () => undefined,
-    options: { maxAttempts?: number; lineage?: string } = {},
+    options: { maxAttempts?: number; lineage?: string; destroyed?: readonly KeyRecord[] } = {},
   ): Promise<KeyringDocument> {
     const { maxAttempts = 20 } = options;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
@@ -397,7 +406,11 @@ export class KeyringRepository {
         masterKeyId: this.#master.id,
         lineage: options.lineage ?? current?.lineage ?? newLineage(),
         updatedAt: this.#now(),
-        keys: keys.map((k) => this.seal(k.record, k.material)),
+        keys: [
+          ...keys.map((k) => this.seal(k.record, k.material)),
+          // Destroyed data keys keep their records only (no material left to seal).
+          ...(options.destroyed ?? []).map((record): StoredKey => ({ ...record })),
+        ],
         operations: current?.operations ?? [],
       };
       if (await this.#store.compareAndSet(KEYRING_KEY, raw, JSON.stringify(next))) {
@@ -420,6 +433,23 @@ export class KeyringRepository {
       .publish(EVENTS_CHANNEL, JSON.stringify({ type: 'keyring', generation, at: this.#now() }))
       .catch(() => undefined);
   }
+}
+
+/** The stored keys that still hold material (every key but destroyed ones). */
+function materialKeys(doc: KeyringDocument): Array<StoredKey & { sealed: string }> {
+  return doc.keys.filter((k): k is StoredKey & { sealed: string } => typeof k.sealed === 'string');
+}
+
+/**
+ * The records of destroyed keys (no material left), which a keyring snapshot lists for audit.
+ *
+ * @example
+ * ```ts
+ * destroyedRecords(doc).map((r) => r.kid)
+ * ```
+ */
+export function destroyedRecords(doc: KeyringDocument): KeyRecord[] {
+  return doc.keys.filter((k) => typeof k.sealed !== 'string').map(({ sealed: _sealed, ...record }) => record);
 }
 
 /**

@@ -65,6 +65,8 @@ export class Keyring implements KeyLookup {
   readonly #encryption: EncryptionKey | undefined;
   readonly #data: DataKey | undefined;
   readonly #jwks: JsonWebKeySet;
+  /** Records of destroyed keys: listed for audit, no material. */
+  readonly #retained: Map<string, KeyRecord>;
 
   constructor(
     keys: readonly UnsealedKey[],
@@ -73,10 +75,13 @@ export class Keyring implements KeyLookup {
       preferredSigner?: string;
       /** The snapshot this one replaces: KeyObjects of unchanged keys (same material object) are reused. */
       previous?: Keyring;
+      /** Records without material (destroyed data keys): listed by {@link Keyring.records}, never usable. */
+      retained?: readonly KeyRecord[];
     } = {},
   ) {
     this.generation = generation;
     this.#entries = new Map();
+    this.#retained = new Map((options.retained ?? []).map((r) => [r.kid, Object.freeze({ ...r })]));
     const previous = options.previous ? options.previous.#entries : undefined;
     for (const { record, material } of keys) {
       const before = previous?.get(record.kid);
@@ -140,17 +145,17 @@ export class Keyring implements KeyLookup {
     return found;
   }
 
-  /** Every key's public metadata (never material), oldest first. */
+  /** Every key's public metadata (never material), oldest first; destroyed data keys included. */
   records(): KeyRecord[] {
-    return [...this.#entries.values()]
-      .map((e) => ({ ...e.record }))
+    return [...[...this.#entries.values()].map((e) => e.record), ...this.#retained.values()]
+      .map((r) => ({ ...r }))
       .sort((a, b) => a.createdAt - b.createdAt);
   }
 
-  /** The record of one key, or `undefined`. */
+  /** The record of one key (a destroyed data key's too), or `undefined`. */
   record(kid: string): KeyRecord | undefined {
-    const entry = this.#entries.get(kid);
-    return entry && { ...entry.record };
+    const record = this.#entries.get(kid)?.record ?? this.#retained.get(kid);
+    return record && { ...record };
   }
 
   /** {@inheritDoc KeyLookup.verificationKey} */
@@ -186,10 +191,14 @@ export class Keyring implements KeyLookup {
     return this.#data;
   }
 
-  /** A data key by kid (any state but revoked/retired), or `undefined`. */
+  /**
+   * A data key that may decrypt, by kid, or `undefined`. A revoked data key still decrypts (it never
+   * encrypts again) until the rewrap leaves nothing under it and its material is destroyed; a
+   * retired or destroyed one does not.
+   */
   dataKeyById(kid: string): DataKey | undefined {
     const e = this.#entries.get(kid);
-    if (!e?.fernet || e.record.state === 'revoked' || e.record.state === 'retired') return undefined;
+    if (!e?.fernet || e.record.state === 'retired') return undefined;
     return { kid, state: e.record.state, fernet: e.fernet };
   }
 
@@ -209,10 +218,10 @@ export class Keyring implements KeyLookup {
     return Buffer.from(hkdfSync('sha256', e.secret, Buffer.alloc(0), info, 32));
   }
 
-  /** Every data key that may decrypt, newest first (for bare Fernet tokens tried by trial). */
+  /** Every data key that may decrypt (revoked ones until destroyed), newest first (for bare Fernet tokens tried by trial). */
   dataKeys(): DataKey[] {
     return [...this.#entries.values()]
-      .filter((e) => e.fernet && e.record.state !== 'revoked' && e.record.state !== 'retired')
+      .filter((e) => e.fernet && e.record.state !== 'retired')
       .sort((a, b) => b.record.createdAt - a.record.createdAt)
       .map((e) => ({ kid: e.record.kid, state: e.record.state, fernet: e.fernet as Fernet }));
   }

@@ -46,6 +46,7 @@ async function storedDoc(store: Store): Promise<KeyringDocument> {
 async function allOpenWith(store: Store, key: MasterKey): Promise<boolean> {
   const doc = await storedDoc(store);
   return doc.keys.every(({ sealed, ...record }) => {
+    if (sealed === undefined) return true; // a destroyed data key
     try {
       unsealKeyMaterial(key, record, sealed);
       return true;

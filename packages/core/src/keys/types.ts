@@ -40,6 +40,11 @@ export interface KeyRecord {
   retiredAt?: number;
   revokedAt?: number;
   revokedReason?: string;
+  /**
+   * When a revoked data key's material was destroyed (erased from the keyring document) after the
+   * rewrap left nothing under it. The record stays, for audit; nothing can decrypt under it again.
+   */
+  destroyedAt?: number;
   notes?: string;
 }
 

@@ -1,6 +1,6 @@
 import type { KeywardCore } from '../core.js';
 import { createDataCipher, type DataCipher } from '../data/cipher.js';
-import { jsonField, type RewrapJobOptions } from '../data/rewrap.js';
+import { jsonField, type RewrapTarget } from '../data/rewrap.js';
 import { KeywardError } from '../errors.js';
 import {
   checkIdentifier,
@@ -129,9 +129,7 @@ function safeCreatedAt(previous: string, fallback: number): number {
  * await createRewrapJob(core, { ...SECRETS_REWRAP_TARGET }).run()
  * ```
  */
-export const SECRETS_REWRAP_TARGET: Pick<RewrapJobOptions, 'prefixes' | 'extract' | 'inject'> = Object.freeze(
-  {
-    prefixes: [SECRET_PREFIX],
-    ...jsonField('value'),
-  },
-);
+export const SECRETS_REWRAP_TARGET: RewrapTarget = Object.freeze({
+  prefixes: [SECRET_PREFIX],
+  ...jsonField('value'),
+});

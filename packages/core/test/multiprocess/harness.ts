@@ -39,9 +39,12 @@ export class AppError extends Error {
   }
 }
 
-/** Starts one app process with `env` (REDIS_URL, KW_PREFIX, KW_MASTER…) and waits until it is ready. */
-export async function startApp(env: Record<string, string>): Promise<App> {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@keyward/source', APP], {
+/**
+ * Starts one app process with `env` (REDIS_URL, KW_PREFIX, KW_MASTER…) and waits until it is ready.
+ * `app` is the script to run: app.ts by default, or another JSON-line app such as datakey-app.ts.
+ */
+export async function startApp(env: Record<string, string>, app: string = APP): Promise<App> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@keyward/source', app], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -76,7 +79,7 @@ export async function startApp(env: Record<string, string>): Promise<App> {
         w.resolve(msg);
       }
   });
-  const app: App = {
+  const handle: App = {
     child,
     events,
     call<T>(op: string, args: Record<string, unknown> = {}) {
@@ -104,13 +107,13 @@ export async function startApp(env: Record<string, string>): Promise<App> {
     async close() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await app.call('close').catch(() => undefined);
+      await handle.call('close').catch(() => undefined);
       await exited;
       clearTimeout(timer);
     },
   };
-  await app.waitEvent((e) => e.event === 'ready', 90_000);
-  return app;
+  await handle.waitEvent((e) => e.event === 'ready', 90_000);
+  return handle;
 }
 
 /** What an app process that was expected to stop on its own printed. */

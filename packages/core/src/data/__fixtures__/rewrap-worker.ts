@@ -2,7 +2,8 @@
  * Child process of the rewrap kill test: runs the rewrap job on a shared sqlite file and freezes
  * (prints `frozen`) in the middle of a batch, after `freezeAt` records, so the parent can `kill -9` it there.
  *
- * Usage: node --conditions=@keyward/source --import tsx rewrap-worker.ts <db> <freezeAt>  (KW_MASTER_KEY in env)
+ * Usage: node --conditions=@keyward/source --import tsx rewrap-worker.ts <db> <freezeAt>  (KW_MASTER_KEY in env;
+ * KW_LOCK_TTL_MS sets the job's lock TTL). Its lock holder is named `rewrap-worker:<pid>`.
  */
 import { createKeywardCore } from '../../core.js';
 import { SECRETS_REWRAP_TARGET } from '../../secrets/service.js';
@@ -25,6 +26,8 @@ const job = createRewrapJob(core, {
   ...SECRETS_REWRAP_TARGET,
   batchSize: 250,
   settleMs: 0,
+  instanceId: `rewrap-worker:${process.pid}`,
+  ...(process.env.KW_LOCK_TTL_MS ? { lockTtlMs: Number(process.env.KW_LOCK_TTL_MS) } : {}),
   inject(value, ciphertext, key) {
     injected += 1;
     if (injected === freezeAt) {
