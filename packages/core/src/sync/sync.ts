@@ -6,7 +6,12 @@ import {
   type KeyringDocument,
 } from '../keys/keyring-store.js';
 import type { Store } from '../store/types.js';
-import { REVOCATION_GENERATION_KEY, type RevocationEvent, type RevocationSet } from './revocations.js';
+import {
+  REVOCATION_GENERATION_KEY,
+  type RevocationEvent,
+  type RevocationSet,
+  readGeneration,
+} from './revocations.js';
 
 /** A change an instance applied to its in-memory state (see `KeywardCore.sync.onApplied`). */
 export type SyncChange =
@@ -51,6 +56,13 @@ export interface SyncStatus {
   lastError: string | undefined;
   /** True while the last contact with the store failed: serving from the last snapshot (fail static). */
   stale: boolean;
+  /** Store generation of revocations this instance has applied in full. */
+  revocationGeneration: number;
+  /**
+   * Full reloads of the revocation set done by polls since start (each one means announcements
+   * were missing). Stays flat while the subscription delivers every announcement.
+   */
+  revocationReloads: number;
 }
 
 type Announcement = (
@@ -59,6 +71,19 @@ type Announcement = (
 ) & {
   at?: number;
 };
+
+/** The revocation of an announcement, or `undefined` when it is malformed. */
+function revocationOf(event: Record<string, unknown>): RevocationEvent | undefined {
+  const { type, until } = event;
+  if (type === 'revoke-jti') {
+    const { jti } = event;
+    return typeof jti === 'string' && typeof until === 'number' ? { type, jti, until } : undefined;
+  }
+  const { sub, notBefore } = event;
+  if (typeof sub !== 'string' || typeof notBefore !== 'number') return undefined;
+  // Older writers announce no `until`; the set then derives it from its retention.
+  return { type: 'revoke-subject', sub, notBefore, until: typeof until === 'number' ? until : Number.NaN };
+}
 
 /**
  * Keeps an instance's in-memory keyring and revocation set current: applies announcements from
@@ -80,7 +105,7 @@ export class KeyringSync {
   #unsubscribe: (() => Promise<void>) | undefined;
   #polling: Promise<void> | undefined;
   #polls = 0;
-  #status: Omit<SyncStatus, 'generation'>;
+  #status: Omit<SyncStatus, 'generation' | 'revocationGeneration'>;
 
   constructor(options: KeyringSyncOptions) {
     this.#o = { pollIntervalMs: 1000, fullReadEvery: 10, now: Date.now, ...options };
@@ -94,6 +119,7 @@ export class KeyringSync {
       lastErrorAt: undefined,
       lastError: undefined,
       stale: false,
+      revocationReloads: 0,
     };
   }
 
@@ -135,10 +161,11 @@ export class KeyringSync {
         this.#fail(err);
       }
     } else if (event.type === 'revoke-jti' || event.type === 'revoke-subject') {
-      const { revocations } = this.#o;
-      const { at: _at, generation, ...revocation } = event;
-      if (!revocations.apply(revocation as RevocationEvent, generation)) return;
-      this.#o.onRevocations?.({ kind: 'revocation', revocation: revocation as RevocationEvent });
+      const revocation = revocationOf(event as Record<string, unknown>);
+      if (revocation === undefined) return;
+      const generation = typeof event.generation === 'number' ? event.generation : undefined;
+      if (!this.#o.revocations.apply(revocation, generation)) return;
+      this.#o.onRevocations?.({ kind: 'revocation', revocation });
       this.#o.onApplied?.('revocation', lag);
     }
   }
@@ -160,9 +187,14 @@ export class KeyringSync {
     try {
       if (!this.#unsubscribe) await this.#subscribe();
       await this.#syncKeyring(full || this.#polls++ % this.#o.fullReadEvery === 0);
-      const revGeneration = Number((await store.get(REVOCATION_GENERATION_KEY)) ?? 0);
-      if (revGeneration !== revocations.generation) {
-        await revocations.load(store, this.#o.now());
+      // Read before listing: the reload covers this generation, and announcements that land
+      // meanwhile are applied on their own (the set only grows), so nothing is lost.
+      const revGeneration = readGeneration(await store.get(REVOCATION_GENERATION_KEY));
+      // A counter behind ours means the store lost its data: start counting from its value again.
+      if (revGeneration < revocations.generation) revocations.rebase(revGeneration);
+      if (revGeneration > revocations.generation) {
+        this.#status.revocationReloads++;
+        await revocations.load(store, this.#o.now(), revGeneration);
         this.#o.onRevocations?.({ kind: 'revocations', generation: revocations.generation });
       }
       revocations.prune(this.#o.now());
@@ -204,7 +236,11 @@ export class KeyringSync {
 
   /** Current sync status. */
   status(): SyncStatus {
-    return { ...this.#status, generation: this.#o.generation() };
+    return {
+      ...this.#status,
+      generation: this.#o.generation(),
+      revocationGeneration: this.#o.revocations.generation,
+    };
   }
 
   /** Stops polling and unsubscribes. */
