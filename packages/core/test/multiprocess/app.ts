@@ -6,7 +6,8 @@
  *
  * Environment: REDIS_URL, KW_PREFIX, KW_MASTER, KW_SYNC_MS (poll interval, default 1000),
  * KW_CLOCK_OFFSET_MS (added to the core's clock), KW_NO_RESUBSCRIBE=1 (a dropped pub/sub
- * connection stays unsubscribed), KW_CONNECTION_NAME (Redis CLIENT SETNAME).
+ * connection stays unsubscribed), KW_CONNECTION_NAME (Redis CLIENT SETNAME), KW_SIGNING_ALG
+ * (algorithm of generated signing keys).
  */
 import { createInterface } from 'node:readline';
 import { createKeywardCore } from '../../src/core.js';
@@ -34,6 +35,7 @@ const core = await createKeywardCore({
   audit: false,
   scheduler: false,
   syncIntervalMs: Number(env.KW_SYNC_MS ?? 1000),
+  ...(env.KW_SIGNING_ALG ? { signingAlg: env.KW_SIGNING_ALG as 'HS256' } : {}),
   now: () => Date.now() + offset,
 });
 if (env.KW_REPORT_APPLIED === '1')
@@ -41,6 +43,9 @@ if (env.KW_REPORT_APPLIED === '1')
 
 type Request = { id: number; op: string; [arg: string]: unknown };
 let rotating = false;
+const tracked: string[] = [];
+let watching = false;
+const watchState = { sweeps: 0, acceptedAgain: 0 };
 
 const ops: Record<string, (req: Request) => unknown> = {
   sign: (req) => core.jwt.sign({ sub: String(req.sub ?? 'user'), ...(req.jti ? { jti: req.jti } : {}) }),
@@ -77,6 +82,55 @@ const ops: Record<string, (req: Request) => unknown> = {
       }
     })();
     return true;
+  },
+  // Signs `count` tokens for one subject (the revocation tests): [{ jti, token, exp }].
+  signMany: (req) =>
+    Array.from({ length: Number(req.count) }, (_, i) => {
+      const jti = `${String(req.prefix ?? 't')}${i}`;
+      const token = core.jwt.sign({ sub: String(req.sub ?? 'user'), jti });
+      const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number })
+        .exp;
+      return { jti, token, exp };
+    }),
+  // Remembers tokens, so checkTracked can verify many without sending them again.
+  track: (req) => {
+    tracked.push(...(req.tokens as string[]));
+    return tracked.length;
+  },
+  // Verifies the first `count` tracked tokens: null when accepted, else the error code.
+  checkTracked: (req) =>
+    tracked.slice(0, Number(req.count ?? tracked.length)).map((token) => {
+      try {
+        core.jwt.verify(token);
+        return null;
+      } catch (err) {
+        return isKeywardError(err) ? err.code : 'internal_error';
+      }
+    }),
+  // Verifies every tracked token over and over in the background (between the awaits of sync),
+  // counting tokens accepted after they had been rejected once. `watchReport` stops and reports.
+  watch: () => {
+    watching = true;
+    const rejected = new Set<number>();
+    const sweep = () => {
+      if (!watching) return;
+      watchState.sweeps++;
+      tracked.forEach((token, k) => {
+        try {
+          core.jwt.verify(token);
+          if (rejected.has(k)) watchState.acceptedAgain++;
+        } catch (err) {
+          if (isKeywardError(err) && err.code === 'token_revoked') rejected.add(k);
+        }
+      });
+      setImmediate(sweep);
+    };
+    sweep();
+    return true;
+  },
+  watchReport: () => {
+    watching = false;
+    return watchState;
   },
   status: () => core.sync.status(),
   refresh: () => core.sync.refresh(),
