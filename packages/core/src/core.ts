@@ -285,7 +285,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       now,
     );
     await service.bootstrap();
-    await revocations.load(store, now());
+    await revocations.load(store, now(), undefined, { legacy: true });
 
     const sync = new KeyringSync({
       store,

@@ -85,6 +85,24 @@ describe('revocation store layout', () => {
   });
 });
 
+describe('revocations of the older layout', () => {
+  it('are read at start-up (legacy), still expiring, and not by the polls', async () => {
+    const store = createMemoryStore({ now: () => T0 });
+    await store.set('revoked:jti:a/b', String(T0 + 60_000), { ttlMs: 60_000 });
+    await store.set('revoked:sub:alice', String(T0 - 1000));
+    await store.set('revoked:sub:gone', String(T0 - 40_000)); // older than its retention
+    const poll = new RevocationSet({ subjectRetainMs: 30_000 });
+    await poll.load(store, T0);
+    expect([...poll.entries()]).toEqual([]);
+    const startup = new RevocationSet({ subjectRetainMs: 30_000 });
+    await startup.load(store, T0, undefined, { legacy: true });
+    expect([...startup.entries()]).toEqual<RevocationEvent[]>([
+      { type: 'revoke-jti', jti: 'a/b', until: T0 + 60_000 },
+      { type: 'revoke-subject', sub: 'alice', notBefore: T0 - 1000, until: T0 + 29_000 },
+    ]);
+  });
+});
+
 describe('RevocationSet', () => {
   it('exports what it holds, prunes in expiry order, and keeps an entry a later revocation extended', () => {
     const set = new RevocationSet({ graceMs: 1000 });

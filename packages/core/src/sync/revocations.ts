@@ -4,6 +4,12 @@ import type { Store } from '../store/types.js';
 export const REVOCATION_JTI_PREFIX = 'revoked:jti/';
 /** Store collection of subject revocations: `revoked:sub/<base64url sub>` → `{"notBefore","until"}`. */
 export const REVOCATION_SUB_PREFIX = 'revoked:sub/';
+/**
+ * Prefixes of the layout before the `revoked:jti/` and `revoked:sub/` collections (raw ids, subject
+ * records without TTL). Read once at start-up (see {@link RevocationSet.load}'s `legacy`), so
+ * revocations written by an older instance during a rolling upgrade still hold.
+ */
+export const LEGACY_REVOCATION_PREFIXES = ['revoked:jti:', 'revoked:sub:'] as const;
 /** Store counter bumped by every revocation, polled to repair lost announcements. */
 export const REVOCATION_GENERATION_KEY = 'revoked-generation';
 /**
@@ -293,12 +299,23 @@ export class RevocationSet {
    * Merges what the store holds into the set (start-up and poll repair); never removes anything.
    * `generation` is the store generation read before listing (read here when absent): what the
    * listing covers, so the set's generation moves to it, never past it. Resolves how many entries
-   * were added or extended.
+   * were added or extended. `legacy` also reads the records of the older layout
+   * ({@link LEGACY_REVOCATION_PREFIXES}; a start-up read, as their listing is a scan).
    */
-  async load(store: Store, now: number, generation?: number): Promise<number> {
+  async load(
+    store: Store,
+    now: number,
+    generation?: number,
+    options: { legacy?: boolean } = {},
+  ): Promise<number> {
     const covers = generation ?? readGeneration(await store.get(REVOCATION_GENERATION_KEY));
     let changed = 0;
-    for (const prefix of [REVOCATION_JTI_PREFIX, REVOCATION_SUB_PREFIX]) {
+    const prefixes = [
+      REVOCATION_JTI_PREFIX,
+      REVOCATION_SUB_PREFIX,
+      ...(options.legacy ? LEGACY_REVOCATION_PREFIXES : []),
+    ];
+    for (const prefix of prefixes) {
       let cursor: string | undefined;
       do {
         const page = await store.list(prefix, cursor === undefined ? {} : { cursor });
@@ -327,6 +344,15 @@ export function readGeneration(raw: string | null): number {
 }
 
 function parseRecord(key: string, value: string, subjectRetainMs: number): RevocationEvent | undefined {
+  const [legacyJti, legacySub] = LEGACY_REVOCATION_PREFIXES;
+  if (key.startsWith(legacyJti) || key.startsWith(legacySub)) {
+    const id = key.slice(legacyJti.length);
+    const at = Number(value);
+    if (!Number.isFinite(at)) return undefined;
+    return key.startsWith(legacyJti)
+      ? { type: 'revoke-jti', jti: id, until: at }
+      : { type: 'revoke-subject', sub: id, notBefore: at, until: at + subjectRetainMs };
+  }
   if (key.startsWith(REVOCATION_JTI_PREFIX)) {
     const jti = decodeJtiKey(key.slice(REVOCATION_JTI_PREFIX.length));
     const until = Number(value);
