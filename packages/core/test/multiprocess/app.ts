@@ -64,6 +64,10 @@ const ops: Record<string, (req: Request) => unknown> = {
     await core.revocations.revokeToken(String(req.jti), Number(req.until));
     return { startedAt, committedAt: sharedNow() };
   },
+  revokeSubject: async (req) => {
+    await core.revocations.revokeSubject(String(req.sub));
+    return true;
+  },
   tick: async (req) => {
     const at = Number(req.at ?? 0);
     if (at > Date.now()) await new Promise((r) => setTimeout(r, at - Date.now()));

@@ -123,4 +123,29 @@ describeWithRedis('token revocations while the subscriber connections are killed
     const all = await checker.call<Array<string | null>>('checkTracked', {});
     expect(all).toEqual(Array.from({ length: STORM + CALM }, () => 'token_revoked'));
   }, 120_000);
+
+  it('logout everywhere revokes a token minted just before by a process whose clock runs 1 s ahead; new logins on both verify on both', async () => {
+    const prefix = `{${uniquePrefix('revocations')}}:`;
+    prefixes.push(prefix);
+    const env = { KW_MASTER: MASTER, REDIS_URL: url, KW_PREFIX: prefix, KW_SYNC_MS: '3600000' };
+    const a = await startApp(env);
+    apps.push(a);
+    const ahead = await startApp({ ...env, KW_CLOCK_OFFSET_MS: '1000' });
+    apps.push(ahead);
+    const verifies = (app: App, token: string) =>
+      app.call<string>('verify', { token }).then(
+        () => undefined,
+        (err: { code?: string }) => err.code,
+      );
+
+    const minted = await ahead.call<string>('sign', { sub: 'alice' });
+    await a.call('revokeSubject', { sub: 'alice' });
+    await Promise.all([a.call('refresh'), ahead.call('refresh')]);
+    for (const app of [a, ahead]) expect(await verifies(app, minted)).toBe('token_revoked');
+
+    for (const issuer of [a, ahead]) {
+      const fresh = await issuer.call<string>('sign', { sub: 'alice' });
+      for (const app of [a, ahead]) expect(await verifies(app, fresh)).toBeUndefined();
+    }
+  }, 60_000);
 });
