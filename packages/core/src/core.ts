@@ -400,7 +400,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
             exp,
           };
           if (acknowledges) payload[SUBJECT_ACK_CLAIM] = notBefore;
-          else delete payload[SUBJECT_ACK_CLAIM];
+          else if (SUBJECT_ACK_CLAIM in payload) delete payload[SUBJECT_ACK_CLAIM]; // never trust the caller's
           if (payload.jti === undefined) payload.jti = randomBytes(16).toString('base64url');
           return signJwt(key, payload, { typ: signOptions.typ ?? 'at+jwt' });
         },
