@@ -29,7 +29,12 @@ import type { KeywardLogger, KeywardOptions } from './options.js';
 import { createRedisStore } from './store/redis.js';
 import { createSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
-import { persistRevocation, type RevocationEvent, RevocationSet } from './sync/revocations.js';
+import {
+  persistRevocation,
+  type RevocationEvent,
+  RevocationSet,
+  SUBJECT_ACK_CLAIM,
+} from './sync/revocations.js';
 import { KeyringSync, type SyncChange, type SyncStatus } from './sync/sync.js';
 
 /** Options of {@link Keyward.jwt}`.sign`. */
@@ -93,7 +98,13 @@ export interface KeywardKeys {
 export interface KeywardRevocations {
   /** Revokes one access token by its `jti` until `expiresAt` (epoch ms; its `exp`). */
   revokeToken(jti: string, expiresAt: number): Promise<void>;
-  /** Revokes every token of `sub` issued up to now ("logout everywhere"). */
+  /**
+   * Revokes every token of `sub` issued up to now ("logout everywhere"), including tokens minted
+   * up to the policy's `clockSkew` later by an instance whose clock runs ahead. Tokens signed
+   * afterwards by an instance that knows the revocation still verify (they carry the `kw_snb`
+   * claim). The record expires `maxTokenTtl + clockSkew` (plus the verifiers' clock tolerance)
+   * after it was written, when every token it could revoke has expired.
+   */
   revokeSubject(sub: string): Promise<void>;
 }
 
@@ -247,7 +258,15 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       repo.hold(doc);
       if (advanced) notify({ kind: 'keyring', generation: doc.generation });
     };
-    const revocations = new RevocationSet();
+    // Revocations outlive their tokens by the verifiers' clock tolerance, which accepts a token that
+    // long after its exp; a subject's not-before lasts until every token it can revoke has expired.
+    const revocationGrace = (options.clockToleranceSec ?? 60) * 1000;
+    const subjectRetain = policy.maxTokenTtl + policy.clockSkew;
+    const revocations = new RevocationSet({
+      clockSkewMs: policy.clockSkew,
+      graceMs: revocationGrace,
+      subjectRetainMs: subjectRetain,
+    });
     const lookup = {
       verificationKey: (kid: string) => keyring.verificationKey(kid),
       signingKey: () => keyring.signingKey(),
@@ -431,6 +450,9 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
           const notBefore =
             typeof claims.sub === 'string' ? revocations.subjectNotBefore(claims.sub) : undefined;
           if (notBefore !== undefined && iat * 1000 <= notBefore) iat = Math.floor(notBefore / 1000) + 1;
+          // Within the clock skew after the not-before, tokens are revoked unless they say their
+          // issuer knew it (a token minted by an instance whose clock runs ahead does not).
+          const acknowledges = notBefore !== undefined && iat * 1000 <= notBefore + policy.clockSkew;
           const key = keyring.signingKey();
           // A token never outlives its key's window: with a snapshot that already knows the signer
           // is retiring, exp is clamped to verifyUntil (refused when nothing would be left).
@@ -447,6 +469,8 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
             iat,
             exp,
           };
+          if (acknowledges) payload[SUBJECT_ACK_CLAIM] = notBefore;
+          else if (SUBJECT_ACK_CLAIM in payload) delete payload[SUBJECT_ACK_CLAIM]; // never trust the caller's
           if (payload.jti === undefined) payload.jti = randomBytes(16).toString('base64url');
           return signJwt(key, payload, { typ: signOptions.typ ?? 'at+jwt' });
         },
@@ -507,12 +531,13 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         // instance ever holds a revocation the others cannot learn.
         async revokeToken(jti, expiresAt) {
           const event = { type: 'revoke-jti' as const, jti, until: expiresAt };
-          applyRevocation(event, await persistRevocation(store, event, now()));
+          applyRevocation(event, await persistRevocation(store, event, now(), { graceMs: revocationGrace }));
           metrics.recordRevocation('token');
         },
         async revokeSubject(sub) {
-          const event = { type: 'revoke-subject' as const, sub, notBefore: now() };
-          applyRevocation(event, await persistRevocation(store, event, now()));
+          const notBefore = now();
+          const event = { type: 'revoke-subject' as const, sub, notBefore, until: notBefore + subjectRetain };
+          applyRevocation(event, await persistRevocation(store, event, now(), { graceMs: revocationGrace }));
           metrics.recordRevocation('subject');
         },
       },

@@ -34,6 +34,11 @@ export {
 } from './options.js';
 export * from './secrets/index.js';
 export * from './store/index.js';
-export { RevocationSet } from './sync/revocations.js';
+export {
+  type RevocationEvent,
+  RevocationSet,
+  type RevocationSetOptions,
+  SUBJECT_ACK_CLAIM,
+} from './sync/revocations.js';
 export { type KeyringProblem, KeyringSync, type SyncChange, type SyncStatus } from './sync/sync.js';
 export * from './tokens/index.js';

@@ -8,7 +8,16 @@ import { MasterKey } from '../keys/master-key.js';
 import { createMemoryStore } from '../store/memory.js';
 import type { Store } from '../store/types.js';
 import { republishRevocations } from './recovery.js';
-import { REVOCATION_GENERATION_KEY } from './revocations.js';
+import {
+  encodeJtiKey,
+  encodeSubjectKey,
+  REVOCATION_GENERATION_KEY,
+  REVOCATION_JTI_PREFIX,
+  REVOCATION_SUB_PREFIX,
+} from './revocations.js';
+
+const jtiKey = (jti: string) => `${REVOCATION_JTI_PREFIX}${encodeJtiKey(jti)}`;
+const subKey = (sub: string) => `${REVOCATION_SUB_PREFIX}${encodeSubjectKey(sub)}`;
 
 const MASTER = MasterKey.generate().exportText();
 const open: KeywardCore[] = [];
@@ -215,21 +224,25 @@ describe('keyring lineage: store data loss never forks the keyring', () => {
       expect(kw.jwt.verify(before).payload.sub).toBe('other');
       expect(kw.sync.status().keyringProblem).toBeUndefined();
     }
-    expect(await store.get('revoked:jti:gone')).toBe(String(exp));
-    expect(await store.get('revoked:sub:everywhere')).not.toBeNull();
+    expect(await store.get(jtiKey('gone'))).toBe(String(exp));
+    expect(await store.get(subKey('everywhere'))).not.toBeNull();
   });
 
   it('merges written-back revocations: a jti only if absent, a subject not-before only raised, expired ones skipped', async () => {
     const store = createMemoryStore();
-    await store.set('revoked:sub:raised', '100');
-    await store.set('revoked:sub:kept', '300');
-    await store.set('revoked:jti:present', '5000');
+    const far = Date.now() + 3_600_000;
+    const subject = (notBefore: number) => JSON.stringify({ notBefore, until: far });
+    const notBeforeOf = async (sub: string) =>
+      (JSON.parse((await store.get(subKey(sub))) ?? 'null') as { notBefore: number }).notBefore;
+    await store.set(subKey('raised'), subject(100));
+    await store.set(subKey('kept'), subject(300));
+    await store.set(jtiKey('present'), '5000');
     const generation = await republishRevocations(
       store,
       [
-        { type: 'revoke-subject', sub: 'raised', notBefore: 200 },
-        { type: 'revoke-subject', sub: 'kept', notBefore: 250 },
-        { type: 'revoke-subject', sub: 'new', notBefore: 50 },
+        { type: 'revoke-subject', sub: 'raised', notBefore: 200, until: far },
+        { type: 'revoke-subject', sub: 'kept', notBefore: 250, until: far },
+        { type: 'revoke-subject', sub: 'new', notBefore: 50, until: far },
         { type: 'revoke-jti', jti: 'present', until: 9000 },
         { type: 'revoke-jti', jti: 'fresh', until: Date.now() + 60_000 },
         { type: 'revoke-jti', jti: 'expired', until: Date.now() - 1 },
@@ -237,11 +250,11 @@ describe('keyring lineage: store data loss never forks the keyring', () => {
       Date.now(),
     );
     expect(generation).toBe(1);
-    expect(await store.get('revoked:sub:raised')).toBe('200');
-    expect(await store.get('revoked:sub:kept')).toBe('300');
-    expect(await store.get('revoked:sub:new')).toBe('50');
-    expect(await store.get('revoked:jti:present')).toBe('5000');
-    expect(await store.get('revoked:jti:fresh')).not.toBeNull();
-    expect(await store.get('revoked:jti:expired')).toBeNull();
+    expect(await notBeforeOf('raised')).toBe(200);
+    expect(await notBeforeOf('kept')).toBe(300);
+    expect(await notBeforeOf('new')).toBe(50);
+    expect(await store.get(jtiKey('present'))).toBe('5000');
+    expect(await store.get(jtiKey('fresh'))).not.toBeNull();
+    expect(await store.get(jtiKey('expired'))).toBeNull();
   });
 });

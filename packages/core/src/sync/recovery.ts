@@ -1,5 +1,15 @@
 import type { Store } from '../store/types.js';
-import { REVOCATION_GENERATION_KEY, REVOCATION_PREFIX, type RevocationEvent } from './revocations.js';
+import {
+  encodeJtiKey,
+  encodeSubjectKey,
+  REVOCATION_GENERATION_KEY,
+  REVOCATION_JTI_PREFIX,
+  REVOCATION_SUB_PREFIX,
+  type RevocationEvent,
+} from './revocations.js';
+
+/** Records written back stay this long past their `until`: the largest clock tolerance a verifier may use. */
+const WRITE_BACK_GRACE_MS = 600_000;
 
 /**
  * Writes revocations back into a store that lost them (data loss, restart without persistence),
@@ -21,17 +31,37 @@ export async function republishRevocations(
   for (const event of events) {
     if (event.type === 'revoke-jti') {
       if (event.until <= now) continue;
-      await store.compareAndSet(`${REVOCATION_PREFIX}jti:${event.jti}`, null, String(event.until), {
-        ttlMs: Math.max(1000, event.until - now),
-      });
+      await store.compareAndSet(
+        `${REVOCATION_JTI_PREFIX}${encodeJtiKey(event.jti)}`,
+        null,
+        String(event.until),
+        {
+          ttlMs: Math.max(1000, event.until + WRITE_BACK_GRACE_MS - now),
+        },
+      );
       continue;
     }
-    const key = `${REVOCATION_PREFIX}sub:${event.sub}`;
+    const key = `${REVOCATION_SUB_PREFIX}${encodeSubjectKey(event.sub)}`;
+    const record = JSON.stringify({ notBefore: event.notBefore, until: event.until });
+    const ttl = Number.isFinite(event.until)
+      ? { ttlMs: Math.max(1000, event.until + WRITE_BACK_GRACE_MS - now) }
+      : {};
     for (let attempt = 0; attempt < 5; attempt++) {
       const raw = await store.get(key);
-      if (raw !== null && Number(raw) >= event.notBefore) break;
-      if (await store.compareAndSet(key, raw, String(event.notBefore))) break;
+      if (raw !== null && storedNotBefore(raw) >= event.notBefore) break;
+      if (await store.compareAndSet(key, raw, record, ttl)) break;
     }
   }
   return store.increment(REVOCATION_GENERATION_KEY);
+}
+
+/** The not-before of a stored subject record (`{notBefore, until}`, or a bare number of the older layout). */
+function storedNotBefore(raw: string): number {
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    const value = typeof parsed === 'number' ? parsed : (parsed as { notBefore?: unknown } | null)?.notBefore;
+    return typeof value === 'number' && Number.isFinite(value) ? value : 0;
+  } catch {
+    return 0;
+  }
 }

@@ -7,7 +7,12 @@ import {
 } from '../keys/keyring-store.js';
 import type { Store } from '../store/types.js';
 import { republishRevocations } from './recovery.js';
-import { REVOCATION_GENERATION_KEY, type RevocationEvent, type RevocationSet } from './revocations.js';
+import {
+  REVOCATION_GENERATION_KEY,
+  type RevocationEvent,
+  type RevocationSet,
+  readGeneration,
+} from './revocations.js';
 
 /** A change an instance applied to its in-memory state (see `KeywardCore.sync.onApplied`). */
 export type SyncChange =
@@ -87,6 +92,13 @@ export interface SyncStatus {
   stale: boolean;
   /** Set while the store does not hold this instance's keyring (see {@link KeyringProblem}); health fails readiness. */
   keyringProblem?: KeyringProblem;
+  /** Store generation of revocations this instance has applied in full. */
+  revocationGeneration: number;
+  /**
+   * Full reloads of the revocation set done by polls since start (each one means announcements
+   * were missing). Stays flat while the subscription delivers every announcement.
+   */
+  revocationReloads: number;
 }
 
 type OptionalHook =
@@ -103,6 +115,19 @@ type Announcement = (
 ) & {
   at?: number;
 };
+
+/** The revocation of an announcement, or `undefined` when it is malformed. */
+function revocationOf(event: Record<string, unknown>): RevocationEvent | undefined {
+  const { type, until } = event;
+  if (type === 'revoke-jti') {
+    const { jti } = event;
+    return typeof jti === 'string' && typeof until === 'number' ? { type, jti, until } : undefined;
+  }
+  const { sub, notBefore } = event;
+  if (typeof sub !== 'string' || typeof notBefore !== 'number') return undefined;
+  // Older writers announce no `until`; the set then derives it from its retention.
+  return { type: 'revoke-subject', sub, notBefore, until: typeof until === 'number' ? until : Number.NaN };
+}
 
 /**
  * Keeps an instance's in-memory keyring and revocation set current: applies announcements from
@@ -123,7 +148,7 @@ export class KeyringSync {
   #unsubscribe: (() => Promise<void>) | undefined;
   #polling: Promise<void> | undefined;
   #polls = 0;
-  #status: Omit<SyncStatus, 'generation'>;
+  #status: Omit<SyncStatus, 'generation' | 'revocationGeneration'>;
   #problem: KeyringProblem | undefined;
 
   constructor(options: KeyringSyncOptions) {
@@ -138,6 +163,7 @@ export class KeyringSync {
       lastErrorAt: undefined,
       lastError: undefined,
       stale: false,
+      revocationReloads: 0,
     };
   }
 
@@ -179,10 +205,11 @@ export class KeyringSync {
         this.#fail(err);
       }
     } else if (event.type === 'revoke-jti' || event.type === 'revoke-subject') {
-      const { revocations } = this.#o;
-      const { at: _at, generation, ...revocation } = event;
-      if (!revocations.apply(revocation as RevocationEvent, generation)) return;
-      this.#o.onRevocations?.({ kind: 'revocation', revocation: revocation as RevocationEvent });
+      const revocation = revocationOf(event as Record<string, unknown>);
+      if (revocation === undefined) return;
+      const generation = typeof event.generation === 'number' ? event.generation : undefined;
+      if (!this.#o.revocations.apply(revocation, generation)) return;
+      this.#o.onRevocations?.({ kind: 'revocation', revocation });
       this.#o.onApplied?.('revocation', lag);
     }
   }
@@ -204,15 +231,24 @@ export class KeyringSync {
     try {
       if (!this.#unsubscribe) await this.#subscribe();
       await this.#syncKeyring(full || this.#polls++ % this.#o.fullReadEvery === 0);
-      const revGeneration = Number((await store.get(REVOCATION_GENERATION_KEY)) ?? 0);
+      // Read before listing: the reload covers this generation, and announcements that land
+      // meanwhile are applied on their own (the set only grows), so nothing is lost.
+      const revGeneration = readGeneration(await store.get(REVOCATION_GENERATION_KEY));
       if (revGeneration < revocations.generation && this.#o.republishKeyring) {
         // The counter never moves backwards: the store lost revocations. Write back what this
-        // instance holds (merged with what others wrote back) before reloading the set from it.
-        await republishRevocations(store, revocations.entries(), this.#o.now());
-        await revocations.load(store, this.#o.now());
+        // instance holds (merged with what others wrote back), count from the store's value
+        // again, and reload the set from it.
+        const written = await republishRevocations(store, [...revocations.entries()], this.#o.now());
+        revocations.rebase(revGeneration);
+        this.#status.revocationReloads++;
+        await revocations.load(store, this.#o.now(), written);
         this.#o.onRevocations?.({ kind: 'revocations', generation: revocations.generation });
-      } else if (revGeneration !== revocations.generation) {
-        await revocations.load(store, this.#o.now());
+      } else if (revGeneration < revocations.generation) {
+        // A counter behind ours means the store lost its data: start counting from its value again.
+        revocations.rebase(revGeneration);
+      } else if (revGeneration > revocations.generation) {
+        this.#status.revocationReloads++;
+        await revocations.load(store, this.#o.now(), revGeneration);
         this.#o.onRevocations?.({ kind: 'revocations', generation: revocations.generation });
       }
       revocations.prune(this.#o.now());
@@ -288,6 +324,7 @@ export class KeyringSync {
       ...this.#status,
       generation: this.#o.generation(),
       ...(this.#problem ? { keyringProblem: this.#problem } : {}),
+      revocationGeneration: this.#o.revocations.generation,
     };
   }
 

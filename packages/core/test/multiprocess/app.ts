@@ -13,7 +13,7 @@
  * for the whole deployment, not one instance's wrong clock.
  *
  * A start-up failure is printed as one line on stderr (`keyward: <message> [<code>]`, no stack)
- * and the process exits with 1, as an app should.
+ * and the process exits with 1, as an app should. KW_SIGNING_ALG: algorithm of generated signing keys.
  */
 import { createInterface } from 'node:readline';
 import { createKeywardCore, type KeywardCore } from '../../src/core.js';
@@ -52,6 +52,7 @@ try {
     audit: false,
     scheduler: env.KW_SCHEDULER_MS ? { intervalMs: Number(env.KW_SCHEDULER_MS) } : false,
     syncIntervalMs: Number(env.KW_SYNC_MS ?? 1000),
+    ...(env.KW_SIGNING_ALG ? { signingAlg: env.KW_SIGNING_ALG as 'HS256' } : {}),
     now: () => Date.now() + offset,
   });
 } catch (err) {
@@ -69,6 +70,9 @@ if (env.KW_REPORT_APPLIED === '1')
 
 type Request = { id: number; op: string; [arg: string]: unknown };
 let rotating = false;
+const tracked: string[] = [];
+let watching = false;
+const watchState = { sweeps: 0, acceptedAgain: 0 };
 
 const ops: Record<string, (req: Request) => unknown> = {
   sign: (req) => core.jwt.sign({ sub: String(req.sub ?? 'user'), ...(req.jti ? { jti: req.jti } : {}) }),
@@ -106,6 +110,10 @@ const ops: Record<string, (req: Request) => unknown> = {
     await core.revocations.revokeToken(String(req.jti), Number(req.until));
     return { startedAt, committedAt: sharedNow() };
   },
+  revokeSubject: async (req) => {
+    await core.revocations.revokeSubject(String(req.sub));
+    return true;
+  },
   tick: async (req) => {
     const at = Number(req.at ?? 0);
     if (at > Date.now()) await new Promise((r) => setTimeout(r, at - Date.now()));
@@ -125,11 +133,56 @@ const ops: Record<string, (req: Request) => unknown> = {
     })();
     return true;
   },
-  revokeSubject: async (req) => {
-    await core.revocations.revokeSubject(String(req.sub));
+  health: () => health({ ready: true }),
+  // Signs `count` tokens for one subject (the revocation tests): [{ jti, token, exp }].
+  signMany: (req) =>
+    Array.from({ length: Number(req.count) }, (_, i) => {
+      const jti = `${String(req.prefix ?? 't')}${i}`;
+      const token = core.jwt.sign({ sub: String(req.sub ?? 'user'), jti });
+      const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number })
+        .exp;
+      return { jti, token, exp };
+    }),
+  // Remembers tokens, so checkTracked can verify many without sending them again.
+  track: (req) => {
+    tracked.push(...(req.tokens as string[]));
+    return tracked.length;
+  },
+  // Verifies the first `count` tracked tokens: null when accepted, else the error code.
+  checkTracked: (req) =>
+    tracked.slice(0, Number(req.count ?? tracked.length)).map((token) => {
+      try {
+        core.jwt.verify(token);
+        return null;
+      } catch (err) {
+        return isKeywardError(err) ? err.code : 'internal_error';
+      }
+    }),
+  // Verifies every tracked token over and over in the background (between the awaits of sync),
+  // counting tokens accepted after they had been rejected once. `watchReport` stops and reports.
+  watch: () => {
+    watching = true;
+    const rejected = new Set<number>();
+    const sweep = () => {
+      if (!watching) return;
+      watchState.sweeps++;
+      tracked.forEach((token, k) => {
+        try {
+          core.jwt.verify(token);
+          if (rejected.has(k)) watchState.acceptedAgain++;
+        } catch (err) {
+          if (isKeywardError(err) && err.code === 'token_revoked') rejected.add(k);
+        }
+      });
+      setImmediate(sweep);
+    };
+    sweep();
     return true;
   },
-  health: () => health({ ready: true }),
+  watchReport: () => {
+    watching = false;
+    return watchState;
+  },
   status: () => core.sync.status(),
   refresh: () => core.sync.refresh(),
   keys: () => core.keys.list(),
