@@ -1,4 +1,5 @@
 import type { KeywardCore } from '../core.js';
+import { signingStandby } from '../keys/lifecycle.js';
 import type { KeyRecord, KeyUse } from '../keys/types.js';
 import type { HealthCheck, HealthReport, HealthStatus } from './types.js';
 
@@ -83,14 +84,31 @@ export function createHealth(
       }
       const age = core.now() - (key.activatedAt ?? key.createdAt);
       const overdue = key.origin !== 'legacy' && age > rotateEvery[use];
+      // Signing keeps a published standby, so a rotation or revocation never signs with a key that
+      // verifiers caching the JWKS have not seen; warn while there is none (jwksMaxAge after it is made).
+      const noStandby =
+        use === 'sig' &&
+        !signingStandby(
+          records.filter((r) => r.origin !== 'legacy'),
+          core.policy,
+          core.now(),
+        )?.published;
+      const output = [
+        ...(overdue ? [`active ${use} key is past its rotation period`] : []),
+        ...(noStandby
+          ? [
+              'no published standby signing key: a rotation or revocation now would sign with a key not yet in cached JWKS',
+            ]
+          : []),
+      ].join('; ');
       return {
         componentId: key.kid,
         componentType: `key:${use}`,
-        status: overdue ? 'warn' : 'pass',
+        status: overdue || noStandby ? 'warn' : 'pass',
         observedValue: Math.floor(age / 1000),
         observedUnit: 's',
         time,
-        ...(overdue ? { output: `active ${use} key is past its rotation period` } : {}),
+        ...(output ? { output } : {}),
       };
     });
   }

@@ -217,11 +217,11 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       const body = objectBody(req.body);
       const use = body.use ?? 'sig';
       if (!USES.includes(use as KeyUse)) throw invalidRequest('"use" must be one of sig, enc, data');
-      const { kid } = await kw.keys.rotate({
+      const { kid, unpublished } = await kw.keys.rotate({
         use: use as KeyUse,
         reason: `on demand by ${principal?.sub ?? 'unknown'}`,
       });
-      return json(200, { kid });
+      return json(200, { kid, unpublished });
     },
   });
   add('admin', {
@@ -232,8 +232,8 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     async handle(req) {
       const reason = stringField(objectBody(req.body), 'reason', { max: 512 }) as string;
       const kid = req.params.kid ?? '';
-      const { revoked, replacement } = await kw.keys.revoke(kid, reason);
-      return json(200, { revoked, replacement: replacement ?? null });
+      const { revoked, replacement, unpublished } = await kw.keys.revoke(kid, reason);
+      return json(200, { revoked, replacement: replacement ?? null, unpublished });
     },
   });
   add('apiKeys', {
