@@ -43,7 +43,9 @@ const worst = (statuses: HealthStatus[]): HealthStatus =>
  * instance, with three checks:
  *
  * - `keys:age` — one entry per configured use: `fail` without an active key, `warn` when the
- *   active key is past its rotation period (the scheduler is not running or failing);
+ *   active key is past its rotation period (the scheduler is not running or failing), and for `sig`
+ *   `warn` while no published standby signing key exists (a rotation or revocation now would sign
+ *   with a key that verifiers caching the JWKS have not seen);
  * - `store:responseTime` — the ping latency; `fail` when unreachable;
  * - `sync:generation` — the keyring generation held; `warn` while the last contact failed.
  *
