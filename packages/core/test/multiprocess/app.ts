@@ -5,6 +5,8 @@
  * `{event: 'applied', change, t}`, `t` being `performance.timeOrigin + performance.now()`.
  *
  * Environment: REDIS_URL, KW_PREFIX, KW_MASTER, KW_SYNC_MS (poll interval, default 1000),
+ * KW_SQLITE_PATH (use the SQLite store on that file instead of Redis), KW_MAX_RETIRING (the policy's
+ * maxRetiringKeys, for benchmarks that rotate back to back),
  * KW_CLOCK_OFFSET_MS (added to the core's clock), KW_NO_RESUBSCRIBE=1 (a dropped pub/sub
  * connection stays unsubscribed), KW_CONNECTION_NAME (Redis CLIENT SETNAME).
  */
@@ -13,26 +15,30 @@ import { createKeywardCore } from '../../src/core.js';
 import { isKeywardError } from '../../src/errors.js';
 import { checkKeyringInvariants } from '../../src/keys/lifecycle.js';
 import { createRedisStore } from '../../src/store/redis.js';
+import { createSqliteStore } from '../../src/store/sqlite.js';
 
 const env = process.env;
 let offset = Number(env.KW_CLOCK_OFFSET_MS ?? 0);
 const sharedNow = () => performance.timeOrigin + performance.now();
 const write = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
-const store = createRedisStore({
-  url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  prefix: env.KW_PREFIX ?? '{keyward}:',
-  redisOptions: {
-    ...(env.KW_NO_RESUBSCRIBE === '1' ? { autoResubscribe: false } : {}),
-    ...(env.KW_CONNECTION_NAME ? { connectionName: env.KW_CONNECTION_NAME } : {}),
-  },
-});
+const store = env.KW_SQLITE_PATH
+  ? createSqliteStore({ path: env.KW_SQLITE_PATH })
+  : createRedisStore({
+      url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      prefix: env.KW_PREFIX ?? '{keyward}:',
+      redisOptions: {
+        ...(env.KW_NO_RESUBSCRIBE === '1' ? { autoResubscribe: false } : {}),
+        ...(env.KW_CONNECTION_NAME ? { connectionName: env.KW_CONNECTION_NAME } : {}),
+      },
+    });
 const core = await createKeywardCore({
   store,
   masterKey: env.KW_MASTER,
   logger: false,
   audit: false,
   scheduler: false,
+  ...(env.KW_MAX_RETIRING ? { rotation: { maxRetiringKeys: Number(env.KW_MAX_RETIRING) } } : {}),
   syncIntervalMs: Number(env.KW_SYNC_MS ?? 1000),
   now: () => Date.now() + offset,
 });
@@ -72,8 +78,14 @@ const ops: Record<string, (req: Request) => unknown> = {
     rotating = true;
     void (async () => {
       while (rotating) {
-        const { kid } = await core.keys.rotate({ use: 'sig' });
-        write({ event: 'rotated', kid });
+        try {
+          const { kid } = await core.keys.rotate({ use: 'sig' });
+          write({ event: 'rotated', kid });
+        } catch (err) {
+          if (!isKeywardError(err, 'rotation_limit')) throw err;
+          // The keyring is bounded: let the retiring keys expire (this process's clock only).
+          offset += core.policy.retainFor + 1;
+        }
       }
     })();
     return true;
@@ -81,6 +93,7 @@ const ops: Record<string, (req: Request) => unknown> = {
   status: () => core.sync.status(),
   refresh: () => core.sync.refresh(),
   keys: () => core.keys.list(),
+  jwks: () => core.keys.jwks().keys.map((k) => k.kid),
   invariants: () => checkKeyringInvariants(core.keys.list()),
   setOffset: (req) => {
     offset = Number(req.ms);
