@@ -117,6 +117,15 @@ export class KeyService {
     return out;
   }
 
+  /**
+   * Makes sure `fresh` holds at least `count` keys of `use` (kept across CAS retries). A signing change
+   * needs one key for the following standby, and one more when no standby exists to promote.
+   */
+  async #topUp(fresh: FreshKeys, use: KeyUse, count: number): Promise<void> {
+    while (fresh.filter((f) => f.record.use === use).length < count)
+      fresh.push(await generateKey({ use, alg: algorithmFor(use, this.#policy), state: 'active' }));
+  }
+
   #added(records: readonly KeyRecord[], fresh: FreshKeys) {
     return fresh.filter((f) => records.some((r) => r.kid === f.record.kid));
   }
@@ -190,16 +199,17 @@ export class KeyService {
     if (use !== 'sig' && use !== 'enc' && use !== 'data') {
       throw new KeywardError('invalid_request', 'use must be one of sig, enc, data');
     }
-    // sig: the following standby, plus a fresh active key should no standby exist.
-    const fresh = await this.#fresh(use === 'sig' ? ['sig', 'sig'] : [use]);
+    const fresh = await this.#fresh([use]);
     const idem = options.idempotencyKey ? `rotate:${use}:${options.idempotencyKey}` : undefined;
     let computed: Record<string, string | undefined> | undefined;
     let retired: KeyRecord[] = [];
-    const { doc, remembered, changed } = await this.#repo.update((current) => {
+    const { doc, remembered, changed } = await this.#repo.update(async (current) => {
       if (!current) throw new KeywardError('key_not_found', 'no keyring exists yet');
       const previous = current.operations.find((op) => op.key === idem);
       if (idem && previous) return undefined;
       const records = recordsOf(current);
+      // sig: the following standby, plus a fresh active key should no standby exist.
+      if (use === 'sig') await this.#topUp(fresh, use, hasPendingSig(records) ? 1 : 2);
       const now = this.#now();
       const previousKid = records.find((r) => r.use === use && r.state === 'active')?.kid;
       const unpublished = use === 'sig' && !signingStandby(records, this.#policy, now)?.published;
@@ -269,14 +279,15 @@ export class KeyService {
         'a legacy JWT_SECRET key is revoked by removing JWT_SECRET from the configuration',
       );
     }
-    // sig: a replacement should no standby exist, and the following standby.
-    const fresh = await this.#fresh(target.use === 'sig' ? ['sig', 'sig'] : [target.use]);
+    const fresh = await this.#fresh([target.use]);
     let replacement: string | undefined;
     let unpublished = false;
-    const { doc, changed } = await this.#repo.update((current) => {
+    const { doc, changed } = await this.#repo.update(async (current) => {
       const records = recordsOf(current);
       const before = records.find((r) => r.kid === kid);
       if (before?.state === 'revoked') return undefined;
+      // sig: the following standby, plus a replacement should no standby exist.
+      if (target.use === 'sig') await this.#topUp(fresh, 'sig', hasPendingSig(records) ? 1 : 2);
       const now = this.#now();
       unpublished =
         target.use === 'sig' &&
@@ -397,6 +408,10 @@ function kidsFrom(fresh: FreshKeys): (use: KeyUse) => string {
     used.add(next.record.kid);
     return next.record.kid;
   };
+}
+
+function hasPendingSig(records: readonly KeyRecord[]): boolean {
+  return records.some((r) => r.use === 'sig' && r.state === 'pending');
 }
 
 /** Drops `retired` records older than `retiredRetention` (see {@link prunable}). */
