@@ -58,6 +58,7 @@ export type RotationDurationOption = Exclude<keyof RotationPolicy, 'signingAlg' 
 export type RotationPolicyInput = Partial<Record<RotationDurationOption, Duration>> & {
   readonly signingAlg?: SigningAlgorithm | 'Ed25519';
   readonly uses?: readonly KeyUse[];
+  /** See {@link RotationPolicy.maxRetiringKeys}. Default 5. */
   readonly maxRetiringKeys?: number;
 };
 
