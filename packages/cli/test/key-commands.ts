@@ -90,6 +90,9 @@ export function describeKeyCommands(
       expect(old.state).toBe('retiring');
       expect(old.verifyUntil).toBeGreaterThan(Date.now());
       expect(result.stdout).toContain(after.kid);
+      // The standby made with the keyring took over: published, so no warning.
+      expect(result.stdout).not.toContain('warning');
+      expect(keys.filter((k) => k.use === 'sig' && k.state === 'pending')).toHaveLength(1);
     });
 
     it('jwks publishes the active and the retiring signing key, public parts only', async () => {
@@ -120,6 +123,8 @@ export function describeKeyCommands(
       expect(keys.find((k) => k.kid === sig.kid)!.state).toBe('revoked');
       const replacement = keys.find((k) => k.use === 'sig' && k.state === 'active')!;
       expect(result.stdout).toContain(replacement.kid);
+      // The standby promoted here was made by the rotation a moment ago (less than jwksMaxAge).
+      expect(result.stdout).toContain('warning: no published standby existed');
       const jwks = JSON.parse((await run(['jwks'])).stdout) as { keys: Array<{ kid: string }> };
       expect(jwks.keys.map((k) => k.kid)).not.toContain(sig.kid);
     });

@@ -305,6 +305,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
             audit.emit({ type: 'key.activated', kid: event.kid, use: event.use, actor });
           } else if (event.type === 'key.rotated') {
             metrics.recordRotation(event.rotationType);
+            if (event.unpublished) metrics.recordUnpublishedActivation(event.rotationType);
             audit.emit({
               type: 'key.rotated',
               kid: event.kid,
@@ -312,6 +313,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
               rotationType: event.rotationType,
               ...(event.previousKid ? { previousKid: event.previousKid } : {}),
               ...(event.reason ? { reason: event.reason } : {}),
+              ...(event.unpublished ? { unpublished: true } : {}),
               actor,
             });
           } else if (event.type === 'key.retired') {

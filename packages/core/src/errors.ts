@@ -20,6 +20,11 @@ export type KeywardErrorCode =
   | 'key_not_found'
   | 'key_revoked'
   | 'key_state_invalid'
+  /**
+   * An on-demand rotation was refused: the use already holds `maxRetiringKeys` retiring keys that still
+   * verify. Wait until the oldest one retires (its `verifyUntil`), or revoke. Never for revocations.
+   */
+  | 'rotation_limit'
   | 'key_unseal_failed'
   /**
    * The store holds no keyring although this instance holds one (store data lost): a write was

@@ -42,8 +42,14 @@ describe('createKeyward', () => {
     for (const use of ['sig', 'enc', 'data'] as const) {
       expect(records.filter((r) => r.use === use && r.state === 'active')).toHaveLength(1);
     }
+    // The active signing key and its standby, published with the keyring.
+    const standby = records.find((r) => r.use === 'sig' && r.state === 'pending');
+    expect(standby).toMatchObject({ createdWithKeyring: true });
     const jwks = kw.keys.jwks();
-    expect(jwks.keys).toHaveLength(1);
+    expect(jwks.keys.map((k) => k.kid)).toEqual([
+      records.find((r) => r.use === 'sig' && r.state === 'active')?.kid,
+      standby?.kid,
+    ]);
     expect(jwks.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' });
     expect(jwks.keys[0]).not.toHaveProperty('d');
     const token = kw.jwt.sign({ sub: 'alice', scope: 'read' });
@@ -165,8 +171,12 @@ describe('rotation and revocation', () => {
   it('rotates on demand: new key signs, old tokens keep verifying until verifyUntil', async () => {
     const kw = await make(createMemoryStore());
     const before = kw.jwt.sign({ sub: 'a' });
-    const { kid, previousKid } = await kw.keys.rotate({ use: 'sig', reason: 'test' });
+    const standby = kw.keys.list().find((r) => r.use === 'sig' && r.state === 'pending')?.kid;
+    const { kid, previousKid, unpublished } = await kw.keys.rotate({ use: 'sig', reason: 'test' });
     expect(kid).not.toBe(previousKid);
+    expect(kid).toBe(standby); // the published standby took over
+    expect(unpublished).toBe(false);
+    const next = kw.keys.list().find((r) => r.use === 'sig' && r.state === 'pending')?.kid;
     const old = kw.keys.list().find((r) => r.kid === previousKid);
     expect(old).toMatchObject({ state: 'retiring' });
     expect(old?.verifyUntil).toBeGreaterThan(Date.now() + kw.policy.maxTokenTtl);
@@ -177,7 +187,7 @@ describe('rotation and revocation', () => {
         .jwks()
         .keys.map((k) => k.kid)
         .sort(),
-    ).toEqual([kid, previousKid].sort());
+    ).toEqual([kid, next, previousKid].sort());
   });
 
   // Regression: every swap rebuilt a KeyObject per key, ~25 ms at 200 keys (sync benchmark).
@@ -201,7 +211,8 @@ describe('rotation and revocation', () => {
     ]);
     expect(results[0]).toEqual(results[1]);
     await a.sync.refresh();
-    expect(a.keys.list().filter((r) => r.use === 'sig')).toHaveLength(2);
+    // the old key (retiring), the promoted standby (active) and one new standby
+    expect(a.keys.list().filter((r) => r.use === 'sig')).toHaveLength(3);
   });
 
   it('revokes a compromised active key: its tokens fail with key_revoked, a replacement signs, JWKS drops it', async () => {
@@ -211,11 +222,14 @@ describe('rotation and revocation', () => {
     const token = kw.jwt.sign({ sub: 'a' });
     expect(other.jwt.verify(token).payload.sub).toBe('a'); // cached on the other instance
     const kid = kw.jwt.verify(token).kid;
-    const { revoked, replacement } = await kw.keys.revoke(kid, 'leaked');
+    const standby = kw.keys.list().find((r) => r.use === 'sig' && r.state === 'pending')?.kid;
+    const { revoked, replacement, unpublished } = await kw.keys.revoke(kid, 'leaked');
     expect(revoked).toBe(kid);
-    expect(replacement).toBeDefined();
+    expect(replacement).toBe(standby);
+    expect(unpublished).toBe(false);
     expect(codeOf(() => kw.jwt.verify(token))).toBe('key_revoked');
-    expect(kw.keys.jwks().keys.map((k) => k.kid)).toEqual([replacement]);
+    const next = kw.keys.list().find((r) => r.use === 'sig' && r.state === 'pending')?.kid;
+    expect(kw.keys.jwks().keys.map((k) => k.kid)).toEqual([replacement, next]);
     await other.sync.refresh();
     expect(codeOf(() => other.jwt.verify(token))).toBe('key_revoked');
     expect(other.jwt.verify(kw.jwt.sign({ sub: 'b' })).kid).toBe(replacement);

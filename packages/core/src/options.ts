@@ -54,7 +54,7 @@ export interface KeywardOptions {
   audience?: string | string[];
   /** Algorithm of generated signing keys. Default `EdDSA` (`Ed25519` accepted). */
   signingAlg?: SigningAlgorithm | 'Ed25519';
-  /** Rotation policy (periods, publish lead, token lifetime…). */
+  /** Rotation policy (periods, publish lead, token lifetime, `maxRetiringKeys`, `retiredRetention`…). */
   rotation?: Omit<RotationPolicyInput, 'signingAlg'>;
   /** Access-token lifetime in seconds. Default 900 (15 minutes); at most `rotation.maxTokenTtl`. */
   accessTokenTtlSec?: number;

@@ -353,6 +353,7 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
         const r = await req('POST', '/admin/keys/rotate', { token: before.access_token, json: {} });
         expect(r.status, r.text).toBe(200);
         const { kid } = r.json;
+        expect(typeof r.json.unpublished).toBe('boolean');
         const after = await login('alice');
         expect(headerOf(after.access_token).kid).toBe(kid);
         expect((await req('GET', '/me', { token: before.access_token })).status).toBe(200);
@@ -376,6 +377,7 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
         expect(r.status, r.text).toBe(200);
         expect(r.json.revoked).toBe(victim);
         expect(typeof r.json.replacement).toBe('string');
+        expect(typeof r.json.unpublished).toBe('boolean');
         expectInvalidToken(await req('GET', '/me', { token: admin.access_token }), 'key_revoked');
         const kids = (await req('GET', '/.well-known/jwks.json')).json.keys.map(
           (k: { kid: string }) => k.kid,

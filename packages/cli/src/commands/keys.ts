@@ -90,6 +90,7 @@ export function registerKeys(program: Command, globals: () => GlobalOptions): vo
           ? kw.keys.list().find((k) => k.kid === result.previousKid)
           : undefined;
         print(`rotated ${opts.use}: ${result.kid} is active`);
+        if (result.unpublished) print(UNPUBLISHED_WARNING);
         if (previous) {
           const until = previous.verifyUntil
             ? `verifies until ${isoTime(previous.verifyUntil)}`
@@ -120,6 +121,7 @@ export function registerKeys(program: Command, globals: () => GlobalOptions): vo
         const result = await kw.keys.revoke(kid, opts.reason);
         print(`revoked ${result.revoked}`);
         if (result.replacement) print(`${result.replacement} is now the active ${target.use} key`);
+        if (result.unpublished) print(UNPUBLISHED_WARNING);
         if (result.toRewrap !== undefined)
           print(
             `${result.toRewrap} records are still under it and stay readable; running keyward instances rewrap them in the background, then destroy its material (\`keyward keys list\` shows the progress)`,
@@ -181,8 +183,14 @@ function describeAction(action: RotationAction): string {
       return `activate ${action.kid} (${action.use})${action.demote ? `; ${action.demote} verify-only${action.verifyUntil ? ` until ${isoTime(action.verifyUntil)}` : ' until rewrapped'}` : ''}`;
     case 'retire':
       return `retire ${action.kid}`;
+    case 'prune':
+      return `prune ${action.kid} (retired longer than retiredRetention; its record leaves the keyring)`;
   }
 }
+
+const UNPUBLISHED_WARNING =
+  'warning: no published standby existed, so the new signing key was not in the JWKS for jwksMaxAge; ' +
+  'verifiers with a cached JWKS may reject its tokens until they refetch';
 
 async function confirmRevoke(target: KeyRecord): Promise<void> {
   if (!process.stdin.isTTY || !process.stdout.isTTY) {

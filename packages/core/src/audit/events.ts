@@ -43,6 +43,8 @@ export interface AuditEventFields {
     rotationType: RotationType;
     previousKid?: string;
     reason?: string;
+    /** The new signing key started signing before it was in the JWKS for `jwksMaxAge`. */
+    unpublished?: boolean;
   };
   'key.revoked': { kid: string; use?: KeyUse; reason: string };
   'key.retired': { kid: string; use?: KeyUse };

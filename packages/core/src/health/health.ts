@@ -1,5 +1,6 @@
 import type { KeywardCore } from '../core.js';
 import type { DataKeyRewrapStatus } from '../data/compromise.js';
+import { signingStandby } from '../keys/lifecycle.js';
 import type { KeyRecord, KeyUse } from '../keys/types.js';
 import type { KeyringProblem } from '../sync/sync.js';
 import type { HealthCheck, HealthReport, HealthStatus } from './types.js';
@@ -52,7 +53,9 @@ const worst = (statuses: HealthStatus[]): HealthStatus =>
  * instance, with five checks:
  *
  * - `keys:age` — one entry per configured use: `fail` without an active key, `warn` when the
- *   active key is past its rotation period (the scheduler is not running or failing);
+ *   active key is past its rotation period (the scheduler is not running or failing), and for `sig`
+ *   `warn` while no published standby signing key exists (a rotation or revocation now would sign
+ *   with a key that verifiers caching the JWKS have not seen);
  * - `store:responseTime` — the ping latency; `fail` when unreachable;
  * - `sync:generation` — the keyring generation held; `warn` while the last contact failed (store
  *   unreachable, or a stored keyring sealed by a master key this instance does not hold).
@@ -100,14 +103,31 @@ export function createHealth(
       }
       const age = core.now() - (key.activatedAt ?? key.createdAt);
       const overdue = key.origin !== 'legacy' && age > rotateEvery[use];
+      // Signing keeps a published standby, so a rotation or revocation never signs with a key that
+      // verifiers caching the JWKS have not seen; warn while there is none (jwksMaxAge after it is made).
+      const noStandby =
+        use === 'sig' &&
+        !signingStandby(
+          records.filter((r) => r.origin !== 'legacy'),
+          core.policy,
+          core.now(),
+        )?.published;
+      const output = [
+        ...(overdue ? [`active ${use} key is past its rotation period`] : []),
+        ...(noStandby
+          ? [
+              'no published standby signing key: a rotation or revocation now would sign with a key not yet in cached JWKS',
+            ]
+          : []),
+      ].join('; ');
       return {
         componentId: key.kid,
         componentType: `key:${use}`,
-        status: overdue ? 'warn' : 'pass',
+        status: overdue || noStandby ? 'warn' : 'pass',
         observedValue: Math.floor(age / 1000),
         observedUnit: 's',
         time,
-        ...(overdue ? { output: `active ${use} key is past its rotation period` } : {}),
+        ...(output ? { output } : {}),
       };
     });
   }

@@ -38,6 +38,7 @@ const STATUS: Partial<Record<KeywardErrorCode, number>> = {
   key_not_found: 404,
   secret_not_found: 404,
   key_state_invalid: 409,
+  rotation_limit: 409,
   refresh_token_invalid: 400,
   refresh_token_reused: 400,
   store_unavailable: 503,

@@ -219,11 +219,11 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       const body = objectBody(req.body);
       const use = body.use ?? 'sig';
       if (!USES.includes(use as KeyUse)) throw invalidRequest('"use" must be one of sig, enc, data');
-      const { kid } = await kw.keys.rotate({
+      const { kid, unpublished } = await kw.keys.rotate({
         use: use as KeyUse,
         reason: `on demand by ${principal?.sub ?? 'unknown'}`,
       });
-      return json(200, { kid });
+      return json(200, { kid, unpublished });
     },
   });
   add('admin', {
@@ -234,11 +234,12 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     async handle(req) {
       const reason = stringField(objectBody(req.body), 'reason', { max: 512 }) as string;
       const kid = req.params.kid ?? '';
-      const { revoked, replacement, toRewrap } = await kw.keys.revoke(kid, reason);
+      const { revoked, replacement, toRewrap, unpublished } = await kw.keys.revoke(kid, reason);
       // A data key: its records stay readable while a background rewrap moves them (`toRewrap`).
       return json(200, {
         revoked,
         replacement: replacement ?? null,
+        unpublished,
         ...(toRewrap !== undefined ? { toRewrap } : {}),
       });
     },

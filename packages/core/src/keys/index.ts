@@ -26,7 +26,19 @@ export {
   sameLineage,
 } from './keyring-store.js';
 export { legacyDataKey, legacyEncryptionKey, legacyKid, legacySigningKey } from './legacy.js';
-export { assertTransition, checkKeyringInvariants, revokeKey, rotateNow, transition } from './lifecycle.js';
+export {
+  assertTransition,
+  checkKeyringInvariants,
+  isPublishedStandby,
+  prunable,
+  retiringExpired,
+  revokeKey,
+  rotateNow,
+  signingStandby,
+  standbyActivateAt,
+  transition,
+  withStandby,
+} from './lifecycle.js';
 export {
   type LoadMasterKeyOptions,
   loadMasterKey,

@@ -1,7 +1,14 @@
 import { KeywardError } from '../errors.js';
 import { generateKey, type KeyMaterial } from './generate.js';
 import type { KeyringDocument, KeyringRepository, StoredKey } from './keyring-store.js';
-import { checkKeyringInvariants, revokeKey, rotateNow } from './lifecycle.js';
+import {
+  checkKeyringInvariants,
+  prunable,
+  revokeKey,
+  rotateNow,
+  signingStandby,
+  withStandby,
+} from './lifecycle.js';
 import { applyRotationActions, planRotation, type RotationAction, retireDataKey } from './rotation-plan.js';
 import { algorithmFor, type RotationPolicy } from './rotation-policy.js';
 import type { KeyRecord, KeyUse } from './types.js';
@@ -20,6 +27,12 @@ export interface RotateOptions {
 export interface RotateResult {
   kid: string;
   previousKid: string | undefined;
+  /**
+   * `true` when the new signing key started signing without having been in the JWKS for `jwksMaxAge`
+   * (no published standby existed, e.g. two rotations or emergencies within `jwksMaxAge`): verifiers
+   * with a cached JWKS may reject its tokens until they refetch. Always `false` for `enc` / `data`.
+   */
+  unpublished: boolean;
 }
 
 /** Result of {@link KeyService.revoke}. */
@@ -32,6 +45,11 @@ export interface RevokeResult {
    * it was revoked (they stay readable; a background rewrap moves them, then its material is destroyed).
    */
   toRewrap?: number;
+  /**
+   * `true` when the replacement signing key started signing without having been in the JWKS for
+   * `jwksMaxAge` (see {@link RotateResult.unpublished}).
+   */
+  unpublished: boolean;
 }
 
 /** How a rotation came about (audit `rotationType`, metric label). */
@@ -48,6 +66,8 @@ export type KeyServiceEvent =
       previousKid: string | undefined;
       reason?: string;
       rotationType: RotationKind;
+      /** The new signing key was not published for `jwksMaxAge` before it signed. */
+      unpublished?: boolean;
     }
   | { type: 'key.revoked'; kid: string; reason: string; replacement: string | undefined }
   | { type: 'key.retired'; kid: string; use: KeyUse }
@@ -92,16 +112,38 @@ export class KeyService {
     this.#now = now;
   }
 
-  /** Pre-generates one key per use that may be needed by a mutation (generation is async; CAS retries must not regenerate). */
-  async #fresh(uses: readonly KeyUse[]): Promise<Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>> {
-    const out = new Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>();
+  /**
+   * Pre-generates one key per entry of `uses` (a use may repeat) that a mutation may need (generation is
+   * async; CAS retries must not regenerate).
+   */
+  async #fresh(uses: readonly KeyUse[]): Promise<FreshKeys> {
+    const out: FreshKeys = [];
     for (const use of uses)
-      out.set(use, await generateKey({ use, alg: algorithmFor(use, this.#policy), state: 'active' }));
+      out.push(await generateKey({ use, alg: algorithmFor(use, this.#policy), state: 'active' }));
     return out;
   }
 
-  #added(records: readonly KeyRecord[], fresh: Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>) {
-    return [...fresh.values()].filter((f) => records.some((r) => r.kid === f.record.kid));
+  /**
+   * Makes sure `fresh` holds at least `count` keys of `use` (kept across CAS retries). A signing change
+   * needs one key for the following standby, and one more when no standby exists to promote.
+   */
+  async #topUp(fresh: FreshKeys, use: KeyUse, count: number): Promise<void> {
+    while (fresh.filter((f) => f.record.use === use).length < count)
+      fresh.push(await generateKey({ use, alg: algorithmFor(use, this.#policy), state: 'active' }));
+  }
+
+  #added(records: readonly KeyRecord[], fresh: FreshKeys) {
+    return fresh.filter((f) => records.some((r) => r.kid === f.record.kid));
+  }
+
+  /** `key.generated` for every pre-generated key the committed document holds, with its stored record. */
+  #generatedEvents(doc: KeyringDocument, fresh: FreshKeys, by: 'operator' | 'scheduler'): void {
+    for (const f of fresh) {
+      const stored = doc.keys.find((k) => k.kid === f.record.kid);
+      if (!stored) continue;
+      const { sealed: _sealed, ...record } = stored;
+      this.#hooks.event?.({ type: 'key.generated', record }, by);
+    }
   }
 
   /**
@@ -113,30 +155,45 @@ export class KeyService {
       this.#policy.uses.filter(
         (use) => !(doc?.keys ?? []).some((k) => k.use === use && k.state === 'active'),
       );
+    // Signing keeps a published standby from the start (see withStandby).
+    const noStandby = (doc: KeyringDocument | null) =>
+      this.#policy.uses.includes('sig') &&
+      !(doc?.keys ?? []).some((k) => k.use === 'sig' && k.state === 'pending');
     const initial = await this.#repo.read();
     let needed = missing(initial);
-    if (initial && needed.length === 0) {
+    if (initial && needed.length === 0 && !noStandby(initial)) {
       await this.#hooks.applied(initial);
       return initial;
     }
-    const fresh = await this.#fresh(needed);
+    const fresh = await this.#fresh([
+      ...needed,
+      ...(this.#policy.uses.includes('sig') ? ['sig' as const] : []),
+    ]);
     const now = this.#now();
     const { doc, changed } = await this.#repo.update(
       async (current) => {
         needed = missing(current);
-        if (needed.length === 0) return undefined;
-        const records = recordsOf(current);
+        if (needed.length === 0 && !noStandby(current)) return undefined;
+        const newKid = kidsFrom(fresh);
+        let records = recordsOf(current);
         for (const use of needed) {
-          const created = fresh.get(use);
-          if (created) records.push({ ...created.record, createdAt: now, activatedAt: now });
+          const kid = newKid(use);
+          const created = fresh.find((f) => f.record.kid === kid)!;
+          records.push({ ...created.record, createdAt: now, activatedAt: now });
         }
+        records = withStandby(records, { policy: this.#policy, now, newKid });
+        // At the very first bootstrap no verifier can have cached a JWKS, so every JWKS ever served lists
+        // the standby: it counts as published at once.
+        if (current === null)
+          records = records.map((r) =>
+            r.use === 'sig' && r.state === 'pending' ? { ...r, createdWithKeyring: true } : r,
+          );
+        assertInvariants(records);
         return { records, added: this.#added(records, fresh) };
       },
       { create: true },
     );
-    if (changed)
-      for (const use of needed)
-        this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record }, 'operator');
+    if (changed) this.#generatedEvents(doc, fresh, 'operator');
     await this.#hooks.applied(doc);
     return doc;
   }
@@ -153,21 +210,29 @@ export class KeyService {
     }
     const fresh = await this.#fresh([use]);
     const idem = options.idempotencyKey ? `rotate:${use}:${options.idempotencyKey}` : undefined;
-    let computed: RotateResult | undefined;
-    const { doc, remembered, changed } = await this.#repo.update((current) => {
+    let computed: Record<string, string | undefined> | undefined;
+    let retired: KeyRecord[] = [];
+    const { doc, remembered, changed } = await this.#repo.update(async (current) => {
       if (!current) throw new KeywardError('key_not_found', 'no keyring exists yet');
       const previous = current.operations.find((op) => op.key === idem);
       if (idem && previous) return undefined;
       const records = recordsOf(current);
+      // sig: the following standby, plus a fresh active key should no standby exist.
+      if (use === 'sig') await this.#topUp(fresh, use, hasPendingSig(records) ? 1 : 2);
+      const now = this.#now();
       const previousKid = records.find((r) => r.use === use && r.state === 'active')?.kid;
-      const next = rotateNow(records, use, {
-        policy: this.#policy,
-        now: this.#now(),
-        newKid: () => fresh.get(use)!.record.kid,
-      });
+      const unpublished = use === 'sig' && !signingStandby(records, this.#policy, now)?.published;
+      const next = pruneRetired(
+        rotateNow(records, use, { policy: this.#policy, now, newKid: kidsFrom(fresh) }),
+        this.#policy,
+        now,
+      );
       assertInvariants(next);
       const kid = next.find((r) => r.use === use && r.state === 'active')!.kid;
-      const result = { kid, previousKid };
+      retired = records.filter(
+        (r) => r.state === 'retiring' && next.find((n) => n.kid === r.kid)?.state === 'retired',
+      );
+      const result = { kid, previousKid, ...(unpublished ? { unpublished: 'true' } : {}) };
       computed = result;
       return {
         records: next,
@@ -180,17 +245,24 @@ export class KeyService {
       ? (remembered?.result ?? computed)
       : doc.operations.find((op) => op.key === idem)?.result;
     const kid = result?.kid ?? doc.keys.find((k) => k.use === use && k.state === 'active')!.kid;
-    const out = { kid, previousKid: result?.previousKid };
+    const out: RotateResult = {
+      kid,
+      previousKid: result?.previousKid,
+      unpublished: result?.unpublished === 'true',
+    };
     if (changed) {
-      if (this.#added([...doc.keys], fresh).length)
-        this.#hooks.event?.({ type: 'key.generated', record: fresh.get(use)!.record }, 'operator');
+      this.#generatedEvents(doc, fresh, 'operator');
+      for (const r of retired)
+        this.#hooks.event?.({ type: 'key.retired', kid: r.kid, use: r.use }, 'operator');
       this.#hooks.event?.(
         {
           type: 'key.rotated',
           use,
-          ...out,
+          kid: out.kid,
+          previousKid: out.previousKid,
           ...(options.reason ? { reason: options.reason } : {}),
           rotationType: 'on_demand',
+          ...(out.unpublished ? { unpublished: true } : {}),
         },
         'operator',
       );
@@ -219,16 +291,19 @@ export class KeyService {
     }
     const fresh = await this.#fresh([target.use]);
     let replacement: string | undefined;
-    const { doc, changed } = await this.#repo.update((current) => {
+    let unpublished = false;
+    const { doc, changed } = await this.#repo.update(async (current) => {
       const records = recordsOf(current);
       const before = records.find((r) => r.kid === kid);
       if (before?.state === 'revoked') return undefined;
-      const next = revokeKey(records, kid, {
-        policy: this.#policy,
-        now: this.#now(),
-        reason,
-        newKid: () => fresh.get(target.use)!.record.kid,
-      });
+      // sig: the following standby, plus a replacement should no standby exist.
+      if (target.use === 'sig') await this.#topUp(fresh, 'sig', hasPendingSig(records) ? 1 : 2);
+      const now = this.#now();
+      unpublished =
+        target.use === 'sig' &&
+        before?.state === 'active' &&
+        !signingStandby(records, this.#policy, now)?.published;
+      const next = revokeKey(records, kid, { policy: this.#policy, now, reason, newKid: kidsFrom(fresh) });
       assertInvariants(next);
       replacement =
         before?.state === 'active'
@@ -237,7 +312,8 @@ export class KeyService {
       return { records: next, added: this.#added(next, fresh) };
     });
     await this.#hooks.applied(doc);
-    if (!changed) return { revoked: kid, replacement: undefined };
+    if (!changed) return { revoked: kid, replacement: undefined, unpublished: false };
+    this.#generatedEvents(doc, fresh, 'operator');
     this.#hooks.event?.({ type: 'key.revoked', kid, reason, replacement }, 'operator');
     if (replacement)
       this.#hooks.event?.(
@@ -248,10 +324,11 @@ export class KeyService {
           previousKid: kid,
           reason,
           rotationType: 'emergency',
+          ...(unpublished ? { unpublished: true } : {}),
         },
         'operator',
       );
-    return { revoked: kid, replacement };
+    return { revoked: kid, replacement, unpublished };
   }
 
   /**
@@ -318,12 +395,18 @@ export class KeyService {
     this.#repo.assertContinues(initial);
     const initialPlan = planRotation(recordsOf(initial), this.#policy, this.#now());
     if (initial && initialPlan.length === 0) return { actions: [], generation: initial.generation };
-    const fresh = new Map<KeyUse, { record: KeyRecord; material: KeyMaterial }>();
+    const fresh: FreshKeys = [];
+    // Enough pre-generated keys of each use and algorithm for the plan's bootstrap / generate actions.
     const generateFor = async (actions: readonly RotationAction[]) => {
-      for (const a of actions)
-        if ((a.type === 'generate' || a.type === 'bootstrap') && !fresh.has(a.use))
-          fresh.set(a.use, await generateKey({ use: a.use, alg: a.alg, state: 'pending' }));
+      const wanted: Array<{ use: KeyUse; alg: KeyRecord['alg'] }> = [];
+      for (const a of actions) if (a.type === 'generate' || a.type === 'bootstrap') wanted.push(a);
+      for (const [i, w] of wanted.entries()) {
+        const have = fresh.filter((f) => f.record.use === w.use && f.record.alg === w.alg).length;
+        const need = wanted.slice(0, i + 1).filter((x) => x.use === w.use && x.alg === w.alg).length;
+        if (have < need) fresh.push(await generateKey({ use: w.use, alg: w.alg, state: 'pending' }));
+      }
     };
+    let handedOut: string[] = [];
     await generateFor(initialPlan);
     let applied: RotationAction[] = [];
     const { doc, changed } = await this.#repo.update(
@@ -333,7 +416,13 @@ export class KeyService {
         const actions = planRotation(records, this.#policy, now);
         if (actions.length === 0) return undefined;
         await generateFor(actions);
-        const next = applyRotationActions(records, actions, now, (use) => fresh.get(use)!.record.kid);
+        const kids = kidsFrom(fresh);
+        handedOut = [];
+        const next = applyRotationActions(records, actions, now, (use) => {
+          const kid = kids(use);
+          handedOut.push(kid);
+          return kid;
+        });
         assertInvariants(next);
         applied = actions;
         return { records: next, added: this.#added(next, fresh) };
@@ -342,10 +431,40 @@ export class KeyService {
     );
     await this.#hooks.applied(doc);
     if (!changed) return { actions: [], generation: doc.generation };
-    const newKid = (use: KeyUse) => fresh.get(use)?.record.kid;
-    for (const event of scheduledEvents(applied, doc.keys, newKid)) this.#hooks.event?.(event, 'scheduler');
+    for (const event of scheduledEvents(applied, doc.keys, handedOut))
+      this.#hooks.event?.(event, 'scheduler');
     return { actions: applied, generation: doc.generation };
   }
+}
+
+/** Pre-generated keys (record + material) a mutation may add. */
+type FreshKeys = Array<{ record: KeyRecord; material: KeyMaterial }>;
+
+/**
+ * A `newKid` for one mutation attempt: hands out the pre-generated kids of each use in order. Running
+ * out means the keyring changed under the caller in a way the pre-generation did not foresee.
+ */
+function kidsFrom(fresh: FreshKeys): (use: KeyUse) => string {
+  const used = new Set<string>();
+  return (use) => {
+    const next = fresh.find((f) => f.record.use === use && !used.has(f.record.kid));
+    if (next === undefined)
+      throw new KeywardError(
+        'store_conflict',
+        `the keyring changed while a new ${use} key was prepared; try again`,
+      );
+    used.add(next.record.kid);
+    return next.record.kid;
+  };
+}
+
+function hasPendingSig(records: readonly KeyRecord[]): boolean {
+  return records.some((r) => r.use === 'sig' && r.state === 'pending');
+}
+
+/** Drops `retired` records older than `retiredRetention` (see {@link prunable}). */
+function pruneRetired(records: KeyRecord[], policy: RotationPolicy, now: number): KeyRecord[] {
+  return records.filter((r) => !prunable(r, policy, now));
 }
 
 function recordsOf(doc: KeyringDocument | null): KeyRecord[] {
@@ -356,13 +475,15 @@ function recordsOf(doc: KeyringDocument | null): KeyRecord[] {
 function scheduledEvents(
   actions: readonly RotationAction[],
   keys: readonly StoredKey[],
-  newKid: (use: KeyUse) => string | undefined,
+  newKids: readonly string[],
 ): KeyServiceEvent[] {
   const events: KeyServiceEvent[] = [];
   const find = (kid: string | undefined) => keys.find((k) => k.kid === kid);
+  let appended = 0;
   for (const action of actions) {
+    if (action.type === 'prune') continue;
     if (action.type === 'bootstrap' || action.type === 'generate') {
-      const stored = find(newKid(action.use));
+      const stored = find(newKids[appended++]);
       if (!stored) continue;
       const { sealed: _sealed, ...record } = stored;
       events.push({ type: 'key.generated', record });

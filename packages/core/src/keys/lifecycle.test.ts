@@ -7,9 +7,15 @@ import {
   checkKeyringInvariants,
   createKeyRecord,
   earliestPending,
+  isPublishedStandby,
+  prunable,
+  retiringExpired,
   revokeKey,
   rotateNow,
+  signingStandby,
+  standbyActivateAt,
   transition,
+  withStandby,
 } from './lifecycle.js';
 import { resolveRotationPolicy } from './rotation-policy.js';
 import type { KeyState } from './types.js';
@@ -158,7 +164,8 @@ describe('rotateNow', () => {
   let n = 0;
   const newKid = () => `new-${++n}`;
 
-  it('generates and activates a new key; the old one verifies until now + retainFor', () => {
+  it('with no standby, generates and activates a new key; the old one verifies until now + retainFor', () => {
+    n = 0;
     const next = rotateNow([key('s1', 'active')], 'sig', { policy, now, newKid });
     expect(next).toEqual([
       { ...key('s1', 'active'), state: 'retiring', retiringAt: now, verifyUntil: now + 31 * MIN },
@@ -173,22 +180,47 @@ describe('rotateNow', () => {
         // keeps the replaced key's due time (T0 + the 90-day period)
         rotateAt: T0 + 90 * DAY,
       },
+      // the next standby, published from now, due when the replaced key was
+      {
+        kid: 'new-2',
+        use: 'sig',
+        alg: 'EdDSA',
+        state: 'pending',
+        origin: 'generated',
+        createdAt: now,
+        activatedAt: T0 + 90 * DAY,
+      },
     ]);
     expect(checkKeyringInvariants(next)).toEqual([]);
   });
 
-  it('promotes an existing pending key, already published, instead of generating', () => {
+  it('promotes the standby (already published) and appends the following standby', () => {
+    const kids: string[] = [];
     const next = rotateNow([key('s1', 'active'), key('s2', 'pending', { activatedAt: now + DAY })], 'sig', {
       policy,
       now,
-      newKid: () => {
-        throw new Error('must not generate');
+      newKid: (use) => {
+        kids.push(use);
+        return 's3';
       },
     });
-    expect(next.map((k) => [k.kid, k.state, k.activatedAt])).toEqual([
-      ['s1', 'retiring', T0],
-      ['s2', 'active', now],
+    expect(kids).toEqual(['sig']);
+    expect(next.map((k) => [k.kid, k.state, k.activatedAt, k.createdAt])).toEqual([
+      ['s1', 'retiring', T0, T0],
+      ['s2', 'active', now, T0],
+      ['s3', 'pending', T0 + 90 * DAY, now],
     ]);
+    expect(checkKeyringInvariants(next)).toEqual([]);
+  });
+
+  it('a standby made later than publishLead before the due time is due a full publishLead after it was made', () => {
+    const late = T0 + 90 * DAY - MIN;
+    const next = rotateNow([key('s1', 'active'), key('s2', 'pending')], 'sig', {
+      policy,
+      now: late,
+      newKid: () => 's3',
+    });
+    expect(next.find((k) => k.kid === 's3')).toMatchObject({ state: 'pending', activatedAt: late + DAY });
   });
 
   it('leaves a data key retiring with no verifyUntil and touches no other use', () => {
@@ -208,34 +240,62 @@ describe('rotateNow', () => {
 describe('revokeKey', () => {
   const now = T0 + 5 * DAY;
 
-  it('revoking the active key promotes the pending key in the same step', () => {
+  it('revoking the active key promotes the standby and appends the following standby in the same step', () => {
     const next = revokeKey([key('s1', 'active'), key('s2', 'pending')], 's1', {
       policy,
       now,
-      newKid: () => 'unused',
+      newKid: () => 's3',
       reason: 'leaked',
     });
     expect(next.map((k) => [k.kid, k.state])).toEqual([
       ['s1', 'revoked'],
       ['s2', 'active'],
+      ['s3', 'pending'],
     ]);
+    expect(next[2]).toMatchObject({ createdAt: now, activatedAt: now + policy.sigRotateEvery });
     expect(next[0]).toMatchObject({ revokedAt: now, revokedReason: 'leaked' });
     expect(checkKeyringInvariants(next)).toEqual([]);
   });
 
-  it('revoking the active key with nothing pending generates an active replacement', () => {
-    const next = revokeKey([key('s1', 'active')], 's1', { policy, now, newKid: () => 's9' });
+  it('revoking the active key with nothing pending generates an active replacement and a standby', () => {
+    let i = 8;
+    const next = revokeKey([key('s1', 'active')], 's1', { policy, now, newKid: () => `s${++i}` });
     expect(next.map((k) => [k.kid, k.state])).toEqual([
       ['s1', 'revoked'],
       ['s9', 'active'],
+      ['s10', 'pending'],
     ]);
   });
 
   it('revoking a retiring key changes nothing else', () => {
-    const keys = [key('s1', 'retiring'), key('s2', 'active')];
+    const keys = [key('s1', 'retiring'), key('s2', 'active'), key('s3', 'pending')];
     const next = revokeKey(keys, 's1', { policy, now, newKid: () => 'x' });
-    expect(next.map((k) => k.state)).toEqual(['revoked', 'active']);
+    expect(next.map((k) => k.state)).toEqual(['revoked', 'active', 'pending']);
     expect(next[1]).toBe(keys[1]);
+    expect(next[2]).toBe(keys[2]);
+  });
+
+  it('revoking the standby replaces it with a new one', () => {
+    const next = revokeKey([key('s1', 'active'), key('s2', 'pending')], 's2', {
+      policy,
+      now,
+      newKid: () => 's3',
+    });
+    expect(next.map((k) => [k.kid, k.state])).toEqual([
+      ['s1', 'active'],
+      ['s2', 'revoked'],
+      ['s3', 'pending'],
+    ]);
+  });
+
+  it('is never refused by maxRetiringKeys', () => {
+    const retiring = [1, 2, 3, 4, 5].map((i) => key(`r${i}`, 'retiring', { verifyUntil: now + DAY }));
+    const next = revokeKey([...retiring, key('s1', 'active'), key('s2', 'pending')], 's1', {
+      policy,
+      now,
+      newKid: () => 's3',
+    });
+    expect(next.find((k) => k.kid === 's2')?.state).toBe('active');
   });
 
   it('fails for an unknown kid and for a key already revoked', () => {
@@ -291,12 +351,120 @@ describe('on-demand rotation and the schedule', () => {
         activatedAt: t0,
       },
     ] as const;
-    const rotated = rotateNow([...start], 'sig', { policy, now: t0 + 30 * day, newKid: () => 'b' });
+    const kids = ['b', 'c'];
+    const rotated = rotateNow([...start], 'sig', { policy, now: t0 + 30 * day, newKid: () => kids.shift()! });
     const b = rotated.find((k) => k.kid === 'b');
     expect(b).toMatchObject({ state: 'active', activatedAt: t0 + 30 * day, rotateAt: t0 + 90 * day });
-    // The next scheduled key is generated a publish lead before day 90, not day 120.
-    const generates = (at: number) => planRotation(rotated, policy, at).filter((a) => a.type === 'generate');
-    expect(generates(t0 + 88 * day)).toEqual([]);
-    expect(generates(t0 + 89 * day)).toMatchObject([{ type: 'generate', use: 'sig' }]);
+    // The standby c takes over on day 90, not day 120.
+    expect(rotated.find((k) => k.kid === 'c')).toMatchObject({
+      state: 'pending',
+      activatedAt: t0 + 90 * day,
+    });
+    const activates = (at: number) => planRotation(rotated, policy, at).filter((a) => a.type === 'activate');
+    expect(activates(t0 + 90 * day - 1)).toEqual([]);
+    expect(activates(t0 + 90 * day)).toMatchObject([{ type: 'activate', kid: 'c', demote: 'b' }]);
+  });
+});
+
+describe('the signing standby', () => {
+  const now = T0 + 5 * DAY;
+
+  it('is published once it has been in the JWKS for jwksMaxAge, not a millisecond earlier', () => {
+    const standby = key('s2', 'pending', { createdAt: now });
+    expect(isPublishedStandby(standby, policy, now + policy.jwksMaxAge - 1)).toBe(false);
+    expect(isPublishedStandby(standby, policy, now + policy.jwksMaxAge)).toBe(true);
+    expect(isPublishedStandby({ ...standby, createdWithKeyring: true }, policy, now)).toBe(true);
+    // Only pending signing keys are standbys.
+    expect(isPublishedStandby({ ...standby, state: 'active' }, policy, now + DAY)).toBe(false);
+    expect(isPublishedStandby({ ...standby, use: 'enc', alg: 'A256GCM' }, policy, now + DAY)).toBe(false);
+  });
+
+  it('signingStandby names the key a rotation would promote', () => {
+    const keys = [key('s1', 'active'), key('s2', 'pending', { createdAt: now, activatedAt: now + DAY })];
+    expect(signingStandby(keys, policy, now)).toEqual({ record: keys[1], published: false });
+    expect(signingStandby(keys, policy, now + policy.jwksMaxAge)?.published).toBe(true);
+    expect(signingStandby([key('s1', 'active')], policy, now)).toBeUndefined();
+  });
+
+  it('withStandby appends one only when an active signing key has none', () => {
+    const opts = { policy, now, newKid: () => 's9' };
+    const withOne = [key('s1', 'active'), key('s2', 'pending')];
+    expect(withStandby(withOne, opts)).toBe(withOne);
+    const onlyData = [key('d1', 'active', { use: 'data', alg: 'fernet' })];
+    expect(withStandby(onlyData, opts)).toBe(onlyData);
+    expect(withStandby([key('s1', 'active')], opts)[1]).toMatchObject({
+      kid: 's9',
+      state: 'pending',
+      createdAt: now,
+    });
+    stateError(() => withStandby([key('s1', 'active')], { ...opts, newKid: () => 's1' }));
+  });
+
+  it('standbyActivateAt is the active key due time, never sooner than publishLead', () => {
+    expect(standbyActivateAt(key('s1', 'active'), policy, now)).toBe(T0 + 90 * DAY);
+    expect(standbyActivateAt(key('s1', 'active', { rotateAt: now + MIN }), policy, now)).toBe(now + DAY);
+    expect(standbyActivateAt(undefined, policy, now)).toBe(now + 90 * DAY);
+  });
+});
+
+describe('a bounded keyring', () => {
+  const now = T0 + 5 * DAY;
+  const retiring = (n: number, use: 'sig' | 'data' = 'sig', verifyUntil = now + DAY) =>
+    Array.from({ length: n }, (_, i) =>
+      key(
+        `${use}-r${i}`,
+        'retiring',
+        use === 'data' ? { use, alg: 'fernet', verifyUntil: undefined } : { verifyUntil },
+      ),
+    );
+
+  it('refuses an on-demand rotation while maxRetiringKeys retiring keys still verify', () => {
+    const keys = [...retiring(5), key('s1', 'active'), key('s2', 'pending')];
+    const err = expectKeywardError<KeywardError>(
+      () => rotateNow(keys, 'sig', { policy, now, newKid: () => 's3' }),
+      'rotation_limit',
+    );
+    expect(err.details).toMatchObject({ use: 'sig', retiring: 5, maxRetiringKeys: 5 });
+    expect(err.message).toContain(new Date(now + DAY).toISOString());
+    // One fewer is fine.
+    expect(() => rotateNow(keys.slice(1), 'sig', { policy, now, newKid: () => 's3' })).not.toThrow();
+    // A smaller limit refuses earlier.
+    const tight = resolveRotationPolicy({ maxRetiringKeys: 1 });
+    expectKeywardError(
+      () => rotateNow(keys.slice(4), 'sig', { policy: tight, now, newKid: () => 's3' }),
+      'rotation_limit',
+    );
+  });
+
+  it('counts only the rotated use, and data keys until rewrap retires them', () => {
+    const keys = [
+      ...retiring(5, 'data'),
+      key('d1', 'active', { use: 'data', alg: 'fernet' }),
+      key('s1', 'active'),
+    ];
+    expectKeywardError(() => rotateNow(keys, 'data', { policy, now, newKid: () => 'd2' }), 'rotation_limit');
+    let i = 0;
+    expect(() => rotateNow(keys, 'sig', { policy, now, newKid: () => `s${++i + 1}` })).not.toThrow();
+  });
+
+  it('retires retiring keys past their verifyUntil in the same step, so they no longer count', () => {
+    const keys = [...retiring(5, 'sig', now - 1), key('s1', 'active'), key('s2', 'pending')];
+    const next = rotateNow(keys, 'sig', { policy, now, newKid: () => 's3' });
+    expect(next.filter((k) => k.state === 'retired').map((k) => [k.kid, k.retiredAt])).toEqual(
+      retiring(5).map((k) => [k.kid, now]),
+    );
+    expect(next.filter((k) => k.state === 'retiring').map((k) => k.kid)).toEqual(['s1']);
+    expect(checkKeyringInvariants(next)).toEqual([]);
+  });
+
+  it('retiringExpired and prunable', () => {
+    const r = key('r', 'retiring', { verifyUntil: now });
+    expect(retiringExpired(r, policy, now)).toBe(false);
+    expect(retiringExpired(r, policy, now + 1)).toBe(true);
+    expect(retiringExpired({ ...r, use: 'data', alg: 'fernet' }, policy, now + DAY)).toBe(false);
+    const old = key('o', 'retired', { retiredAt: now });
+    expect(prunable(old, policy, now + 30 * DAY - 1)).toBe(false);
+    expect(prunable(old, policy, now + 30 * DAY)).toBe(true);
+    expect(prunable({ ...old, state: 'revoked', revokedAt: now }, policy, now + 90 * DAY)).toBe(false);
   });
 });

@@ -215,10 +215,14 @@ export interface OnDemandOptions {
 }
 
 /**
- * Rotates `use` at once: the earliest pending key of that use is promoted (it is already published), or
- * else a new key is generated and activated; the previous active key becomes `retiring` with
- * `verifyUntil = now + retainFor` (data keys: until rewrap empties them). Pure: returns a new array.
+ * Rotates `use` at once: the earliest pending key of that use is promoted (for `sig` this is the standby,
+ * already published), or else a new key is generated and activated; the previous active key becomes
+ * `retiring` with `verifyUntil = now + retainFor` (data keys: until rewrap empties them). Retiring sig /
+ * enc keys of `use` past their `verifyUntil` are retired in the same step. For `sig`, a new standby
+ * (pending, published from now) is appended, so the next rotation again promotes a published key.
+ * Pure: returns a new array.
  *
+ * @throws {KeywardError} `rotation_limit` when `use` already holds `policy.maxRetiringKeys` retiring keys.
  * @example
  * ```ts
  * keys = rotateNow(keys, 'sig', { policy, now: Date.now(), newKid: () => randomUUID() })
@@ -227,20 +231,162 @@ export interface OnDemandOptions {
 export function rotateNow(keys: readonly KeyRecord[], use: KeyUse, options: OnDemandOptions): KeyRecord[] {
   const { policy, now } = options;
   const verifyUntil = use === 'data' ? undefined : computeVerifyUntil(now, policy);
-  const previous = keys.find((k) => k.use === use && k.state === 'active');
-  const next = keys.map((k) => (k === previous ? transition(k, 'retiring', now, { verifyUntil }) : k));
+  const settled = keys.map((k) =>
+    k.use === use && retiringExpired(k, policy, now) ? transition(k, 'retired', now) : k,
+  );
+  const previous = settled.find((k) => k.use === use && k.state === 'active');
+  const retiring = settled.filter((k) => k.use === use && k.state === 'retiring');
+  if (previous !== undefined && retiring.length >= policy.maxRetiringKeys) {
+    const until = Math.min(...retiring.map((k) => k.verifyUntil ?? Number.POSITIVE_INFINITY));
+    const when = Number.isFinite(until)
+      ? `the oldest stops verifying at ${new Date(until).toISOString()}`
+      : 'rewrap retires data keys';
+    throw new KeywardError(
+      'rotation_limit',
+      `refusing to rotate ${use}: it already has ${retiring.length} retiring keys (maxRetiringKeys ${policy.maxRetiringKeys}); ${when}`,
+      { details: { use, retiring: retiring.length, maxRetiringKeys: policy.maxRetiringKeys } },
+    );
+  }
+  const next = settled.map((k) => (k === previous ? transition(k, 'retiring', now, { verifyUntil }) : k));
   const promoted = promoteReplacement(next, use, options);
-  if (previous === undefined) return promoted;
+  if (previous === undefined) return use === 'sig' ? withStandby(promoted, options) : promoted;
   // An on-demand rotation does not move the schedule: the new key inherits the due time of the
   // key it replaced, so scheduled rotations keep their cadence.
   const rotateAt =
     previous.rotateAt ?? (previous.activatedAt ?? previous.createdAt) + rotationPeriod(policy, use);
-  return promoted.map((k) => (k.use === use && k.state === 'active' ? { ...k, rotateAt } : k));
+  const rotated = promoted.map((k) => (k.use === use && k.state === 'active' ? { ...k, rotateAt } : k));
+  return use === 'sig' ? withStandby(rotated, options) : rotated;
+}
+
+/**
+ * True when `record` is a retiring sig / enc key past its `verifyUntil` (or, stored without one,
+ * `retiringAt + retainFor`): it no longer verifies and is due to retire. Data keys never expire by time.
+ *
+ * @example
+ * ```ts
+ * retiringExpired(record, policy, Date.now())
+ * ```
+ */
+export function retiringExpired(record: KeyRecord, policy: RotationPolicy, now: number): boolean {
+  return (
+    record.state === 'retiring' &&
+    record.use !== 'data' &&
+    now > (record.verifyUntil ?? computeVerifyUntil(record.retiringAt ?? record.createdAt, policy))
+  );
+}
+
+/**
+ * True when `record` is a `retired` record older than `policy.retiredRetention`: it is pruned from the
+ * keyring document (its audit events stay).
+ *
+ * @example
+ * ```ts
+ * keys.filter((k) => !prunable(k, policy, Date.now()))
+ * ```
+ */
+export function prunable(record: KeyRecord, policy: RotationPolicy, now: number): boolean {
+  return (
+    record.state === 'retired' &&
+    record.retiredAt !== undefined &&
+    now >= record.retiredAt + policy.retiredRetention
+  );
+}
+
+/**
+ * True when `record` is a pending signing key that verifiers caching the JWKS already know: it has been
+ * in the JWKS at least `policy.jwksMaxAge`, or it was created with the keyring itself
+ * (`createdWithKeyring`: no verifier can hold an older JWKS). Such a key may start signing at once.
+ *
+ * @example
+ * ```ts
+ * isPublishedStandby(standby, policy, Date.now()) // false for jwksMaxAge after it was generated
+ * ```
+ */
+export function isPublishedStandby(record: KeyRecord, policy: RotationPolicy, now: number): boolean {
+  return (
+    record.use === 'sig' &&
+    record.state === 'pending' &&
+    (record.createdWithKeyring === true || now - record.createdAt >= policy.jwksMaxAge)
+  );
+}
+
+/**
+ * The signing standby: the pending `sig` key an on-demand rotation or an emergency revocation would
+ * promote, and whether it is published yet ({@link isPublishedStandby}). `undefined` when there is none.
+ *
+ * @example
+ * ```ts
+ * const standby = signingStandby(keys, policy, Date.now())
+ * if (!standby?.published) console.warn('the next signing key is not published yet')
+ * ```
+ */
+export function signingStandby(
+  keys: readonly KeyRecord[],
+  policy: RotationPolicy,
+  now: number,
+): { record: KeyRecord; published: boolean } | undefined {
+  const record = earliestPending(keys, 'sig');
+  return record === undefined ? undefined : { record, published: isPublishedStandby(record, policy, now) };
+}
+
+/**
+ * When a new signing standby should start signing on schedule: the active key's due time
+ * (`rotateAt`, else activation + `sigRotateEvery`), but never before `now + publishLead`.
+ *
+ * @example
+ * ```ts
+ * standbyActivateAt(active, policy, now)
+ * ```
+ */
+export function standbyActivateAt(
+  active: KeyRecord | undefined,
+  policy: RotationPolicy,
+  now: number,
+): number {
+  const rotateAt =
+    active === undefined
+      ? now + policy.sigRotateEvery
+      : (active.rotateAt ?? (active.activatedAt ?? active.createdAt) + policy.sigRotateEvery);
+  return Math.max(now + policy.publishLead, rotateAt);
+}
+
+/**
+ * Appends a signing standby (a pending `sig` key, published from `now`) when the keyring has an active
+ * signing key and no pending one. Pure: returns `keys` itself when nothing is needed.
+ *
+ * @throws {KeywardError} `key_state_invalid` when `newKid` returns an existing kid.
+ * @example
+ * ```ts
+ * keys = withStandby(keys, { policy, now, newKid: () => randomUUID() })
+ * ```
+ */
+export function withStandby(keys: KeyRecord[], { policy, now, newKid }: OnDemandOptions): KeyRecord[] {
+  const active = keys.find((k) => k.use === 'sig' && k.state === 'active');
+  if (active === undefined || keys.some((k) => k.use === 'sig' && k.state === 'pending')) return keys;
+  const kid = newKid('sig');
+  if (keys.some((k) => k.kid === kid))
+    throw new KeywardError('key_state_invalid', `newKid returned kid "${kid}", which already exists`, {
+      details: { kid },
+    });
+  const activatedAt = standbyActivateAt(active, policy, now);
+  return [
+    ...keys,
+    createKeyRecord({
+      kid,
+      use: 'sig',
+      alg: algorithmFor('sig', policy),
+      state: 'pending',
+      now,
+      activatedAt,
+    }),
+  ];
 }
 
 /**
  * Revokes `kid`. When it was the active key of its use, a replacement is promoted in the same step: the
- * earliest pending key of that use, or else a newly generated active key. Pure: returns a new array.
+ * earliest pending key of that use (for `sig`, the standby), or else a newly generated active key. For
+ * `sig`, a new standby is appended when none is left. Never refused by `maxRetiringKeys`.
+ * Pure: returns a new array.
  *
  * @throws {KeywardError} `key_not_found` for an unknown kid; `key_state_invalid` if it is already revoked.
  * @example
@@ -258,7 +404,9 @@ export function revokeKey(
     throw new KeywardError('key_not_found', `no key with kid "${kid}"`, { details: { kid } });
   const extra = options.reason === undefined ? {} : { revokedReason: options.reason };
   const next = keys.map((k) => (k === target ? transition(k, 'revoked', options.now, extra) : k));
-  return target.state === 'active' ? promoteReplacement(next, target.use, options) : next;
+  const replaced = target.state === 'active' ? promoteReplacement(next, target.use, options) : next;
+  // Whatever was revoked, signing keeps a standby (a promoted or revoked standby is replaced).
+  return target.use === 'sig' ? withStandby(replaced, options) : replaced;
 }
 
 /** Activates the earliest-due pending key of `use`, or appends a new active key. */

@@ -2,7 +2,15 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KeywardError } from '../errors.js';
 import { DAY, HOUR, key, MIN, T0 } from './__fixtures__/records.js';
-import { checkKeyringInvariants, revokeKey, rotateNow, stateRank } from './lifecycle.js';
+import {
+  checkKeyringInvariants,
+  prunable,
+  retiringExpired,
+  revokeKey,
+  rotateNow,
+  signingStandby,
+  stateRank,
+} from './lifecycle.js';
 import {
   applyRotationActions,
   planRotation,
@@ -16,12 +24,27 @@ import type { KeyRecord, KeyUse } from './types.js';
 
 const policy = resolveRotationPolicy();
 const sigOnly = resolveRotationPolicy({ uses: ['sig'] });
+const encOnly = resolveRotationPolicy({ uses: ['enc'] });
 const kidOf = (use: string) => `new-${use}`;
+/** A `newKid` handing out `new-<use>`, then `new-<use>-2`, `new-<use>-3`… */
+const counterKids = () => {
+  const n = new Map<string, number>();
+  return (use: string) => {
+    const i = (n.get(use) ?? 0) + 1;
+    n.set(use, i);
+    return i === 1 ? `new-${use}` : `new-${use}-${i}`;
+  };
+};
+const enc = (kid: string, state: KeyRecord['state'], over: Partial<KeyRecord> = {}) =>
+  key(kid, state, { use: 'enc', alg: 'A256GCM', ...over });
+/** The signing standby of a keyring whose active key was activated at T0. */
+const standby = () => key('sb', 'pending', { activatedAt: T0 + 90 * DAY });
 
 describe('planRotation', () => {
   it('bootstraps every configured use of an empty keyring', () => {
     expect(planRotation([], resolveRotationPolicy({ signingAlg: 'ES256' }), T0)).toEqual([
       { type: 'bootstrap', use: 'sig', alg: 'ES256' },
+      { type: 'generate', use: 'sig', alg: 'ES256', activateAt: T0 + 90 * DAY },
       { type: 'bootstrap', use: 'enc', alg: 'A256GCM' },
       { type: 'bootstrap', use: 'data', alg: 'fernet' },
     ]);
@@ -30,19 +53,31 @@ describe('planRotation', () => {
   it('with no active key, activates a pending key at once rather than bootstrapping', () => {
     expect(planRotation([key('p', 'pending', { activatedAt: T0 + DAY })], sigOnly, T0)).toEqual([
       { type: 'activate', kid: 'p', use: 'sig', demote: undefined, verifyUntil: undefined },
+      // and the signing keys get their next standby at once
+      { type: 'generate', use: 'sig', alg: 'EdDSA', activateAt: T0 + 90 * DAY },
+    ]);
+    expect(planRotation([enc('p', 'pending', { activatedAt: T0 + DAY })], encOnly, T0)).toEqual([
+      { type: 'activate', kid: 'p', use: 'enc', demote: undefined, verifyUntil: undefined },
     ]);
   });
 
-  it('does nothing for a young active key', () => {
-    expect(planRotation([key('s1', 'active')], sigOnly, T0 + 30 * DAY)).toEqual([]);
+  it('does nothing for a young active key with its standby', () => {
+    expect(planRotation([key('s1', 'active'), standby()], sigOnly, T0 + 30 * DAY)).toEqual([]);
+    expect(planRotation([enc('e1', 'active')], encOnly, T0 + 30 * DAY)).toEqual([]);
   });
 
-  it('generates a pending key publishLead before the rotation is due, not a millisecond earlier', () => {
-    const keys = [key('s1', 'active')];
-    const due = T0 + 90 * DAY - DAY;
-    expect(planRotation(keys, sigOnly, due - 1)).toEqual([]);
-    expect(planRotation(keys, sigOnly, due)).toEqual([
+  it('gives an active signing key without a standby one at once, due at its rotation time', () => {
+    expect(planRotation([key('s1', 'active')], sigOnly, T0 + 30 * DAY)).toEqual([
       { type: 'generate', use: 'sig', alg: 'EdDSA', activateAt: T0 + 90 * DAY },
+    ]);
+  });
+
+  it('generates a pending enc key publishLead before the rotation is due, not a millisecond earlier', () => {
+    const keys = [enc('e1', 'active')];
+    const due = T0 + 90 * DAY - DAY;
+    expect(planRotation(keys, encOnly, due - 1)).toEqual([]);
+    expect(planRotation(keys, encOnly, due)).toEqual([
+      { type: 'generate', use: 'enc', alg: 'A256GCM', activateAt: T0 + 90 * DAY },
     ]);
   });
 
@@ -62,17 +97,28 @@ describe('planRotation', () => {
     const now = T0 + 90 * DAY + 5;
     expect(planRotation(keys, sigOnly, now)).toEqual([
       { type: 'activate', kid: 's2', use: 'sig', demote: 's1', verifyUntil: now + 31 * MIN },
+      // the following standby, due one period after this activation
+      { type: 'generate', use: 'sig', alg: 'EdDSA', activateAt: now + 90 * DAY },
     ]);
+  });
+
+  it('generates no second standby when another pending signing key remains', () => {
+    const keys = [
+      key('s1', 'active'),
+      key('s2', 'pending', { activatedAt: T0 + 90 * DAY }),
+      key('s3', 'pending', { activatedAt: T0 + 180 * DAY }),
+    ];
+    expect(planRotation(keys, sigOnly, T0 + 90 * DAY).map((a) => a.type)).toEqual(['activate']);
   });
 
   it('never activates a key published less than publishLead ago, whatever its planned time', () => {
     const keys = [key('s1', 'active'), key('s2', 'pending', { createdAt: T0 + 10 * DAY, activatedAt: T0 })];
     expect(planRotation(keys, sigOnly, T0 + 11 * DAY - 1)).toEqual([]);
-    expect(planRotation(keys, sigOnly, T0 + 11 * DAY)).toHaveLength(1);
+    expect(planRotation(keys, sigOnly, T0 + 11 * DAY).map((a) => a.type)).toEqual(['activate', 'generate']);
   });
 
   it('retires a retiring signing key only after verifyUntil', () => {
-    const keys = [key('s1', 'retiring'), key('s2', 'active', { activatedAt: T0 + DAY })];
+    const keys = [key('s1', 'retiring'), key('s2', 'active', { activatedAt: T0 + DAY }), standby()];
     const verifyUntil = T0 + DAY + 31 * MIN;
     expect(planRotation(keys, sigOnly, verifyUntil)).toEqual([]);
     expect(planRotation(keys, sigOnly, verifyUntil + 1)).toEqual([{ type: 'retire', kid: 's1' }]);
@@ -82,6 +128,7 @@ describe('planRotation', () => {
     const keys = [
       key('s1', 'retiring', { verifyUntil: undefined }),
       key('s2', 'active', { activatedAt: T0 + DAY }),
+      standby(),
     ];
     expect(planRotation(keys, sigOnly, T0 + DAY + 31 * MIN)).toEqual([]);
     expect(planRotation(keys, sigOnly, T0 + DAY + 31 * MIN + 1)).toEqual([{ type: 'retire', kid: 's1' }]);
@@ -120,9 +167,45 @@ describe('planRotation', () => {
   });
 });
 
+describe('pruning retired records', () => {
+  it('prunes a retired record once retiredRetention has passed since it retired, of any use', () => {
+    const retiredAt = T0 + 2 * DAY;
+    const keys = [
+      key('s1', 'retired', { retiredAt }),
+      key('s0', 'retired', { retiredAt: retiredAt + 1 }),
+      key('d1', 'retired', { use: 'data', alg: 'fernet', retiredAt }),
+      key('gone', 'revoked'),
+      key('s2', 'active', { activatedAt: T0 + DAY }),
+      standby(),
+    ];
+    const both = resolveRotationPolicy({ uses: ['sig', 'data'] });
+    const data = key('d2', 'active', { use: 'data', alg: 'fernet', activatedAt: T0 + 31 * DAY });
+    const at = retiredAt + both.retiredRetention;
+    expect(planRotation([...keys, data], both, at - 1)).toEqual([]);
+    const actions = planRotation([...keys, data], both, at);
+    expect(actions).toEqual([
+      { type: 'prune', kid: 'd1' },
+      { type: 'prune', kid: 's1' },
+    ]);
+    const next = applyRotationActions([...keys, data], actions, at, kidOf);
+    expect(next.map((k) => k.kid)).toEqual(['s0', 'gone', 's2', 'sb', 'd2']);
+    expect(planRotation(next, both, at)).toEqual([]);
+  });
+
+  it('refuses to prune anything but a retired record', () => {
+    expect(() =>
+      applyRotationActions([key('s1', 'revoked')], [{ type: 'prune', kid: 's1' }], T0, kidOf),
+    ).toThrow(expect.objectContaining({ code: 'key_state_invalid' }));
+    expect(() => applyRotationActions([], [{ type: 'prune', kid: 'nope' }], T0, kidOf)).toThrow(
+      expect.objectContaining({ code: 'key_not_found' }),
+    );
+  });
+});
+
 describe('applyRotationActions', () => {
-  it('applies a generate, then an activate, the way the scheduler would', () => {
+  it('applies a generate, then an activate with the next standby, the way the scheduler would', () => {
     let keys: KeyRecord[] = [key('s1', 'active')];
+    const kidOf = counterKids();
     const t1 = T0 + 89 * DAY;
     keys = applyRotationActions(keys, planRotation(keys, sigOnly, t1), t1, kidOf);
     expect(keys[1]).toEqual({
@@ -139,13 +222,15 @@ describe('applyRotationActions', () => {
     expect(keys.map((k) => [k.kid, k.state, k.verifyUntil])).toEqual([
       ['s1', 'retiring', t2 + 31 * MIN],
       ['new-sig', 'active', undefined],
+      ['new-sig-2', 'pending', undefined],
     ]);
   });
 
-  it('bootstraps active keys', () => {
-    const keys = applyRotationActions([], planRotation([], policy, T0), T0, kidOf);
+  it('bootstraps active keys, and the signing standby', () => {
+    const keys = applyRotationActions([], planRotation([], policy, T0), T0, counterKids());
     expect(keys.map((k) => [k.kid, k.use, k.state, k.activatedAt])).toEqual([
       ['new-sig', 'sig', 'active', T0],
+      ['new-sig-2', 'sig', 'pending', T0 + 90 * DAY],
       ['new-enc', 'enc', 'active', T0],
       ['new-data', 'data', 'active', T0],
     ]);
@@ -222,15 +307,34 @@ describe('simulateRotation', () => {
     expect(
       steps.map((s) => [(s.at - T0) / HOUR, s.actions.map((a) => a.type).join('+'), s.jwksKids.join(',')]),
     ).toEqual([
-      [0, '', 's1'],
-      [89 * 24, 'generate', 's1,sim-sig-1'],
-      [90 * 24, 'activate', 'sim-sig-1,s1'],
-      [90 * 24 + 1, 'retire', 'sim-sig-1'],
-      [179 * 24, 'generate', 'sim-sig-1,sim-sig-2'],
-      [180 * 24, 'activate', 'sim-sig-2,sim-sig-1'],
-      [180 * 24 + 1, 'retire', 'sim-sig-2'],
+      // the standby is published from the start, and replaced whenever it takes over
+      [0, 'generate', 's1,sim-sig-1'],
+      [90 * 24, 'activate+generate', 'sim-sig-1,sim-sig-2,s1'],
+      [90 * 24 + 1, 'retire', 'sim-sig-1,sim-sig-2'],
+      // s1 retired 30 days ago (retiredRetention): its record leaves the keyring
+      [120 * 24 + 1, 'prune', 'sim-sig-1,sim-sig-2'],
+      [180 * 24, 'activate+generate', 'sim-sig-2,sim-sig-3,sim-sig-1'],
+      [180 * 24 + 1, 'retire', 'sim-sig-2,sim-sig-3'],
     ]);
-    expect(steps.at(-1)?.keys.map((k) => k.state)).toEqual(['retired', 'retired', 'active']);
+    expect(steps.at(-1)?.keys.map((k) => [k.kid, k.state])).toEqual([
+      ['sim-sig-1', 'retired'],
+      ['sim-sig-2', 'active'],
+      ['sim-sig-3', 'pending'],
+    ]);
+  });
+
+  it('prunes retired records after retiredRetention, so a long horizon keeps the keyring short', () => {
+    const steps = simulateRotation(
+      [key('s1', 'active')],
+      resolveRotationPolicy({ uses: ['sig'], sigRotateEvery: '10d' }),
+      T0,
+      400,
+    );
+    const last = steps.at(-1)?.keys ?? [];
+    // 40 rotations in 400 days; only the records retired within the last 30 days remain.
+    expect(last.filter((k) => k.state === 'retired').length).toBeLessThanOrEqual(3);
+    expect(last.filter((k) => k.state === 'active' || k.state === 'pending')).toHaveLength(2);
+    expect(steps.some((s) => s.actions.some((a) => a.type === 'prune'))).toBe(true);
   });
 
   it('rejects a bad horizon or step', () => {
@@ -379,13 +483,25 @@ describe('rotation properties (fast-check)', () => {
     fc.record({ policy: fc.constant(p), keys: keyringArb(p), ops: fc.array(opArb, { maxLength: 40 }) }),
   );
 
-  function checkStep(p: RotationPolicy, before: readonly KeyRecord[], after: readonly KeyRecord[]): void {
+  function checkStep(
+    p: RotationPolicy,
+    before: readonly KeyRecord[],
+    after: readonly KeyRecord[],
+    at: number,
+  ): void {
     expect(checkKeyringInvariants(after)).toEqual([]);
     for (const use of p.uses)
       expect(after.filter((k) => k.use === use && k.state === 'active')).toHaveLength(1);
+    // Signing always keeps a standby; the JWKS stays bounded (active + standby + the retiring keys,
+    // at most one over maxRetiringKeys when a scheduled activation follows on-demand rotations).
+    if (p.uses.includes('sig')) {
+      expect(after.filter((k) => k.use === 'sig' && k.state === 'pending').length).toBeGreaterThanOrEqual(1);
+      expect(publishedKids(after).length).toBeLessThanOrEqual(p.maxRetiringKeys + 3);
+    }
     const byKid = new Map(after.map((k) => [k.kid, k]));
     for (const old of before) {
       const now = byKid.get(old.kid);
+      if (now === undefined && prunable(old, p, at)) continue;
       expect(now, `key ${old.kid} disappeared`).toBeDefined();
       if (old.state === 'revoked') expect(now?.state).toBe('revoked');
       expect(stateRank(now!.state)).toBeGreaterThanOrEqual(stateRank(old.state));
@@ -403,6 +519,11 @@ describe('rotation properties (fast-check)', () => {
         let now = T0;
         let n = 0;
         const newKid = (use: KeyUse) => `${use}-gen-${++n}`;
+        // When each kid first entered the keyring (and so the JWKS): initial keys at their createdAt.
+        const firstSeen = new Map(initial.map((k) => [k.kid, k.createdAt]));
+        const see = () => {
+          for (const k of keys) if (!firstSeen.has(k.kid)) firstSeen.set(k.kid, now);
+        };
         const options = () => ({ policy: p, now, newKid });
         // Bring the arbitrary keyring up to date first, as the scheduler does at start.
         const scheduled = () => {
@@ -414,9 +535,10 @@ describe('rotation properties (fast-check)', () => {
             expect(now - pending.createdAt).toBeGreaterThanOrEqual(p.publishLead);
           }
           const next = applyRotationActions(keys, actions, now, newKid);
-          checkStep(p, keys, next);
+          checkStep(p, keys, next, now);
           expect(planRotation(next, p, now)).toEqual([]);
           keys = next;
+          see();
         };
         scheduled();
         for (const op of ops) {
@@ -426,7 +548,18 @@ describe('rotation properties (fast-check)', () => {
             continue;
           }
           let next: readonly KeyRecord[];
+          const standbyBefore = signingStandby(keys, p, now);
+          const activeSig = keys.find((k) => k.use === 'sig' && k.state === 'active')?.kid;
           if (op.kind === 'rotate') {
+            const live = keys.filter(
+              (k) => k.use === op.use && k.state === 'retiring' && !retiringExpired(k, p, now),
+            ).length;
+            if (live >= p.maxRetiringKeys && keys.some((k) => k.use === op.use && k.state === 'active')) {
+              expect(() => rotateNow(keys, op.use, options())).toThrow(
+                expect.objectContaining({ code: 'rotation_limit' }),
+              );
+              continue;
+            }
             next = rotateNow(keys, op.use, options());
           } else {
             const target = keys[op.pick % keys.length]!;
@@ -437,8 +570,19 @@ describe('rotation properties (fast-check)', () => {
             next = revokeKey(keys, target.kid, options());
             expect(next.find((k) => k.kid === target.kid)?.state).toBe('revoked');
           }
-          checkStep(p, keys, next);
+          checkStep(p, keys, next, now);
+          const newSig = next.find((k) => k.use === 'sig' && k.state === 'active')?.kid;
+          // A new signing key that replaced one while a published standby existed had been in the
+          // JWKS for at least jwksMaxAge.
+          if (
+            newSig !== undefined &&
+            newSig !== activeSig &&
+            activeSig !== undefined &&
+            standbyBefore?.published
+          )
+            expect(now - (firstSeen.get(newSig) ?? now)).toBeGreaterThanOrEqual(p.jwksMaxAge);
           keys = next;
+          see();
         }
       }),
       { numRuns: 300 },

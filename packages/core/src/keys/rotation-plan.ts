@@ -1,5 +1,12 @@
 import { KeywardError } from '../errors.js';
-import { createKeyRecord, earliestPending, transition } from './lifecycle.js';
+import {
+  createKeyRecord,
+  earliestPending,
+  prunable,
+  retiringExpired,
+  standbyActivateAt,
+  transition,
+} from './lifecycle.js';
 import { algorithmFor, computeVerifyUntil, type RotationPolicy, rotationPeriod } from './rotation-policy.js';
 import type { KeyAlgorithm, KeyRecord, KeyState, KeyUse } from './types.js';
 
@@ -24,7 +31,9 @@ export type RotationAction =
       readonly verifyUntil: number | undefined;
     }
   /** A retiring sig / enc key is past its `verifyUntil`. */
-  | { readonly type: 'retire'; readonly kid: string };
+  | { readonly type: 'retire'; readonly kid: string }
+  /** A `retired` record is older than `retiredRetention`: drop it from the keyring document. */
+  | { readonly type: 'prune'; readonly kid: string };
 
 /**
  * Decides what rotation needs to happen at `now`. Pure and deterministic; applying the result and
@@ -33,8 +42,13 @@ export type RotationAction =
  * - no active key for a use in `policy.uses`: activate its pending key at once, or `bootstrap` one;
  * - a pending key published for at least `publishLead` and due: `activate` it, demote the active key;
  * - the active key's age + `publishLead` reaches the rotation period and nothing is pending: `generate`;
+ * - `sig` always keeps a standby: whenever the signing keys would be left with an active key and no
+ *   pending one (after bootstrap, after an activation, or on a keyring without one), `generate` it, due
+ *   at the active key's rotation time, so every scheduled or on-demand rotation promotes a key that has
+ *   been in the JWKS for a while;
  * - a retiring sig / enc key past `verifyUntil`: `retire`. Data keys never retire by time
- *   (see {@link retireDataKey}).
+ *   (see {@link retireDataKey});
+ * - a `retired` record older than `retiredRetention`: `prune`.
  *
  * @example
  * ```ts
@@ -51,34 +65,38 @@ export function planRotation(
   for (const use of policy.uses) {
     const active = currentActive(keys, use);
     const pending = earliestPending(keys, use);
+    const pendingCount = keys.filter((k) => k.use === use && k.state === 'pending').length;
+    /** A standby for the key that is active after this step's actions. */
+    const standby = (activateAt: number) => {
+      if (use === 'sig') actions.push({ type: 'generate', use, alg: algorithmFor(use, policy), activateAt });
+    };
     if (active === undefined) {
       if (pending === undefined) actions.push({ type: 'bootstrap', use, alg: algorithmFor(use, policy) });
       else
         actions.push({ type: 'activate', kid: pending.kid, use, demote: undefined, verifyUntil: undefined });
+      if (pendingCount <= 1) standby(standbyActivateAt(undefined, policy, now));
       continue;
     }
     if (pending !== undefined) {
       if (now >= activationDue(pending, policy)) {
         const verifyUntil = use === 'data' ? undefined : computeVerifyUntil(now, policy);
         actions.push({ type: 'activate', kid: pending.kid, use, demote: active.kid, verifyUntil });
+        if (pendingCount === 1) standby(standbyActivateAt(undefined, policy, now));
       }
       continue;
     }
     const rotateAt =
       active.rotateAt ?? (active.activatedAt ?? active.createdAt) + rotationPeriod(policy, use);
-    if (now >= rotateAt - policy.publishLead) {
+    if (use === 'sig' || now >= rotateAt - policy.publishLead) {
       const activateAt = Math.max(now + policy.publishLead, rotateAt);
       actions.push({ type: 'generate', use, alg: algorithmFor(use, policy), activateAt });
     }
   }
-  const expired = keys.filter(
-    (k) =>
-      k.state === 'retiring' &&
-      k.use !== 'data' &&
-      now > (k.verifyUntil ?? computeVerifyUntil(k.retiringAt ?? k.createdAt, policy)),
-  );
-  for (const k of expired.sort((a, b) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0)))
+  const byKid = (a: KeyRecord, b: KeyRecord) => (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0);
+  for (const k of keys.filter((k) => retiringExpired(k, policy, now)).sort(byKid))
     actions.push({ type: 'retire', kid: k.kid });
+  for (const k of keys.filter((k) => prunable(k, policy, now)).sort(byKid))
+    actions.push({ type: 'prune', kid: k.kid });
   return actions;
 }
 
@@ -158,6 +176,20 @@ export function applyRotationActions(
         break;
       case 'retire':
         replace(action.kid, (k) => transition(k, 'retired', now));
+        break;
+      case 'prune':
+        replace(action.kid, (k) => {
+          if (k.state !== 'retired')
+            throw new KeywardError(
+              'key_state_invalid',
+              `key "${k.kid}" is ${k.state}; only retired records are pruned`,
+              {
+                details: { kid: k.kid },
+              },
+            );
+          return k;
+        });
+        next = next.filter((k) => k.kid !== action.kid);
         break;
     }
   }

@@ -77,8 +77,24 @@ describe('resolveRotationPolicy', () => {
       retainFor: 31 * MIN,
       signingAlg: 'EdDSA',
       uses: ['sig', 'enc', 'data'],
+      maxRetiringKeys: 5,
+      retiredRetention: 30 * DAY,
     });
     expect(Object.isFrozen(p)).toBe(true);
+  });
+
+  it('bounds the keyring: maxRetiringKeys is a whole number ≥ 1, retiredRetention a positive duration', () => {
+    expect(resolveRotationPolicy({ maxRetiringKeys: 2, retiredRetention: '7d' })).toMatchObject({
+      maxRetiringKeys: 2,
+      retiredRetention: 7 * DAY,
+    });
+    for (const bad of [0, 1.5, -1, Number.NaN])
+      expect(configError(() => resolveRotationPolicy({ maxRetiringKeys: bad })).details).toEqual({
+        option: 'maxRetiringKeys',
+      });
+    expect(configError(() => resolveRotationPolicy({ retiredRetention: 0 })).details).toEqual({
+      option: 'retiredRetention',
+    });
   });
 
   it('lets enc follow sig and derives retainFor from the configured parts', () => {

@@ -38,15 +38,28 @@ export interface RotationPolicy {
   readonly signingAlg: SigningAlgorithm;
   /** Uses the planner keeps an active key for. Default `['sig', 'enc', 'data']`. */
   readonly uses: readonly KeyUse[];
+  /**
+   * Most retiring keys one use may hold: an on-demand rotation of a use that already holds this many
+   * (still verifying) retiring keys is refused with `rotation_limit`, so the JWKS stays bounded.
+   * Revocation is never refused. Default 5; a whole number ≥ 1.
+   */
+  readonly maxRetiringKeys: number;
+  /**
+   * How long a `retired` record stays in the keyring document; the scheduler (and every on-demand
+   * rotation) prunes older ones. Their audit events stay. Default 30 days.
+   */
+  readonly retiredRetention: number;
 }
 
 /** Names of the duration options of a {@link RotationPolicy}. */
-export type RotationDurationOption = Exclude<keyof RotationPolicy, 'signingAlg' | 'uses'>;
+export type RotationDurationOption = Exclude<keyof RotationPolicy, 'signingAlg' | 'uses' | 'maxRetiringKeys'>;
 
 /** Input of {@link resolveRotationPolicy}: any option may be left out; durations may be strings. */
 export type RotationPolicyInput = Partial<Record<RotationDurationOption, Duration>> & {
   readonly signingAlg?: SigningAlgorithm | 'Ed25519';
   readonly uses?: readonly KeyUse[];
+  /** See {@link RotationPolicy.maxRetiringKeys}. Default 5. */
+  readonly maxRetiringKeys?: number;
 };
 
 const SECOND = 1000;
@@ -148,6 +161,8 @@ export function resolveRotationPolicy(input: RotationPolicyInput = {}): Rotation
     retainFor: read('retainFor', maxTokenTtl + clockSkew + jwksMaxAge + grace),
     signingAlg,
     uses: Object.freeze([...(input.uses ?? ['sig', 'enc', 'data'])]),
+    maxRetiringKeys: input.maxRetiringKeys ?? 5,
+    retiredRetention: read('retiredRetention', 30 * DAY),
   };
   validateRotationPolicy(policy);
   return Object.freeze(policy);
@@ -177,6 +192,7 @@ export function validateRotationPolicy(policy: RotationPolicy): void {
     'jwksMaxAge',
     'grace',
     'retainFor',
+    'retiredRetention',
   ];
   for (const option of durations) {
     const value = policy[option];
@@ -205,6 +221,11 @@ export function validateRotationPolicy(policy: RotationPolicy): void {
     add(
       'signingAlg',
       `signingAlg must be one of ${SIGNING_ALGS.join(', ')}, got ${String(policy.signingAlg)}`,
+    );
+  if (!Number.isInteger(policy.maxRetiringKeys) || policy.maxRetiringKeys < 1)
+    add(
+      'maxRetiringKeys',
+      `maxRetiringKeys must be a whole number of at least 1, got ${String(policy.maxRetiringKeys)}`,
     );
   if (!Array.isArray(policy.uses) || policy.uses.some((use) => !USES.includes(use)))
     add('uses', `uses must list only ${USES.join(', ')}`);

@@ -26,6 +26,11 @@ export interface KeyRecord {
   state: KeyState;
   origin: KeyOrigin;
   createdAt: number;
+  /**
+   * Set on a pending signing key created in the same commit as the keyring itself (first bootstrap):
+   * no verifier can hold a JWKS older than the keyring, so it counts as published at once.
+   */
+  createdWithKeyring?: boolean;
   /** When it started (or will start) signing / encrypting. */
   activatedAt?: number;
   /**

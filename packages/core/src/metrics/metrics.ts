@@ -61,6 +61,11 @@ export interface KeywardMetrics {
   recordRefresh(): void;
   recordReuseDetected(): void;
   recordRotation(type: 'scheduled' | 'on_demand' | 'emergency'): void;
+  /**
+   * A signing key started signing without a published standby (not in the JWKS for `jwksMaxAge`):
+   * `keyward_unpublished_activations_total`, by rotation type.
+   */
+  recordUnpublishedActivation(type: 'scheduled' | 'on_demand' | 'emergency'): void;
   /** A scheduled rotation run that failed, by error code (store unreachable, lock lost…). */
   recordRotationFailure(code: string): void;
   recordRevocation(level: 'key' | 'token' | 'family' | 'subject'): void;
@@ -163,6 +168,12 @@ export function createKeywardMetrics(options: KeywardMetricsOptions = {}): Keywa
     help: 'Spent refresh tokens presented again (family revoked)',
     registers,
   });
+  const unpublishedActivations = new Counter({
+    name: `${prefix}unpublished_activations_total`,
+    help: 'Signing keys that started signing before they were in the JWKS for jwksMaxAge, by rotation type',
+    labelNames: ['type'],
+    registers,
+  });
   const rotations = new Counter({
     name: `${prefix}key_rotations_total`,
     help: 'Key rotations, by type',
@@ -241,6 +252,7 @@ export function createKeywardMetrics(options: KeywardMetricsOptions = {}): Keywa
     recordRefresh: () => refreshes.inc(),
     recordReuseDetected: () => reuse.inc(),
     recordRotation: (type) => rotations.inc({ type }),
+    recordUnpublishedActivation: (type) => unpublishedActivations.inc({ type }),
     recordRotationFailure: (code) => rotationFailures.inc({ code }),
     recordRevocation: (level) => revocations.inc({ level }),
     recordSyncLag(lagMs) {

@@ -5,7 +5,8 @@
  * `{event: 'applied', change, t}`, `t` being `performance.timeOrigin + performance.now()`.
  *
  * Environment: REDIS_URL, KW_PREFIX, KW_MASTER, KW_MASTER_PREVIOUS (comma-separated previous master
- * keys), KW_SQLITE_PATH (a SQLite file to use as the store instead of Redis), KW_SYNC_MS (poll interval, default 1000),
+ * keys), KW_SQLITE_PATH (a SQLite file to use as the store instead of Redis), KW_MAX_RETIRING (the policy's
+ * maxRetiringKeys, for benchmarks that rotate back to back), KW_SYNC_MS (poll interval, default 1000),
  * KW_CLOCK_OFFSET_MS (added to the core's clock), KW_NO_RESUBSCRIBE=1 (a dropped pub/sub
  * connection stays unsubscribed), KW_CONNECTION_NAME (Redis CLIENT SETNAME), KW_SQLITE_PATH (use an
  * SQLite file instead of Redis), KW_SCHEDULER_MS (run the rotation scheduler at this interval;
@@ -51,6 +52,7 @@ try {
     logger: false,
     audit: false,
     scheduler: env.KW_SCHEDULER_MS ? { intervalMs: Number(env.KW_SCHEDULER_MS) } : false,
+    ...(env.KW_MAX_RETIRING ? { rotation: { maxRetiringKeys: Number(env.KW_MAX_RETIRING) } } : {}),
     syncIntervalMs: Number(env.KW_SYNC_MS ?? 1000),
     ...(env.KW_SIGNING_ALG ? { signingAlg: env.KW_SIGNING_ALG as 'HS256' } : {}),
     now: () => Date.now() + offset,
@@ -127,8 +129,14 @@ const ops: Record<string, (req: Request) => unknown> = {
     rotating = true;
     void (async () => {
       while (rotating) {
-        const { kid } = await core.keys.rotate({ use: 'sig' });
-        write({ event: 'rotated', kid });
+        try {
+          const { kid } = await core.keys.rotate({ use: 'sig' });
+          write({ event: 'rotated', kid });
+        } catch (err) {
+          if (!isKeywardError(err, 'rotation_limit')) throw err;
+          // The keyring is bounded: let the retiring keys expire (this process's clock only).
+          offset += core.policy.retainFor + 1;
+        }
       }
     })();
     return true;
@@ -186,6 +194,7 @@ const ops: Record<string, (req: Request) => unknown> = {
   status: () => core.sync.status(),
   refresh: () => core.sync.refresh(),
   keys: () => core.keys.list(),
+  jwks: () => core.keys.jwks().keys.map((k) => k.kid),
   invariants: () => checkKeyringInvariants(core.keys.list()),
   setOffset: (req) => {
     offset = Number(req.ms);
