@@ -8,6 +8,7 @@ import { createIdpTokenStore } from '../idp/store.js';
 import { KEYRING_KEY, type KeyringDocument } from '../keys/keyring-store.js';
 import { MasterKey } from '../keys/master-key.js';
 import { createKeyward, type Keyward, type KeywardServiceOptions } from '../keyward.js';
+import { secretKey } from '../secrets/record.js';
 import { SECRETS_REWRAP_TARGET } from '../secrets/service.js';
 import { createMemoryStore } from '../store/memory.js';
 import type { Store } from '../store/types.js';
@@ -48,7 +49,7 @@ describe('revoking a data key (compromise without data loss)', () => {
     const idp = createIdpTokenStore(kw, { refresh: async () => ({ accessToken: 'never', expiresAt: 0 }) });
     await idp.save({ sub: 'u1', provider: 'gh', accessToken: 'idp-access', expiresAt: kw.now() + 3_600_000 });
     const created = await kw.apiKeys.create({ owner: 'o1', name: 'ci', scopes: ['read'] });
-    const underLeaked = (await store.get('secret:o0:s0'))!;
+    const underLeaked = (await store.get(secretKey('o0', 's0')))!;
     const generationBefore = (await storedDoc(store)).generation;
 
     const result = await kw.keys.revoke(leaked, 'leaked in a log');
@@ -104,7 +105,7 @@ describe('revoking a data key (compromise without data loss)', () => {
     ]);
 
     // A record still under the destroyed key (restored from a backup) is a server-side 5xx code.
-    await store.set('secret:o0:s0', underLeaked);
+    await store.set(secretKey('o0', 's0'), underLeaked);
     const err = await kw.secrets.get('o0', 's0').catch((e: unknown) => e);
     expect(isKeywardError(err, 'data_key_unavailable')).toBe(true);
     expect(String((err as Error).message)).toContain('destroyed');
@@ -134,8 +135,11 @@ describe('revoking a data key (compromise without data loss)', () => {
 
   it('does not destroy a key while records it cannot open remain under it', async () => {
     const { kw, store, leaked } = await setup({}, 3);
-    const raw = JSON.parse((await store.get('secret:o0:s0'))!) as { value: string };
-    await store.set('secret:o0:s0', JSON.stringify({ ...raw, value: `${raw.value.slice(0, -8)}AAAAAAA=` }));
+    const raw = JSON.parse((await store.get(secretKey('o0', 's0')))!) as { value: string };
+    await store.set(
+      secretKey('o0', 's0'),
+      JSON.stringify({ ...raw, value: `${raw.value.slice(0, -8)}AAAAAAA=` }),
+    );
     await kw.keys.revoke(leaked, 'leaked');
     const result = await kw.dataRewrap.run();
     expect(result?.remainingByKid).toEqual({ [leaked]: 1 });

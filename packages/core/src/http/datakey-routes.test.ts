@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MasterKey } from '../keys/master-key.js';
 import { createKeyward, type Keyward } from '../keyward.js';
+import { secretKey } from '../secrets/record.js';
 import { createMemoryStore } from '../store/memory.js';
 import type { Store } from '../store/types.js';
 import { createAuthenticator } from './authenticate.js';
@@ -40,12 +41,17 @@ describe('HTTP: revoking a data key', () => {
     for (const name of ['a', 'b', 'c'])
       expect((await call('putSecret', { name }, { value: `value-${name}` })).status).toBe(204);
     const leaked = kw.keys.snapshot().dataKey().kid;
-    const stale = (await store.get('secret:user_1:a'))!;
+    const stale = (await store.get(secretKey('user_1', 'a')))!;
 
     const revoked = await call('revokeKey', { kid: leaked }, { reason: 'leaked' }, 'admin');
     expect(revoked.status).toBe(200);
     const body = revoked.body as { revoked: string; replacement: string | null; toRewrap: number };
-    expect(body).toEqual({ revoked: leaked, replacement: expect.any(String), toRewrap: 3 });
+    expect(body).toEqual({
+      revoked: leaked,
+      replacement: expect.any(String),
+      toRewrap: 3,
+      unpublished: false,
+    });
     expect(body.replacement).toBe(kw.keys.snapshot().dataKey().kid);
 
     // Still readable while nothing has been rewrapped.
@@ -72,7 +78,7 @@ describe('HTTP: revoking a data key', () => {
       expect((await call('getSecret', { name })).body).toEqual({ name, value: `value-${name}` });
 
     // A record written back under the destroyed key: the server's problem, never the client's token.
-    await store.set('secret:user_1:a', stale);
+    await store.set(secretKey('user_1', 'a'), stale);
     const failed = await call('getSecret', { name: 'a' });
     expect(failed.status).toBe(503);
     expect(failed.body).toMatchObject({ error: 'data_key_unavailable' });
@@ -86,6 +92,6 @@ describe('HTTP: revoking a data key', () => {
     const revoked = await call('revokeKey', { kid: sig }, { reason: 'leaked' }, 'admin');
     // The token signed by the revoked key was verified before the revocation took effect.
     expect(revoked.status).toBe(200);
-    expect(revoked.body).toEqual({ revoked: sig, replacement: expect.any(String) });
+    expect(revoked.body).toEqual({ revoked: sig, replacement: expect.any(String), unpublished: false });
   });
 });

@@ -20,7 +20,8 @@ afterEach(async () => {
 async function setup(store: Store = createMemoryStore(), clock = { now: Date.UTC(2026, 0, 1) }) {
   const events: AuditEvent[] = [];
   const kw = await createKeyward({
-    store,
+    // The store's clock is keyward's, or the scheduler's clock check would refuse to run.
+    store: { ...store, time: async () => clock.now },
     masterKey: MASTER,
     logger: false,
     syncIntervalMs: 60_000,

@@ -43,7 +43,7 @@ async function flush(store: Store): Promise<void> {
   let cursor: string | undefined;
   const keys: string[] = [];
   do {
-    const page = await store.list('', cursor === undefined ? {} : { cursor });
+    const page = await store.scan('', cursor === undefined ? {} : { cursor });
     keys.push(...page.entries.map((e) => e.key));
     cursor = page.cursor ?? undefined;
   } while (cursor !== undefined);

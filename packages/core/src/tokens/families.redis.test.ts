@@ -42,7 +42,7 @@ async function chain(tokens: ReturnType<typeof createTokenService>, n: number): 
 
 /** The session keys under our prefix, by SCAN (never KEYS). */
 async function sessionKeys(): Promise<string[]> {
-  const pattern = `${prefix.replace(/[\\*?[\]]/g, '\\$&')}k:rt:*`;
+  const pattern = `${prefix.replace(/[\\*?[\]]/g, '\\$&')}k:{rt:*`;
   const found: string[] = [];
   let cursor = '0';
   do {

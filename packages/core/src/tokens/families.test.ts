@@ -72,7 +72,7 @@ async function keysUnder(store: Store, prefix: string): Promise<string[]> {
   const found: string[] = [];
   let cursor: string | undefined;
   do {
-    const page = await store.list(prefix, cursor === undefined ? {} : { cursor });
+    const page = await store.scan(prefix, cursor === undefined ? {} : { cursor });
     found.push(...page.entries.map((e) => e.key));
     cursor = page.cursor ?? undefined;
   } while (cursor !== undefined);

@@ -21,7 +21,7 @@ const backing: Store = env.KW_SQLITE
   ? createSqliteStore({ path: env.KW_SQLITE, pollIntervalMs: 20 })
   : createRedisStore({
       url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-      prefix: env.KW_PREFIX ?? '{keyward}:',
+      prefix: env.KW_PREFIX ?? 'keyward:',
     });
 
 let gate: { open: () => void; promise: Promise<void> } | undefined;
@@ -36,7 +36,7 @@ let paused = false;
 // Holds the rewrap's second page of secrets while the gate is closed (the job lists with a cursor).
 const store: Store = new Proxy(backing, {
   get(target, prop, receiver) {
-    if (prop === 'list')
+    if (prop === 'scan')
       return async (prefix: string, options?: { cursor?: string; limit?: number }) => {
         if (gate && prefix === 'secret:' && options?.cursor && options.limit !== 1000) {
           if (!paused) {
@@ -45,7 +45,7 @@ const store: Store = new Proxy(backing, {
           }
           await gate.promise;
         }
-        return target.list(prefix, options);
+        return target.scan(prefix, options);
       };
     const value = Reflect.get(target, prop, receiver);
     return typeof value === 'function' ? value.bind(target) : value;

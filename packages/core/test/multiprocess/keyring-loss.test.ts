@@ -16,6 +16,12 @@ import { KEYRING_KEY, type KeyringDocument } from '../../src/keys/keyring-store.
 import { MasterKey } from '../../src/keys/master-key.js';
 import { type App, codeOf, eventually, startApp } from './harness.js';
 
+/** The Redis key of the keyring document: member `doc` of collection `keyring/`, hash-tagged by it. */
+function redisKeyringKey(prefix: string): string {
+  const at = KEYRING_KEY.lastIndexOf('/') + 1;
+  return `${prefix}k:{${KEYRING_KEY.slice(0, at)}}${KEYRING_KEY.slice(at)}`;
+}
+
 const url = redisTestUrl() ?? 'redis://127.0.0.1:6379';
 const MASTER = MasterKey.generate().exportText();
 const HOUR = 3_600_000;
@@ -145,8 +151,8 @@ describeWithRedis('FLUSHALL under three running processes on Redis', () => {
   async function read(): Promise<{ documents: number; doc: KeyringDocument | null }> {
     const client = new Redis(url);
     try {
-      const documents = (await client.keys(`${prefix}k:${KEYRING_KEY}`)).length;
-      const raw = await client.get(`${prefix}k:${KEYRING_KEY}`);
+      const documents = (await client.keys(redisKeyringKey(prefix))).length;
+      const raw = await client.get(redisKeyringKey(prefix));
       return { documents, doc: raw === null ? null : (JSON.parse(raw) as KeyringDocument) };
     } finally {
       client.disconnect();
@@ -176,7 +182,7 @@ describeWithRedis('FLUSHALL under three running processes on Redis', () => {
     const { valid, revoked } = await issue(instances);
     const client = new Redis(url);
     try {
-      const before = JSON.parse((await client.get(`${own}k:${KEYRING_KEY}`)) as string) as KeyringDocument;
+      const before = JSON.parse((await client.get(redisKeyringKey(own))) as string) as KeyringDocument;
       await client.flushall();
       let rejected = 0;
       let revokedAccepted = 0;
@@ -185,14 +191,14 @@ describeWithRedis('FLUSHALL under three running processes on Redis', () => {
         for (const app of instances)
           for (const token of revoked)
             if ((await codeOf(app.call('verify', { token }))) !== 'token_revoked') revokedAccepted += 1;
-        const raw = await client.get(`${own}k:${KEYRING_KEY}`);
+        const raw = await client.get(redisKeyringKey(own));
         if (raw === null) return false;
         const reports = await Promise.all(instances.map((app) => app.call<HealthReport>('health')));
         return reports.every((r) => lineageOf(r)?.status === 'pass');
       }, 30_000);
       expect(rejected).toBe(0);
       expect(revokedAccepted).toBe(0);
-      const after = JSON.parse((await client.get(`${own}k:${KEYRING_KEY}`)) as string) as KeyringDocument;
+      const after = JSON.parse((await client.get(redisKeyringKey(own))) as string) as KeyringDocument;
       expect(after.lineage).toBe(before.lineage);
       expect(after.keys.map((k) => k.kid)).toEqual(before.keys.map((k) => k.kid));
       // The revocations are back in the store: a process started now rejects them too.
