@@ -14,7 +14,8 @@
  * for the whole deployment, not one instance's wrong clock.
  *
  * A start-up failure is printed as one line on stderr (`keyward: <message> [<code>]`, no stack)
- * and the process exits with 1, as an app should. KW_SIGNING_ALG: algorithm of generated signing keys.
+ * and the process exits with 1, as an app should. KW_REUSE_INTERVAL_MS: the sessions' refresh reuse
+ * interval (ops issueSession / refreshSession). KW_SIGNING_ALG: algorithm of generated signing keys.
  */
 import { createInterface } from 'node:readline';
 import { createKeywardCore, type KeywardCore } from '../../src/core.js';
@@ -25,6 +26,7 @@ import { parsePreviousMasterKeys } from '../../src/keys/master-key.js';
 import { createRedisStore } from '../../src/store/redis.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';
+import { createTokenService } from '../../src/tokens/service.js';
 
 const env = process.env;
 let offset = Number(env.KW_CLOCK_OFFSET_MS ?? 0);
@@ -67,6 +69,11 @@ try {
   process.exit(1);
 }
 const health = createHealth(core);
+// Sessions (refresh-token families) on the same core; KW_REUSE_INTERVAL_MS sets the reuse grace.
+const tokens = createTokenService(
+  core,
+  env.KW_REUSE_INTERVAL_MS ? { refreshReuseIntervalMs: Number(env.KW_REUSE_INTERVAL_MS) } : {},
+);
 if (env.KW_REPORT_APPLIED === '1')
   core.sync.onApplied((change) => write({ event: 'applied', change, t: sharedNow() }));
 
@@ -79,6 +86,8 @@ const watchState = { sweeps: 0, acceptedAgain: 0 };
 const ops: Record<string, (req: Request) => unknown> = {
   sign: (req) => core.jwt.sign({ sub: String(req.sub ?? 'user'), ...(req.jti ? { jti: req.jti } : {}) }),
   verify: (req) => core.jwt.verify(String(req.token)).kid,
+  issueSession: (req) => tokens.issue({ sub: String(req.sub ?? 'user') }),
+  refreshSession: (req) => tokens.refresh(String(req.refresh)),
   // Verifies each token; counts instead of failing, so a caller can sum rejections across calls.
   verifyMany: (req) => {
     const rejected: Record<string, number> = {};

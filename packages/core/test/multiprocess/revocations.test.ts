@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   describeWithRedis,
   dropRedisPrefix,
@@ -127,25 +130,45 @@ describeWithRedis('token revocations while the subscriber connections are killed
   it('logout everywhere revokes a token minted just before by a process whose clock runs 1 s ahead; new logins on both verify on both', async () => {
     const prefix = `{${uniquePrefix('revocations')}}:`;
     prefixes.push(prefix);
-    const env = { KW_MASTER: MASTER, REDIS_URL: url, KW_PREFIX: prefix, KW_SYNC_MS: '3600000' };
-    const a = await startApp(env);
-    apps.push(a);
-    const ahead = await startApp({ ...env, KW_CLOCK_OFFSET_MS: '1000' });
-    apps.push(ahead);
-    const verifies = (app: App, token: string) =>
-      app.call<string>('verify', { token }).then(
-        () => undefined,
-        (err: { code?: string }) => err.code,
-      );
+    await skewedLogoutEverywhere({ REDIS_URL: url, KW_PREFIX: prefix });
+  }, 60_000);
+});
 
-    const minted = await ahead.call<string>('sign', { sub: 'alice' });
-    await a.call('revokeSubject', { sub: 'alice' });
-    await Promise.all([a.call('refresh'), ahead.call('refresh')]);
-    for (const app of [a, ahead]) expect(await verifies(app, minted)).toBe('token_revoked');
+/**
+ * Logout-everywhere against a process whose clock runs 1 s ahead (`store`: the store's env): a
+ * token it minted just before is revoked on both processes, and a new login on either verifies on both.
+ */
+async function skewedLogoutEverywhere(store: Record<string, string>): Promise<void> {
+  const env = { KW_MASTER: MASTER, KW_SYNC_MS: '3600000', ...store };
+  const a = await startApp(env);
+  apps.push(a);
+  const ahead = await startApp({ ...env, KW_CLOCK_OFFSET_MS: '1000' });
+  apps.push(ahead);
+  const verifies = (app: App, token: string) =>
+    app.call<string>('verify', { token }).then(
+      () => undefined,
+      (err: { code?: string }) => err.code,
+    );
 
-    for (const issuer of [a, ahead]) {
-      const fresh = await issuer.call<string>('sign', { sub: 'alice' });
-      for (const app of [a, ahead]) expect(await verifies(app, fresh)).toBeUndefined();
+  const minted = await ahead.call<string>('sign', { sub: 'alice' });
+  await a.call('revokeSubject', { sub: 'alice' });
+  await Promise.all([a.call('refresh'), ahead.call('refresh')]);
+  for (const app of [a, ahead]) expect(await verifies(app, minted)).toBe('token_revoked');
+
+  for (const issuer of [a, ahead]) {
+    const fresh = await issuer.call<string>('sign', { sub: 'alice' });
+    for (const app of [a, ahead]) expect(await verifies(app, fresh)).toBeUndefined();
+  }
+}
+
+describe('logout everywhere with a skewed clock (sqlite, one file shared by the processes)', () => {
+  it('revokes a token minted just before by a process whose clock runs 1 s ahead; new logins on both verify on both', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kw-skew-'));
+    try {
+      await skewedLogoutEverywhere({ KW_SQLITE_PATH: join(dir, 'keyward.db') });
+    } finally {
+      await Promise.all(apps.splice(0).map((a) => a.close()));
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 });
