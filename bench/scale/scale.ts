@@ -367,6 +367,7 @@ async function main(): Promise<void> {
   );
   const url = `redis://127.0.0.1:${port}`;
   const redis = new Redis(url, { lazyConnect: true });
+  redis.on('error', () => {}); // refused until the server listens; connect() below retries
   try {
     for (let i = 0; i < 50; i++) {
       try {
