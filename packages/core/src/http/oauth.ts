@@ -25,7 +25,8 @@ export function formFields(headers: HeaderBag, body: unknown): Record<string, un
   if (!isFormRequest(headers)) throw invalidBody('unsupported_type', 'form');
   if (body === undefined || body === null || body === '') return {};
   if (typeof body === 'string') {
-    const fields: Record<string, string | string[]> = {};
+    // No prototype: a field named `__proto__` is just a field.
+    const fields: Record<string, string | string[]> = Object.create(null);
     for (const [name, value] of new URLSearchParams(body)) {
       const seen = fields[name];
       fields[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
