@@ -855,6 +855,27 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
       );
       expect(rejected).toBe(true);
     });
+    it('a refresh token revoked at /oauth/revoke on A introspects inactive on B within 1 s, its access token too', async () => {
+      const pair = await loginOn(a, 'alice');
+      const rs = (await loginOn(b, 'rs')).access_token;
+      const introspectOnB = async (token: string) =>
+        (await call(b.url, 'POST', '/oauth/introspect', { token: rs, form: { token } })).json;
+      expect((await introspectOnB(pair.access_token)).active).toBe(true);
+      expect((await introspectOnB(pair.refresh_token)).active).toBe(true);
+      const r = await call(a.url, 'POST', '/oauth/revoke', {
+        token: pair.access_token,
+        form: { token: pair.refresh_token },
+      });
+      expect(r.status, r.text).toBe(200);
+      const inactive = await within(1000, async () => {
+        const [access, refresh] = await Promise.all([
+          introspectOnB(pair.access_token),
+          introspectOnB(pair.refresh_token),
+        ]);
+        return access?.active === false && refresh?.active === false;
+      });
+      expect(inactive).toBe(true);
+    });
     it('a key revoked on A is rejected on B within 1 s', async () => {
       const admin = await loginOn(a, 'admin');
       const kid = headerOf(admin.access_token).kid;
