@@ -32,6 +32,7 @@ beforeAll(async () => {
     tokens: {
       issue: unused,
       refresh: unused,
+      inspectRefresh: unused,
       logout: unused,
       logoutEverywhere: unused,
       oneTime: unused,

@@ -49,7 +49,11 @@ export interface KeywardExpress {
   requireScopes(...scopes: string[]): RequestHandler;
   /** Requires at least one of the roles (authenticating first if needed); else 403. */
   requireRoles(...roles: string[]): RequestHandler;
-  /** Every route of the HTTP contract (login, refresh, logout, /me, admin, API keys, secrets, JWKS, health, metrics). */
+  /**
+   * Every route of the HTTP contract (login, refresh, logout, /me, admin, API keys, secrets, JWKS,
+   * health, metrics, and `POST /oauth/introspect` / `POST /oauth/revoke`, which take form-encoded
+   * bodies only, within the same `bodyLimit`).
+   */
   router(options?: KeywardRouterOptions): Router;
   /** `GET /health/live` and `GET /health/ready` only. */
   healthRouter(options?: Pick<KeywardRoutesOptions, 'isShuttingDown'>): Router;

@@ -5,6 +5,7 @@ import { keywardErrorOf, send } from './errors.js';
 import type { KeywardRouterOptions } from './keyward.js';
 
 const JSON_TYPE = 'application/json';
+const FORM_TYPE = 'application/x-www-form-urlencoded';
 
 /** Builds an Express router from core's route table: one Express route per contract route. */
 export function keywardRouter(
@@ -16,6 +17,8 @@ export function keywardRouter(
   const { bodyLimit = '100kb', ...routeOptions } = options;
   const router = express.Router();
   const parseJson = express.json({ limit: bodyLimit, type: JSON_TYPE });
+  // The OAuth endpoints (RFC 7662 / RFC 7009) take form bodies only: flat fields, no `qs` nesting.
+  const parseForm = express.urlencoded({ extended: false, limit: bodyLimit, type: FORM_TYPE });
   // Parser errors of these routes only: the user's own routes keep their own error handling.
   const onParseError = (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     const keywardError = keywardErrorOf(err);
@@ -23,10 +26,11 @@ export function keywardRouter(
     send(res, problemResponse(keywardError, onDenied));
   };
   const handler = (route: KeywardRoute) => (req: Request, res: Response, next: NextFunction) => {
-    // req.is() is null without a body, false for a body of another type (which express.json skipped).
+    const format = route.body ?? 'json';
+    // req.is() is null without a body, false for a body of another type (which the parser skipped).
     const request =
-      req.is(JSON_TYPE) === false
-        ? Promise.resolve(problemResponse(invalidBody('unsupported_type'), onDenied))
+      req.is(format === 'form' ? FORM_TYPE : JSON_TYPE) === false
+        ? Promise.resolve(problemResponse(invalidBody('unsupported_type', format), onDenied))
         : // The contract's paths have only named `:params` (strings), no wildcards (string[]).
           handleRoute(
             route,
@@ -39,7 +43,7 @@ export function keywardRouter(
   for (const route of keywardRoutes(kw, routeOptions)) {
     const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete';
     if (route.method === 'POST' || route.method === 'PUT') {
-      router[method](route.path, parseJson, onParseError, handler(route));
+      router[method](route.path, route.body === 'form' ? parseForm : parseJson, onParseError, handler(route));
     } else {
       router[method](route.path, handler(route));
     }

@@ -1,13 +1,19 @@
 import { KeywardError } from '@keyward/core';
-import type { KeywardRoutesOptions } from '@keyward/core/http';
-import { handleRoute, keywardRoutes as routeTable } from '@keyward/core/http';
-import type { FastifyPluginAsync } from 'fastify';
+import type { KeywardRoute, KeywardRoutesOptions as RouteTableOptions } from '@keyward/core/http';
+import {
+  bodyFailureOf,
+  handleRoute,
+  invalidBody,
+  problemResponse,
+  keywardRoutes as routeTable,
+} from '@keyward/core/http';
+import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { keywardErrorHandler, sendResponse } from './errors.js';
 import { internalsOf } from './plugin.js';
 
 /** Options of the {@link keywardRoutes} plugin. */
-export interface KeywardRoutesPluginOptions extends KeywardRoutesOptions {
+export interface KeywardRoutesPluginOptions extends RouteTableOptions {
   /** Largest accepted JSON body, in bytes. Default 102400 (100 KiB); larger bodies get 400 `invalid_request`. */
   bodyLimit?: number;
 }
@@ -38,13 +44,13 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
   );
   fastify.setErrorHandler(keywardErrorHandler);
 
-  const routeOptions: KeywardRoutesOptions = {
+  const routeOptions: RouteTableOptions = {
     ...(users ? { users } : {}),
     ...(include ? { include } : {}),
     ...(isShuttingDown ? { isShuttingDown } : {}),
   };
-  for (const route of routeTable(fastify.keyward, routeOptions)) {
-    fastify.route({
+  const mount = (scope: FastifyInstance, route: KeywardRoute) =>
+    scope.route({
       method: route.method,
       url: route.path,
       // The route table authenticates each route itself, also under `global: true`.
@@ -60,14 +66,43 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
         return sendResponse(reply, answer);
       },
     });
+  const routes = routeTable(fastify.keyward, routeOptions);
+  for (const route of routes) if (route.body !== 'form') mount(fastify, route);
+  const formRoutes = routes.filter((route) => route.body === 'form');
+  if (formRoutes.length > 0) {
+    // The OAuth endpoints (RFC 7662 / RFC 7009) take `application/x-www-form-urlencoded` only, in a
+    // child context of their own, so the JSON routes above never accept a form.
+    await fastify.register(async (oauth) => {
+      oauth.removeAllContentTypeParsers();
+      oauth.addContentTypeParser(
+        'application/x-www-form-urlencoded',
+        { parseAs: 'string', bodyLimit },
+        (_request, body, done) => {
+          // No prototype: a field named `__proto__` is just a field. Repeated fields become arrays.
+          const fields: Record<string, string | string[]> = Object.create(null);
+          for (const [name, value] of new URLSearchParams(body as string)) {
+            const seen = fields[name];
+            fields[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
+          }
+          done(null, fields);
+        },
+      );
+      oauth.setErrorHandler((error: FastifyError, request, reply) => {
+        const failure = bodyFailureOf(error);
+        if (failure) return sendResponse(reply, problemResponse(invalidBody(failure, 'form'), onDenied));
+        return keywardErrorHandler(error, request, reply);
+      });
+      for (const route of formRoutes) mount(oauth, route);
+    });
   }
 };
 
 /**
  * The HTTP contract's routes (login, refresh, logout, `/me`, admin keys, API keys, secrets, JWKS,
- * health, metrics) as an encapsulated plugin, mounted from core's route table. Register it after
- * the {@link keyward} plugin; `prefix` works as for any Fastify plugin. Bad JSON, oversized and
- * non-JSON bodies get the contract's 400 `invalid_request` JSON.
+ * health, metrics, OAuth introspection and revocation) as an encapsulated plugin, mounted from
+ * core's route table. Register it after the {@link keyward} plugin; `prefix` works as for any
+ * Fastify plugin. Bad JSON, oversized and non-JSON bodies get the contract's 400
+ * `invalid_request` JSON; the OAuth routes take form-encoded bodies only (same `bodyLimit`).
  *
  * @example
  * ```ts

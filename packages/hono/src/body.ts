@@ -3,19 +3,26 @@ import type { BodyFailure } from '@keyward/core/http';
 /** A JSON request body, or why it was refused (with whether the connection must close). */
 export type JsonBody = { ok: true; value: unknown } | { ok: false; failure: BodyFailure; close: boolean };
 
+/** A form-encoded request body as its fields (a repeated field as an array), or why it was refused. */
+export type FormBody =
+  | { ok: true; value: Record<string, string | string[]> | undefined }
+  | { ok: false; failure: BodyFailure; close: boolean };
+
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
+const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 // Past this many times the limit, stop draining an oversized upload and close the connection.
 const DRAIN_FACTOR = 10;
 
+type RawBody = { ok: true; bytes: Buffer | undefined } | { ok: false; failure: BodyFailure; close: boolean };
+
 /**
- * Reads a JSON body of at most `maxSize` bytes. Hono parses bodies on demand and `c.req.json()`
- * throws a SyntaxError (a 500) on garbage, so the body is read here and every failure becomes one
- * of core's {@link BodyFailure}s. An oversized upload is drained before the answer (as body-parser
- * does): answering mid-upload makes @hono/node-server drop the keep-alive socket under the client.
+ * Reads a body of at most `maxSize` bytes. An oversized upload is drained before the answer (as
+ * body-parser does): answering mid-upload makes @hono/node-server drop the keep-alive socket
+ * under the client.
  */
-export async function readJsonBody(request: Request, maxSize: number): Promise<JsonBody> {
+async function readRaw(request: Request, maxSize: number): Promise<RawBody> {
   const reader = request.body?.getReader();
-  if (!reader) return { ok: true, value: undefined };
+  if (!reader) return { ok: true, bytes: undefined };
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
@@ -33,13 +40,45 @@ export async function readJsonBody(request: Request, maxSize: number): Promise<J
     return { ok: false, failure: 'unreadable', close: true };
   }
   if (size > maxSize) return { ok: false, failure: 'too_large', close: false };
-  if (size === 0) return { ok: true, value: undefined };
+  return { ok: true, bytes: size === 0 ? undefined : Buffer.concat(chunks) };
+}
+
+/**
+ * Reads a JSON body of at most `maxSize` bytes. Hono parses bodies on demand and `c.req.json()`
+ * throws a SyntaxError (a 500) on garbage, so the body is read here and every failure becomes one
+ * of core's {@link BodyFailure}s.
+ */
+export async function readJsonBody(request: Request, maxSize: number): Promise<JsonBody> {
+  const raw = await readRaw(request, maxSize);
+  if (!raw.ok) return raw;
+  if (raw.bytes === undefined) return { ok: true, value: undefined };
   if (!JSON_TYPE.test(request.headers.get('content-type') ?? '')) {
     return { ok: false, failure: 'unsupported_type', close: false };
   }
   try {
-    return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
+    return { ok: true, value: JSON.parse(raw.bytes.toString('utf8')) as unknown };
   } catch {
     return { ok: false, failure: 'malformed', close: false };
   }
+}
+
+/**
+ * Reads an `application/x-www-form-urlencoded` body of at most `maxSize` bytes (the OAuth
+ * endpoints), with the same limits and failures as {@link readJsonBody}. `c.req.parseBody()` is
+ * not used: it also takes multipart bodies and has no size limit.
+ */
+export async function readFormBody(request: Request, maxSize: number): Promise<FormBody> {
+  const raw = await readRaw(request, maxSize);
+  if (!raw.ok) return raw;
+  if (raw.bytes === undefined) return { ok: true, value: undefined };
+  if (!FORM_TYPE.test(request.headers.get('content-type') ?? '')) {
+    return { ok: false, failure: 'unsupported_type', close: false };
+  }
+  // No prototype: a field named `__proto__` is just a field.
+  const fields: Record<string, string | string[]> = Object.create(null);
+  for (const [name, value] of new URLSearchParams(raw.bytes.toString('utf8'))) {
+    const seen = fields[name];
+    fields[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
+  }
+  return { ok: true, value: fields };
 }

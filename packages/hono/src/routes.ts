@@ -13,7 +13,7 @@ import {
   problemResponse,
 } from '@keyward/core/http';
 import { type Context, Hono } from 'hono';
-import { readJsonBody } from './body.js';
+import { readFormBody, readJsonBody } from './body.js';
 import { toResponse } from './errors.js';
 
 /** What {@link keywardRoutes} needs of a keyward instance: a `Keyward` from `createKeyward()` fits. */
@@ -29,7 +29,8 @@ export interface KeywardHonoRoutesOptions extends KeywardRoutesOptions, Authenti
 
 /**
  * Every route of keyward's HTTP contract as a Hono sub-app: login (with `users`), refresh, logout,
- * `/me`, admin keys, API keys, secrets, JWKS, health and metrics. Mount it with `app.route('/', …)`.
+ * `/me`, admin keys, API keys, secrets, JWKS, health, metrics, and OAuth introspection and
+ * revocation (form-encoded bodies only). Mount it with `app.route('/', …)`.
  * Errors are answered inside (JSON `{error, message}` with the RFC 6750 challenge), never a 5xx for
  * bad input.
  *
@@ -54,10 +55,15 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
   const app = new Hono();
   for (const route of contractRoutes(kw, routeOptions)) {
     const hasBody = route.method === 'POST' || route.method === 'PUT';
+    const format = route.body ?? 'json';
     const handler = async (c: Context) => {
-      const body = hasBody ? await readJsonBody(c.req.raw, maxSize) : { ok: true as const, value: undefined };
+      const body = !hasBody
+        ? { ok: true as const, value: undefined }
+        : format === 'form'
+          ? await readFormBody(c.req.raw, maxSize)
+          : await readJsonBody(c.req.raw, maxSize);
       if (!body.ok) {
-        const problem = problemResponse(invalidBody(body.failure), onDenied);
+        const problem = problemResponse(invalidBody(body.failure, format), onDenied);
         if (body.close) problem.headers.connection = 'close';
         return toResponse(problem);
       }

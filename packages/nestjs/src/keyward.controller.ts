@@ -7,7 +7,7 @@ import { KeywardService } from './keyward.service.js';
 
 /**
  * The routes of the HTTP contract (login, refresh, logout, /me, admin keys, API keys, secrets,
- * JWKS, health, metrics), mounted by `KeywardModule.forRoot({ routes: true })`. Each method
+ * JWKS, health, metrics, OAuth introspection and revocation), mounted by `KeywardModule.forRoot({ routes: true })`. Each method
  * delegates to core's route of the same name, which authenticates and checks scopes itself, so
  * the controller is `@Public()` for a global guard.
  *
@@ -77,6 +77,14 @@ export class KeywardController {
   }
   @Get('health/ready') ready(@Req() req: HttpRequest, @Res() res: unknown) {
     return this.run('ready', req, res);
+  }
+  // OAuth 2.0 (RFC 7662 / RFC 7009): form-encoded bodies, parsed by the platform's urlencoded
+  // parser (Express and Fastify alike); core refuses any other content type.
+  @Post('oauth/introspect') introspectToken(@Req() req: HttpRequest, @Res() res: unknown) {
+    return this.run('introspectToken', req, res);
+  }
+  @Post('oauth/revoke') revokeToken(@Req() req: HttpRequest, @Res() res: unknown) {
+    return this.run('revokeToken', req, res);
   }
   @Get('metrics') metrics(@Req() req: HttpRequest, @Res() res: unknown) {
     return this.run('metrics', req, res);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHmac, createPublicKey, generateKeyPairSync, sign as signBytes } from 'node:crypto';
+import { createHash, createHmac, createPublicKey, generateKeyPairSync, sign as signBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -117,6 +117,8 @@ interface CallOptions {
   token?: string;
   apiKey?: string;
   json?: unknown;
+  /** Sent as `application/x-www-form-urlencoded`. */
+  form?: Record<string, string>;
   body?: string;
   contentType?: string;
   headers?: Record<string, string>;
@@ -128,7 +130,11 @@ async function call(base: string, method: string, path: string, o: CallOptions =
   if (o.apiKey !== undefined) headers['x-api-key'] = o.apiKey;
   let body = o.body;
   if (o.json !== undefined) body = JSON.stringify(o.json);
-  if (body !== undefined) headers['content-type'] = o.contentType ?? 'application/json';
+  if (o.form !== undefined) body = new URLSearchParams(o.form).toString();
+  if (body !== undefined) {
+    headers['content-type'] =
+      o.contentType ?? (o.form !== undefined ? 'application/x-www-form-urlencoded' : 'application/json');
+  }
   const res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body } : {}) });
   const text = await res.text();
   let json: unknown;
@@ -169,7 +175,17 @@ function expectInvalidToken(reply: Reply, code: string): void {
   );
 }
 
-const DEMO_USERS = 'alice:alice-password:read,admin:admin-password:read admin';
+const DEMO_USERS = 'alice:alice-password:read,admin:admin-password:read admin,rs:rs-password:introspect';
+/** The main app's legacy `JWT_SECRET`: lets the suite sign tokens the app accepts (an expired one). */
+const LEGACY_SECRET = 'contract-suite-legacy-secret';
+
+/** An HS256 token under the legacy `JWT_SECRET` key (kid: RFC 7638 thumbprint of the secret). */
+function legacyToken(claims: Record<string, unknown>): string {
+  const k = Buffer.from(LEGACY_SECRET, 'utf8').toString('base64url');
+  const kid = createHash('sha256').update(`{"k":"${k}","kty":"oct"}`).digest('base64url');
+  const input = `${b64url({ alg: 'HS256', typ: 'at+jwt', kid })}.${b64url(claims)}`;
+  return `${input}.${createHmac('sha256', LEGACY_SECRET).update(input).digest('base64url')}`;
+}
 
 /**
  * The HTTP contract (docs/contract.md) as one vitest suite, run against a real server. Every
@@ -202,13 +218,13 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
   describe(`adapter contract: ${name}`, () => {
     let app: RunningApp;
     let req: (method: string, path: string, o?: CallOptions) => Promise<Reply>;
-    const login = async (user: 'alice' | 'admin' = 'alice') => {
+    const login = async (user: 'alice' | 'admin' | 'rs' = 'alice') => {
       const r = await req('POST', '/auth/login', { json: { username: user, password: `${user}-password` } });
       expect(r.status, r.text).toBe(200);
       return r.json as { access_token: string; refresh_token: string };
     };
     beforeAll(async () => {
-      app = await target.start(envFor());
+      app = await target.start(envFor({ JWT_SECRET: LEGACY_SECRET }));
       req = (method, path, o) => call(app.url, method, path, o);
     });
     afterAll(async () => app?.stop());
@@ -524,6 +540,179 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
       });
     });
 
+    describe('OAuth token introspection (RFC 7662) and revocation (RFC 7009)', () => {
+      const introspect = async (token: string, o: CallOptions = {}) => {
+        const r = await req('POST', '/oauth/introspect', {
+          token: (await login('rs')).access_token,
+          ...o,
+          form: { token },
+        });
+        expect(r.status, r.text).toBe(200);
+        expect(r.headers.get('content-type') ?? '').toMatch(/^application\/json/);
+        expect(r.headers.get('cache-control')).toContain('no-store');
+        return r.json as Record<string, unknown>;
+      };
+      const inactive = { active: false };
+
+      it('describes an active access token; after logout it is inactive and nothing else', async () => {
+        const pair = await login('alice');
+        const body = await introspect(pair.access_token);
+        expect(body).toMatchObject({ active: true, sub: 'alice', scope: 'read', token_type: 'Bearer' });
+        expect(body.exp).toBeGreaterThan(Date.now() / 1000);
+        expect(typeof body.iat).toBe('number');
+        expect(body).not.toHaveProperty('client_id');
+        const out = await req('POST', '/auth/logout', { token: pair.access_token, json: {} });
+        expect(out.status, out.text).toBe(204);
+        expect(await introspect(pair.access_token)).toEqual(inactive);
+      });
+      it('turns the access tokens of a family revoked by refresh reuse inactive', async () => {
+        const first = await login('alice');
+        const second = (await req('POST', '/auth/refresh', { json: { refresh_token: first.refresh_token } }))
+          .json;
+        expect((await introspect(second.access_token)).active).toBe(true);
+        await new Promise((r) => setTimeout(r, (target.refreshReuseIntervalMs ?? 2000) + 150));
+        const reuse = await req('POST', '/auth/refresh', { json: { refresh_token: first.refresh_token } });
+        expectProblem(reuse, 400, 'invalid_grant');
+        expect(await introspect(second.access_token)).toEqual(inactive);
+        expect(await introspect(second.refresh_token)).toEqual(inactive);
+      });
+      it("turns a revoked signing key's tokens inactive", async () => {
+        const admin = await login('admin');
+        const alice = await login('alice');
+        const kid = headerOf(alice.access_token).kid;
+        expect((await introspect(alice.access_token)).active).toBe(true);
+        const r = await req('POST', `/admin/keys/${kid}/revoke`, {
+          token: admin.access_token,
+          json: { reason: 'introspection test' },
+        });
+        expect(r.status, r.text).toBe(200);
+        expect(await introspect(alice.access_token)).toEqual(inactive);
+      });
+      it('answers an expired token inactive (and the same token unexpired active)', async () => {
+        const now = Math.floor(Date.now() / 1000);
+        const live = legacyToken({ sub: 'alice', scope: 'read', jti: 'live-1', iat: now, exp: now + 600 });
+        expect(await introspect(live)).toMatchObject({ active: true, sub: 'alice' });
+        const expired = legacyToken({
+          sub: 'alice',
+          scope: 'read',
+          jti: 'old-1',
+          iat: now - 9000,
+          exp: now - 7200,
+        });
+        expect(await introspect(expired)).toEqual(inactive);
+      });
+      it('describes a refresh token without spending it: a refresh with it still works', async () => {
+        const pair = await login('alice');
+        expect(await introspect(pair.refresh_token)).toMatchObject({
+          active: true,
+          sub: 'alice',
+          scope: 'read',
+          token_type: 'refresh_token',
+        });
+        await introspect(pair.refresh_token);
+        const r = await req('POST', '/auth/refresh', { json: { refresh_token: pair.refresh_token } });
+        expect(r.status, r.text).toBe(200);
+        expect(await introspect(pair.refresh_token)).toEqual(inactive);
+        expect((await introspect(r.json.refresh_token)).active).toBe(true);
+      });
+      it('describes an API key, and garbage as inactive', async () => {
+        const { access_token } = await login('alice');
+        const created = await req('POST', '/api-keys', {
+          token: access_token,
+          json: { name: 'rs-test', scopes: ['read'] },
+        });
+        expect(created.status, created.text).toBe(201);
+        expect(await introspect(created.json.key)).toEqual({
+          active: true,
+          sub: 'alice',
+          scope: 'read',
+          token_type: 'api_key',
+        });
+        for (const garbage of ['garbage', 'a.b.c', 'rt_nope', 'kw_nope', '%00\u0000']) {
+          expect(await introspect(garbage)).toEqual(inactive);
+        }
+      });
+      it('needs a credential (401) holding scope introspect or admin (403)', async () => {
+        const alice = await login('alice');
+        const form = { token: alice.access_token };
+        const none = await req('POST', '/oauth/introspect', { form });
+        expectProblem(none, 401, 'missing_credentials');
+        const forbidden = await req('POST', '/oauth/introspect', { token: alice.access_token, form });
+        expectProblem(forbidden, 403, 'insufficient_scope');
+        expect(forbidden.headers.get('www-authenticate')).toBe(
+          'Bearer realm="keyward", error="insufficient_scope", scope="introspect"',
+        );
+        const asAdmin = await req('POST', '/oauth/introspect', {
+          token: (await login('admin')).access_token,
+          form,
+        });
+        expect(asAdmin.json).toMatchObject({ active: true, sub: 'alice' });
+      });
+      it('revokes a refresh token: its family is gone, its access tokens inactive', async () => {
+        const pair = await login('alice');
+        const r = await req('POST', '/oauth/revoke', {
+          token: pair.access_token,
+          form: { token: pair.refresh_token, token_type_hint: 'refresh_token' },
+        });
+        expect(r.status, r.text).toBe(200);
+        expect(r.headers.get('cache-control')).toContain('no-store');
+        expect(await introspect(pair.access_token)).toEqual(inactive);
+        expect(await introspect(pair.refresh_token)).toEqual(inactive);
+        expectProblem(
+          await req('POST', '/auth/refresh', { json: { refresh_token: pair.refresh_token } }),
+          400,
+          'invalid_grant',
+        );
+      });
+      it("revokes an access token; an unknown token gets 200; another subject's token is refused", async () => {
+        const pair = await login('alice');
+        const other = await login('alice');
+        const r = await req('POST', '/oauth/revoke', {
+          token: other.access_token,
+          form: { token: pair.access_token },
+        });
+        expect(r.status, r.text).toBe(200);
+        expect(await introspect(pair.access_token)).toEqual(inactive);
+        const unknown = await req('POST', '/oauth/revoke', {
+          token: other.access_token,
+          form: { token: 'no-such-token' },
+        });
+        expect(unknown.status, unknown.text).toBe(200);
+        const admin = await login('admin');
+        const refused = await req('POST', '/oauth/revoke', {
+          token: other.access_token,
+          form: { token: admin.refresh_token },
+        });
+        expectProblem(refused, 403, 'insufficient_scope');
+        expect((await introspect(admin.refresh_token)).active).toBe(true);
+        expectProblem(
+          await req('POST', '/oauth/revoke', { form: { token: 'x' } }),
+          401,
+          'missing_credentials',
+        );
+      });
+      it('answers bad input with a clean 400 invalid_request: no token, a JSON body, a huge token or body', async () => {
+        const rs = (await login('rs')).access_token;
+        for (const path of ['/oauth/introspect', '/oauth/revoke']) {
+          const cases: CallOptions[] = [
+            { form: {} },
+            { form: { token: '' } },
+            { body: 'token=a&token=b', contentType: 'application/x-www-form-urlencoded' },
+            { json: { token: rs } },
+            { body: `token=${rs}`, contentType: 'text/plain' },
+            { form: { token: 'a'.repeat(20_000) } },
+            { form: { token: 'a', pad: 'b'.repeat(2_000_000) } },
+            {},
+          ];
+          for (const o of cases) {
+            const r = await req('POST', path, { token: rs, ...o });
+            expectProblem(r, 400, 'invalid_request');
+            expect(r.text).not.toContain(rs);
+          }
+        }
+      });
+    });
+
     describe('hostile requests', () => {
       it('rejects alg "none", HS256 signed with the public key, a tampered payload and unknown keys', async () => {
         const { access_token } = await login('alice');
@@ -665,6 +854,27 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
         async () => (await call(b.url, 'GET', '/me', { token: pair.access_token })).status === 401,
       );
       expect(rejected).toBe(true);
+    });
+    it('a refresh token revoked at /oauth/revoke on A introspects inactive on B within 1 s, its access token too', async () => {
+      const pair = await loginOn(a, 'alice');
+      const rs = (await loginOn(b, 'rs')).access_token;
+      const introspectOnB = async (token: string) =>
+        (await call(b.url, 'POST', '/oauth/introspect', { token: rs, form: { token } })).json;
+      expect((await introspectOnB(pair.access_token)).active).toBe(true);
+      expect((await introspectOnB(pair.refresh_token)).active).toBe(true);
+      const r = await call(a.url, 'POST', '/oauth/revoke', {
+        token: pair.access_token,
+        form: { token: pair.refresh_token },
+      });
+      expect(r.status, r.text).toBe(200);
+      const inactive = await within(1000, async () => {
+        const [access, refresh] = await Promise.all([
+          introspectOnB(pair.access_token),
+          introspectOnB(pair.refresh_token),
+        ]);
+        return access?.active === false && refresh?.active === false;
+      });
+      expect(inactive).toBe(true);
     });
     it('a key revoked on A is rejected on B within 1 s', async () => {
       const admin = await loginOn(a, 'admin');

@@ -126,17 +126,29 @@ const BODY_MESSAGES: Record<BodyFailure, string> = {
   unreadable: 'the request body could not be read',
 };
 
+/** The same failures for the routes that take a form-encoded body (the OAuth endpoints). */
+const FORM_BODY_MESSAGES: Record<BodyFailure, string> = {
+  malformed: 'the request body is not a valid form',
+  too_large: 'the request body is too large',
+  unsupported_type: 'the request body must be form-encoded (Content-Type: application/x-www-form-urlencoded)',
+  unreadable: 'the request body could not be read',
+};
+
+/** What a route's body is: JSON (most routes) or `application/x-www-form-urlencoded` (the OAuth endpoints). */
+export type BodyFormat = 'json' | 'form';
+
 /**
  * The 400 `invalid_request` for a body the framework's parser refused, with the same message in
- * every framework package (never the parser's own text, which may quote the body).
+ * every framework package (never the parser's own text, which may quote the body). `format`
+ * names what the route expects (`form` for the OAuth endpoints; default `json`).
  *
  * @example
  * ```ts
  * if (err.type === 'entity.parse.failed') send(problemResponse(invalidBody('malformed')))
  * ```
  */
-export function invalidBody(failure: BodyFailure): KeywardError {
-  return invalidRequest(BODY_MESSAGES[failure]);
+export function invalidBody(failure: BodyFailure, format: BodyFormat = 'json'): KeywardError {
+  return invalidRequest((format === 'form' ? FORM_BODY_MESSAGES : BODY_MESSAGES)[failure]);
 }
 
 /** Shorthand for a 400 `invalid_request`. */

@@ -21,6 +21,7 @@ export {
 export {
   asKeywardError,
   type BodyFailure,
+  type BodyFormat,
   bodyFailureOf,
   type DeniedHook,
   type HttpProblem,
@@ -29,6 +30,13 @@ export {
   reportProblem,
   toHttpProblem,
 } from './errors.js';
+export {
+  type IntrospectionDeps,
+  type IntrospectionResponse,
+  introspect,
+  isFormRequest,
+  MAX_OAUTH_TOKEN_LENGTH,
+} from './oauth.js';
 export { type KeywardClaims, type Principal, principalFromApiKey, principalFromJwt } from './principal.js';
 export {
   type HttpRequest,

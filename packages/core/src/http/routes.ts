@@ -3,12 +3,20 @@ import type { ApiKeyService } from '../apikeys/types.js';
 import { KeywardError } from '../errors.js';
 import type { HealthReport } from '../health/types.js';
 import type { KeyRecord, KeyUse } from '../keys/types.js';
-import type { KeywardCore } from '../keyward.js';
+import type { KeywardCore, KeywardJwt } from '../keyward.js';
 import type { SecretService } from '../secrets/types.js';
 import type { TokenService } from '../tokens/types.js';
 import type { Authenticator } from './authenticate.js';
 import type { HeaderBag } from './credentials.js';
-import { type DeniedHook, invalidRequest, reportProblem } from './errors.js';
+import { type BodyFormat, type DeniedHook, invalidRequest, reportProblem } from './errors.js';
+import {
+  formField,
+  formFields,
+  introspect,
+  isInactiveCredential,
+  MAX_OAUTH_TOKEN_LENGTH,
+  tokenKind,
+} from './oauth.js';
 import type { Principal } from './principal.js';
 import type { UserDirectory } from './users.js';
 
@@ -16,7 +24,11 @@ import type { UserDirectory } from './users.js';
 export interface HttpRequest {
   headers: HeaderBag;
   params: Record<string, string | undefined>;
-  /** The parsed JSON body (adapters parse it with the framework's own body parser), or `undefined`. */
+  /**
+   * The parsed body, or `undefined`: JSON for most routes; for a route with `body: 'form'` the
+   * form's fields (`{name: value}`, a repeated field as an array) or the raw form text. Adapters
+   * parse it with the framework's own body parser.
+   */
   body: unknown;
 }
 
@@ -35,13 +47,25 @@ export interface KeywardRoute {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Express-style path with `:params`. */
   path: string;
-  /** `none`: public; `required`: any credential; a scope list: a credential with all of them. */
-  auth: 'none' | 'required' | { scopes: readonly string[] };
+  /**
+   * `none`: public; `required`: any credential; `scopes`: a credential with all of them;
+   * `anyScope`: a credential with at least one of them (else 403 naming the first).
+   */
+  auth: 'none' | 'required' | { scopes: readonly string[] } | { anyScope: readonly string[] };
+  /**
+   * The body the route takes: `json` (default) or `form` (`application/x-www-form-urlencoded`
+   * only, the OAuth endpoints of RFC 7662 / RFC 7009). Adapters parse it accordingly.
+   */
+  body?: BodyFormat;
   handle(request: HttpRequest, principal: Principal | undefined): Promise<HttpResponse>;
 }
 
 /** What the contract routes need of a keyward instance. */
 export interface RouteDeps extends Pick<KeywardCore, 'keys' | 'policy'> {
+  /** Verifies access tokens for `POST /oauth/introspect` and `POST /oauth/revoke`. */
+  jwt: Pick<KeywardJwt, 'verify'>;
+  /** The instance's options; `issuer` is reported as `iss` when introspecting opaque tokens. */
+  options?: { readonly issuer?: string | undefined };
   tokens: TokenService;
   apiKeys: ApiKeyService;
   secrets: SecretService;
@@ -54,7 +78,9 @@ export interface KeywardRoutesOptions {
   /** Checks usernames and passwords for `POST /auth/login`. Without it the route is not served. */
   users?: UserDirectory;
   /** Which groups of routes to serve. Default: all. */
-  include?: ReadonlyArray<'auth' | 'me' | 'admin' | 'apiKeys' | 'secrets' | 'jwks' | 'health' | 'metrics'>;
+  include?: ReadonlyArray<
+    'auth' | 'me' | 'admin' | 'apiKeys' | 'secrets' | 'jwks' | 'health' | 'metrics' | 'oauth'
+  >;
   /** True once the process is shutting down: readiness then answers 503. */
   isShuttingDown?: () => boolean;
 }
@@ -125,7 +151,7 @@ function publicRecord(r: KeyRecord) {
  */
 export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {}): KeywardRoute[] {
   const include = new Set(
-    options.include ?? ['auth', 'me', 'admin', 'apiKeys', 'secrets', 'jwks', 'health', 'metrics'],
+    options.include ?? ['auth', 'me', 'admin', 'apiKeys', 'secrets', 'jwks', 'health', 'metrics', 'oauth'],
   );
   const admin = { scopes: ['admin'] } as const;
   const routes: Array<KeywardRoute & { group: string }> = [];
@@ -382,6 +408,92 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       return { status: 200, headers, body };
     },
   });
+  // OAuth 2.0 token introspection (RFC 7662) and revocation (RFC 7009): form-encoded bodies only.
+  const oauthHeaders = { 'cache-control': 'no-store', pragma: 'no-cache' };
+  const oauthToken = (req: HttpRequest) => {
+    const fields = formFields(req.headers, req.body);
+    // An unknown or wrong hint is ignored (RFC 7662 §2.1, RFC 7009 §2.1): the token's shape decides.
+    formField(fields, 'token_type_hint', { max: 64, optional: true });
+    return formField(fields, 'token', { max: MAX_OAUTH_TOKEN_LENGTH }) as string;
+  };
+  add('oauth', {
+    name: 'introspectToken',
+    method: 'POST',
+    path: '/oauth/introspect',
+    auth: { anyScope: ['introspect', 'admin'] },
+    body: 'form',
+    async handle(req) {
+      const token = oauthToken(req);
+      const issuer = kw.options?.issuer;
+      return json(
+        200,
+        await introspect(
+          { jwt: kw.jwt, tokens: kw.tokens, apiKeys: kw.apiKeys, ...(issuer ? { issuer } : {}) },
+          token,
+        ),
+        oauthHeaders,
+      );
+    },
+  });
+  add('oauth', {
+    name: 'revokeToken',
+    method: 'POST',
+    path: '/oauth/revoke',
+    auth: 'required',
+    body: 'form',
+    async handle(req, principal) {
+      const token = oauthToken(req);
+      const p = principal as Principal;
+      // RFC 7009 §2.1: a token that was not issued to the caller is refused (403); the owner and
+      // `admin` may revoke it. An unknown, expired or already revoked token is a 200 (§2.2).
+      const mayRevoke = (owner: string) => {
+        if (owner !== p.sub && !p.scopes.includes('admin')) {
+          throw new KeywardError('insufficient_scope', "only the token's owner or an admin can revoke it", {
+            details: { scope: 'admin' },
+          });
+        }
+      };
+      const done = () => ({ status: 200, headers: oauthHeaders });
+      switch (tokenKind(token)) {
+        case 'refresh_token': {
+          const info = await kw.tokens.inspectRefresh(token);
+          if (!info) return done();
+          mayRevoke(info.sub);
+          await kw.tokens.logout({ refreshToken: token });
+          return done();
+        }
+        case 'access_token': {
+          let claims: ReturnType<RouteDeps['jwt']['verify']>['payload'];
+          try {
+            claims = kw.jwt.verify(token).payload;
+          } catch (err) {
+            if (isInactiveCredential(err)) return done();
+            throw err;
+          }
+          const sub = typeof claims.sub === 'string' ? claims.sub : '';
+          mayRevoke(sub);
+          if (claims.jti !== undefined) {
+            await kw.tokens.logout({ access: { jti: claims.jti, exp: claims.exp, ...(sub ? { sub } : {}) } });
+          }
+          return done();
+        }
+        case 'api_key': {
+          let key: Awaited<ReturnType<ApiKeyService['verify']>>;
+          try {
+            key = await kw.apiKeys.verify(token);
+          } catch (err) {
+            if (isInactiveCredential(err)) return done();
+            throw err;
+          }
+          mayRevoke(key.owner);
+          await kw.apiKeys.revoke(key.id);
+          return done();
+        }
+        default:
+          return done();
+      }
+    },
+  });
   const healthHeaders = { 'content-type': 'application/health+json', 'cache-control': 'no-store' };
   add('health', {
     name: 'live',
@@ -438,7 +550,14 @@ export async function handleRoute(
     let principal: Principal | undefined;
     if (route.auth !== 'none') {
       principal = await auth.authenticate(request.headers);
-      if (typeof route.auth === 'object') auth.authorize(principal, route.auth);
+      if (typeof route.auth === 'object') {
+        if ('anyScope' in route.auth) {
+          const wanted = route.auth.anyScope;
+          const held = principal.scopes;
+          if (!wanted.some((s) => held.includes(s)))
+            auth.authorize(principal, { scopes: wanted.slice(0, 1) });
+        } else auth.authorize(principal, route.auth);
+      }
     }
     return await route.handle(request, principal);
   } catch (err) {

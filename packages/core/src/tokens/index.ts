@@ -11,6 +11,7 @@ export type {
   IssueTokensInput,
   LogoutInput,
   OneTimeTokenInput,
+  RefreshTokenInfo,
   TokenPair,
   TokenService,
 } from './types.js';

@@ -17,7 +17,7 @@ import {
   type RefreshRecord,
   readSigned,
 } from './records.js';
-import type { IssueTokensInput, LogoutInput, TokenPair, TokenService } from './types.js';
+import type { IssueTokensInput, LogoutInput, RefreshTokenInfo, TokenPair, TokenService } from './types.js';
 
 /**
  * Options of {@link createTokenService}.
@@ -248,6 +248,24 @@ export function createTokenService(core: KeywardCore, options: TokenServiceOptio
     },
 
     refresh,
+
+    async inspectRefresh(token: string): Promise<RefreshTokenInfo | undefined> {
+      const hash = hashIfWellFormed(token, 'refresh');
+      if (hash === undefined) return undefined;
+      // Reads only: looking at a token must not spend it, slide its TTL or count as reuse.
+      const record = parseRecord<RefreshRecord>(await store.get(keys.token(hash)));
+      if (record?.state !== 'active' || record.expiresAt <= now()) return undefined;
+      const family = (await families.read(record.family))?.family;
+      if (!family || family.revoked || family.expiresAt <= now() || family.current !== hash) return undefined;
+      return {
+        sub: family.sub,
+        scopes: [...family.scopes],
+        claims: { ...family.claims },
+        family: family.id,
+        createdAt: family.createdAt,
+        expiresAt: record.expiresAt,
+      };
+    },
 
     async logout(input: LogoutInput): Promise<void> {
       const { access, refreshToken } = input ?? {};

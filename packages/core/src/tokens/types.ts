@@ -25,6 +25,25 @@ export interface LogoutInput {
   refreshToken?: string;
 }
 
+/**
+ * What {@link TokenService.inspectRefresh} tells about a live refresh token, without spending it.
+ * Times are epoch ms.
+ */
+export interface RefreshTokenInfo {
+  /** The subject of the token's session. */
+  sub: string;
+  /** Scopes of the session (the access tokens a refresh returns carry them). */
+  scopes: string[];
+  /** Extra claims of the session's access tokens (`client_id`, …), as given to `issue()`. */
+  claims: Record<string, unknown>;
+  /** Id of the token's family (its login session). */
+  family: string;
+  /** When the session started (the family's first token). */
+  createdAt: number;
+  /** When this refresh token expires. */
+  expiresAt: number;
+}
+
 /** Input of {@link TokenService.oneTime}. */
 export interface OneTimeTokenInput {
   sub: string;
@@ -66,6 +85,14 @@ export interface TokenService {
    * spent more than `reuseDetectionDepth` refreshes ago: `refresh_token_invalid`.
    */
   refresh(refreshToken: string): Promise<TokenPair>;
+  /**
+   * Looks a refresh token up without spending it (read-only: no write, no audit event). Resolves
+   * its session's subject, scopes and expiry while it can be refreshed — the family's current
+   * token, unexpired, its family neither revoked nor expired — and `undefined` for anything else
+   * (unknown, malformed, expired, spent, revoked). A store failure rejects (`store_unavailable`…),
+   * never reads as `undefined`.
+   */
+  inspectRefresh(refreshToken: string): Promise<RefreshTokenInfo | undefined>;
   /**
    * Revokes the access token's `jti` and the refresh token's family (when it belongs to the same
    * `sub`), on every instance. Unknown or already revoked refresh tokens are ignored.
