@@ -29,7 +29,13 @@ export {
   reportProblem,
   toHttpProblem,
 } from './errors.js';
-export { type KeywardClaims, type Principal, principalFromApiKey, principalFromJwt } from './principal.js';
+export {
+  type KeywardClaims,
+  type Principal,
+  principalFromApiKey,
+  principalFromExternalJwt,
+  principalFromJwt,
+} from './principal.js';
 export {
   type HttpRequest,
   type HttpResponse,
