@@ -3,7 +3,7 @@ import type { ApiKeyService } from './apikeys/types.js';
 import { createKeywardCore, type KeywardCore } from './core.js';
 import { createDataCipher, type DataCipher } from './data/cipher.js';
 import { createDataKeyRewrap, type DataKeyRewrap, type DataKeyRewrapOptions } from './data/compromise.js';
-import { KeywardError } from './errors.js';
+import { isKeywardError, KeywardError } from './errors.js';
 import { createHealth } from './health/health.js';
 import type { HealthReport } from './health/types.js';
 import { IDP_REWRAP_TARGET } from './idp/store.js';
@@ -126,7 +126,7 @@ export async function createKeyward(options: KeywardServiceOptions = {}): Promis
       dataKeyRewrap: () => rewrap.status(),
     });
     return Object.assign(core, {
-      issuers,
+      issuers: issuers && countedIssuers(core, issuers),
       dataRewrap,
       tokens,
       apiKeys,
@@ -154,4 +154,30 @@ function trustedIssuerVerifier(options: KeywardServiceOptions): IssuerVerifier |
     ...(options.clockToleranceSec !== undefined ? { clockToleranceSec: options.clockToleranceSec } : {}),
     ...(options.now !== undefined ? { now: options.now } : {}),
   });
+}
+
+/**
+ * The issuer verifier, counted in the metrics and alerts like keyward's own verifications: the
+ * core leaves unknown-kid rejections to it when trusted issuers are set. A token of no trusted
+ * issuer counts as keyward's `token_invalid` (the error the authenticator answers with).
+ */
+function countedIssuers(core: KeywardCore, verifier: IssuerVerifier): IssuerVerifier {
+  return {
+    issuers: verifier.issuers,
+    async verify(token) {
+      try {
+        const verified = await verifier.verify(token);
+        core.metrics.recordVerify(verified.kid);
+        core.alerts?.recordVerify(true);
+        return verified;
+      } catch (err) {
+        const untrusted = isKeywardError(err) && err.details?.reason === 'issuer_untrusted';
+        core.metrics.recordReject(
+          untrusted ? 'token_invalid' : isKeywardError(err) ? err.code : 'internal_error',
+        );
+        core.alerts?.recordVerify(false);
+        throw err;
+      }
+    },
+  };
 }

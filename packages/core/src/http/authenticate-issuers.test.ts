@@ -106,6 +106,19 @@ describe('the authenticator with trustedIssuers', () => {
     expect(problem.message).not.toContain(idp.issuer);
   });
 
+  it('counts an external token once in the metrics: verified, or rejected with the answered code', async () => {
+    const { idp, kw, auth } = await setup();
+    const key = await idp.addKey();
+    await auth.authenticate(bearer(await key.sign()));
+    await auth.authenticate(bearer(await key.sign())).catch(() => {});
+    await codeOf(auth.authenticate(bearer(await key.sign({}, { iss: 'https://unknown.example' }))));
+    await codeOf(auth.authenticate(bearer(await key.sign({}, { aud: 'other' }))));
+    const text = await kw.metrics.text();
+    expect(text).toMatch(/tokens_verified_total\{via="jwt"\} 2\b/);
+    expect(text).toMatch(/tokens_rejected_total\{reason="token_invalid"\} 1\b/);
+    expect(text).toMatch(/tokens_rejected_total\{reason="token_claim_invalid"\} 1\b/);
+  });
+
   it('refuses its own issuer among trusted issuers, and reads KEYWARD_TRUSTED_ISSUERS', async () => {
     await expect(
       createKeyward({
