@@ -398,6 +398,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
     // The latency histogram samples one verification in 16: timing every call would cost more
     // than a cache hit itself.
     let sample = 0;
+    const externalKids = (options.trustedIssuers?.length ?? 0) > 0;
     const verify = (token: string, overrides?: JwtVerifyOverrides) => {
       const timed = (++sample & 15) === 0;
       const started = timed ? process.hrtime.bigint() : 0n;
@@ -409,6 +410,9 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         alerts?.recordVerify(true, ns === undefined ? undefined : ns / 1e6);
         return verified;
       } catch (err) {
+        // With trusted issuers, an unknown kid may be an external token: the authenticator then
+        // hands it to the issuer verifier, which counts the outcome (createKeyward's `issuers`).
+        if (externalKids && err instanceof KeywardError && err.details?.reason === 'kid_unknown') throw err;
         const ns = elapsedNs();
         metrics.recordReject(err instanceof KeywardError ? err.code : 'internal_error');
         alerts?.recordVerify(false, ns === undefined ? undefined : ns / 1e6);

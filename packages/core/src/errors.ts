@@ -52,6 +52,12 @@ export type KeywardErrorCode =
   | 'token_revoked'
   | 'token_claim_invalid'
   | 'token_decrypt_failed'
+  /**
+   * The token names a trusted external issuer (`trustedIssuers`) whose keys cannot be had: its
+   * JWKS (or discovery document) is unreachable, refused or garbage, and no keys of it are cached.
+   * A server-side problem: HTTP 503, never a 401. Cached keys keep serving while the IdP is down.
+   */
+  | 'issuer_unavailable'
   // fernet
   | 'fernet_key_invalid'
   | 'fernet_token_invalid'

@@ -3,12 +3,14 @@ import type { ApiKeyService } from './apikeys/types.js';
 import { createKeywardCore, type KeywardCore } from './core.js';
 import { createDataCipher, type DataCipher } from './data/cipher.js';
 import { createDataKeyRewrap, type DataKeyRewrap, type DataKeyRewrapOptions } from './data/compromise.js';
+import { isKeywardError, KeywardError } from './errors.js';
 import { createHealth } from './health/health.js';
 import type { HealthReport } from './health/types.js';
 import { IDP_REWRAP_TARGET } from './idp/store.js';
 import type { KeywardOptions } from './options.js';
 import { createSecretService, SECRETS_REWRAP_TARGET } from './secrets/service.js';
 import type { SecretService } from './secrets/types.js';
+import { createIssuerVerifier, type IssuerVerifier } from './tokens/issuers.js';
 import { createTokenService } from './tokens/service.js';
 import type { TokenService } from './tokens/types.js';
 
@@ -60,6 +62,12 @@ export interface Keyward extends KeywardCore {
   readonly dataRewrap: DataKeyRewrap;
   /** An `application/health+json` report (keys, store, sync, and a revoked data key's rewrap). */
   health(options?: { ready?: boolean }): Promise<HealthReport>;
+  /**
+   * The verifier of the `trustedIssuers` option's external tokens (`undefined` without them). The
+   * authenticator of every framework package uses it for bearer tokens whose `kid` keyward does
+   * not know.
+   */
+  readonly issuers: IssuerVerifier | undefined;
 }
 
 /**
@@ -77,6 +85,7 @@ export interface Keyward extends KeywardCore {
  * ```
  */
 export async function createKeyward(options: KeywardServiceOptions = {}): Promise<Keyward> {
+  const issuers = trustedIssuerVerifier(options);
   const core = await createKeywardCore(options);
   try {
     const data = createDataCipher(core);
@@ -117,6 +126,7 @@ export async function createKeyward(options: KeywardServiceOptions = {}): Promis
       dataKeyRewrap: () => rewrap.status(),
     });
     return Object.assign(core, {
+      issuers: issuers && countedIssuers(core, issuers),
       dataRewrap,
       tokens,
       apiKeys,
@@ -128,4 +138,46 @@ export async function createKeyward(options: KeywardServiceOptions = {}): Promis
     await core.close();
     throw err;
   }
+}
+
+/** Builds the external-issuer verifier of `trustedIssuers` (before anything opens: bad config fails fast). */
+function trustedIssuerVerifier(options: KeywardServiceOptions): IssuerVerifier | undefined {
+  const trusted = options.trustedIssuers;
+  if (trusted === undefined || trusted.length === 0) return undefined;
+  if (!Array.isArray(trusted)) throw new KeywardError('config_invalid', 'trustedIssuers must be an array');
+  const own = options.issuer;
+  if (own !== undefined && trusted.some((t) => t?.issuer === own)) {
+    throw new KeywardError('config_invalid', `trustedIssuers may not list keyward's own issuer (${own})`);
+  }
+  return createIssuerVerifier({
+    issuers: [...trusted],
+    ...(options.clockToleranceSec !== undefined ? { clockToleranceSec: options.clockToleranceSec } : {}),
+    ...(options.now !== undefined ? { now: options.now } : {}),
+  });
+}
+
+/**
+ * The issuer verifier, counted in the metrics and alerts like keyward's own verifications: the
+ * core leaves unknown-kid rejections to it when trusted issuers are set. A token of no trusted
+ * issuer counts as keyward's `token_invalid` (the error the authenticator answers with).
+ */
+function countedIssuers(core: KeywardCore, verifier: IssuerVerifier): IssuerVerifier {
+  return {
+    issuers: verifier.issuers,
+    async verify(token) {
+      try {
+        const verified = await verifier.verify(token);
+        core.metrics.recordVerify(verified.kid);
+        core.alerts?.recordVerify(true);
+        return verified;
+      } catch (err) {
+        const untrusted = isKeywardError(err) && err.details?.reason === 'issuer_untrusted';
+        core.metrics.recordReject(
+          untrusted ? 'token_invalid' : isKeywardError(err) ? err.code : 'internal_error',
+        );
+        core.alerts?.recordVerify(false);
+        throw err;
+      }
+    },
+  };
 }

@@ -6,6 +6,7 @@ import type { SigningAlgorithm } from './keys/types.js';
 import type { AlertsOptions } from './metrics/alerts.js';
 import type { KeywardMetrics } from './metrics/metrics.js';
 import type { Store } from './store/types.js';
+import type { TrustedIssuer } from './tokens/issuers.js';
 
 /** A minimal logger (pino's shape). keyward never passes it a secret, key or whole token. */
 export interface KeywardLogger {
@@ -52,6 +53,16 @@ export interface KeywardOptions {
   issuer?: string;
   /** `aud` of issued tokens, checked on verify. */
   audience?: string | string[];
+  /**
+   * External identity providers (Keycloak, Auth0, Entra ID…) whose access tokens the
+   * authenticator of every framework package accepts too, each by `jwksUri` or `discovery: true`,
+   * with its `audience` and allowed `algorithms` (HMAC never). keyward's own tokens stay on the
+   * synchronous path; a token whose `kid` keyward does not know is checked against its issuer's
+   * JWKS (cached per `Cache-Control`, refetched on an unknown kid at most once per second). The
+   * principal names the issuer (`principal.issuer`). `https:` only unless `allowInsecure`.
+   * Default: `KEYWARD_TRUSTED_ISSUERS` (JSON array) with {@link keywardOptionsFromEnv}.
+   */
+  trustedIssuers?: readonly TrustedIssuer[];
   /** Algorithm of generated signing keys. Default `EdDSA` (`Ed25519` accepted). */
   signingAlg?: SigningAlgorithm | 'Ed25519';
   /** Rotation policy (periods, publish lead, token lifetime, `maxRetiringKeys`, `retiredRetention`…). */
@@ -97,12 +108,14 @@ export interface KeywardEnvironment {
   KEYWARD_AUDIENCE?: string | undefined;
   KEYWARD_LEGACY_SIGNING?: string | undefined;
   KEYWARD_SIGNING_ALG?: string | undefined;
+  /** JSON array of {@link TrustedIssuer}, e.g. `[{"issuer":"https://sso.example.com/realms/main","discovery":true,"audience":"api"}]`. */
+  KEYWARD_TRUSTED_ISSUERS?: string | undefined;
 }
 
 /**
  * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
  * `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_LEGACY_SIGNING`,
- * `KEYWARD_SIGNING_ALG`).
+ * `KEYWARD_SIGNING_ALG`, `KEYWARD_TRUSTED_ISSUERS` (a JSON array of trusted issuers)).
  *
  * @example
  * ```ts
@@ -120,6 +133,7 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
   if (env.KEYWARD_ISSUER) options.issuer = env.KEYWARD_ISSUER;
   if (env.KEYWARD_AUDIENCE) options.audience = env.KEYWARD_AUDIENCE;
   if (env.KEYWARD_SIGNING_ALG) options.signingAlg = env.KEYWARD_SIGNING_ALG as SigningAlgorithm;
+  if (env.KEYWARD_TRUSTED_ISSUERS) options.trustedIssuers = parseTrustedIssuers(env.KEYWARD_TRUSTED_ISSUERS);
   if (env.KEYWARD_LEGACY_SIGNING !== undefined && env.KEYWARD_LEGACY_SIGNING !== '') {
     if (!['true', 'false', '1', '0'].includes(env.KEYWARD_LEGACY_SIGNING)) {
       throw new KeywardError('config_invalid', 'KEYWARD_LEGACY_SIGNING must be true or false');
@@ -127,4 +141,18 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
     options.legacySigning = env.KEYWARD_LEGACY_SIGNING === 'true' || env.KEYWARD_LEGACY_SIGNING === '1';
   }
   return options;
+}
+
+/** Parses `KEYWARD_TRUSTED_ISSUERS`: a JSON array of objects (checked in full by `createKeyward`). */
+function parseTrustedIssuers(value: string): TrustedIssuer[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new KeywardError('config_invalid', 'KEYWARD_TRUSTED_ISSUERS must be a JSON array of issuers');
+  }
+  if (!Array.isArray(parsed) || !parsed.every((i) => typeof i === 'object' && i !== null)) {
+    throw new KeywardError('config_invalid', 'KEYWARD_TRUSTED_ISSUERS must be a JSON array of issuers');
+  }
+  return parsed as TrustedIssuer[];
 }

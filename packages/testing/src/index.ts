@@ -7,6 +7,7 @@ export {
   startExampleProcess,
 } from './adapter-contract.js';
 export { codeOf, expectKeywardError } from './errors.js';
+export { startTestIdp, type TestIdp, type TestIdpKey, type TestIdpMode } from './idp.js';
 export { describeWithRedis, dropRedisPrefix, redisTestUrl, uniquePrefix } from './redis.js';
 export { describeStoreContract, type StoreContractFactory } from './store-contract.js';
 export { freePort, hasTool, python } from './tools.js';

@@ -4,6 +4,7 @@ import { fingerprint } from '../audit/events.js';
 import type { AuditLog } from '../audit/log.js';
 import { isKeywardError, KeywardError } from '../errors.js';
 import type { KeywardJwt } from '../keyward.js';
+import type { IssuerVerifier } from '../tokens/issuers.js';
 import {
   type ExtractCredentialOptions,
   extractCredential,
@@ -11,7 +12,12 @@ import {
   isMalformedBearer,
 } from './credentials.js';
 import { invalidRequest } from './errors.js';
-import { type Principal, principalFromApiKey, principalFromJwt } from './principal.js';
+import {
+  type Principal,
+  principalFromApiKey,
+  principalFromExternalJwt,
+  principalFromJwt,
+} from './principal.js';
 
 /** What {@link createAuthenticator} needs of a keyward instance. */
 export interface AuthenticatorDeps {
@@ -19,6 +25,11 @@ export interface AuthenticatorDeps {
   apiKeys?: Pick<ApiKeyService, 'verify'>;
   /** When present, rejected credentials and missing scopes are audited as `access.denied` (rate-limited). */
   audit?: Pick<AuditLog, 'emit'>;
+  /**
+   * Trusted external issuers (`kw.issuers`, from the `trustedIssuers` option). A bearer token whose
+   * `kid` keyward does not know is handed to it; keyward's own tokens never are.
+   */
+  issuers?: Pick<IssuerVerifier, 'verify'> | undefined;
 }
 
 /** Options of {@link createAuthenticator}. */
@@ -42,8 +53,17 @@ export interface Authenticator {
   ): void;
 }
 
+/** keyward's verifier does not know the token's kid: the token may be an external issuer's. */
+function isUnknownKid(err: unknown): boolean {
+  return isKeywardError(err, 'token_invalid') && err.details?.reason === 'kid_unknown';
+}
+
 /**
  * Creates the framework-neutral authenticator: bearer JWT (verified in memory) or API key.
+ * With trusted external issuers (`trustedIssuers`), a bearer token whose `kid` keyward does not
+ * know goes to the issuer verifier (async, jose, the issuer's cached JWKS); keyward's own tokens
+ * stay on the synchronous path and are never verified twice. A token of no trusted issuer fails
+ * with keyward's own error (`token_invalid`).
  *
  * @example
  * ```ts
@@ -64,11 +84,28 @@ export function createAuthenticator(
     ...(options.cookie && bearer ? { cookie: options.cookie } : {}),
   };
   const audit = kw.audit;
+  const issuers = kw.issuers;
+  async function external(token: string, unknownKid: unknown): Promise<Principal> {
+    try {
+      return principalFromExternalJwt(await (issuers as Pick<IssuerVerifier, 'verify'>).verify(token));
+    } catch (err) {
+      // Not a trusted issuer's token either: answer as keyward's verifier did.
+      if (isKeywardError(err) && err.details?.reason === 'issuer_untrusted') throw unknownKid;
+      throw err;
+    }
+  }
   async function optional(headers: HeaderBag): Promise<Principal | undefined> {
     const credential = extractCredential(headers, extractOptions);
     if (!credential) return undefined;
     try {
-      if (credential.type === 'bearer') return principalFromJwt(kw.jwt.verify(credential.token));
+      if (credential.type === 'bearer') {
+        try {
+          return principalFromJwt(kw.jwt.verify(credential.token));
+        } catch (err) {
+          if (issuers === undefined || !isUnknownKid(err)) throw err;
+          return await external(credential.token, err);
+        }
+      }
       return principalFromApiKey(await (apiKeys as Pick<ApiKeyService, 'verify'>).verify(credential.key));
     } catch (err) {
       if (credential.type === 'bearer' && isMalformedBearer(credential.token)) {

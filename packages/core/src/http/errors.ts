@@ -44,6 +44,8 @@ const STATUS: Partial<Record<KeywardErrorCode, number>> = {
   store_unavailable: 503,
   // A record under a data key this server cannot use: the server's problem, not the caller's credential.
   data_key_unavailable: 503,
+  // A trusted issuer's keys cannot be fetched and none are cached: the IdP's problem, not the caller's token.
+  issuer_unavailable: 503,
   idp_refresh_failed: 502,
   lock_not_acquired: 503,
   store_conflict: 503,

@@ -37,7 +37,13 @@ export {
   isFormRequest,
   MAX_OAUTH_TOKEN_LENGTH,
 } from './oauth.js';
-export { type KeywardClaims, type Principal, principalFromApiKey, principalFromJwt } from './principal.js';
+export {
+  type KeywardClaims,
+  type Principal,
+  principalFromApiKey,
+  principalFromExternalJwt,
+  principalFromJwt,
+} from './principal.js';
 export {
   type HttpRequest,
   type HttpResponse,

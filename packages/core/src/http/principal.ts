@@ -1,5 +1,6 @@
 import type { VerifiedApiKey } from '../apikeys/types.js';
 import type { JwtClaims, VerifiedJwt } from '../jwt/types.js';
+import type { ExternalVerifiedJwt } from '../tokens/issuers.js';
 
 /**
  * Custom claims of your access tokens. Extend it by declaration merging to type `principal.claims`:
@@ -32,6 +33,11 @@ export interface Principal {
   expiresAt: number | undefined;
   /** The API key's id (API key only). */
   apiKeyId?: string;
+  /**
+   * The trusted external issuer (`trustedIssuers`) that vouched for the token: its `iss`, e.g.
+   * `https://sso.example.com/realms/main`. Absent for keyward's own tokens and for API keys.
+   */
+  issuer?: string;
 }
 
 function scopesOf(claims: JwtClaims): string[] {
@@ -57,7 +63,15 @@ export function principalFromJwt(verified: VerifiedJwt): Principal {
   return principal;
 }
 
-function buildPrincipal(verified: VerifiedJwt): Principal {
+/**
+ * The principal of a token of a trusted external issuer: like {@link principalFromJwt} (scopes
+ * from `scope` or `scp`, roles from `roles`), plus `issuer`. Frozen.
+ */
+export function principalFromExternalJwt(verified: ExternalVerifiedJwt): Principal {
+  return buildPrincipal(verified, verified.issuer);
+}
+
+function buildPrincipal(verified: VerifiedJwt, issuer?: string): Principal {
   const claims = verified.payload;
   const roles = (claims as { roles?: unknown }).roles;
   return Object.freeze({
@@ -71,6 +85,7 @@ function buildPrincipal(verified: VerifiedJwt): Principal {
     kid: verified.kid,
     via: 'jwt',
     expiresAt: claims.exp * 1000,
+    ...(issuer !== undefined ? { issuer } : {}),
   });
 }
 

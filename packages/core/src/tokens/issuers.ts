@@ -1,7 +1,7 @@
 import { decodeJwt, decodeProtectedHeader, errors, importJWK, type JWK, jwtVerify } from 'jose';
 import { KeywardError, type KeywardErrorCode } from '../errors.js';
 import type { JwtClaims, JwtHeader, VerifiedJwt } from '../jwt/types.js';
-import { JwksClient } from './jwks-client.js';
+import { checkIssuerUrl, JwksClient } from './jwks-client.js';
 
 /**
  * One external identity provider whose access tokens are accepted (Keycloak, Auth0, Entra ID…).
@@ -14,13 +14,21 @@ import { JwksClient } from './jwks-client.js';
  *   audience: 'account',
  *   algorithms: ['RS256'],
  * }
+ * const auth0: TrustedIssuer = { issuer: 'https://tenant.eu.auth0.com/', discovery: true, audience: 'https://api.example.com' }
  * ```
  */
 export interface TrustedIssuer {
   /** Exact `iss` value of its tokens, e.g. `https://sso.example.com/realms/main`. */
   issuer: string;
-  /** Its JWKS endpoint, e.g. `…/protocol/openid-connect/certs` for Keycloak. */
-  jwksUri: string;
+  /** Its JWKS endpoint, e.g. `…/protocol/openid-connect/certs` for Keycloak. Either this or `discovery`. */
+  jwksUri?: string;
+  /**
+   * Find the JWKS through OpenID Connect discovery: `<issuer>/.well-known/openid-configuration`,
+   * then its `jwks_uri` (the document's `issuer` must equal `issuer`). Either this or `jwksUri`.
+   */
+  discovery?: boolean;
+  /** Accept `http:` URLs for this issuer (local development, tests). Default false: `https:` only. */
+  allowInsecure?: boolean;
   /** Expected `aud` (any one matches). Absent: not checked. */
   audience?: string | string[];
   /** Allowed `alg`s. Default: the asymmetric JWS algorithms; HMAC never. */
@@ -37,8 +45,13 @@ export interface TrustedIssuer {
  */
 export interface IssuerVerifierOptions {
   issuers: TrustedIssuer[];
-  /** Least time between two JWKS fetches per issuer. Default 30 s. */
+  /**
+   * Least time between two JWKS fetches per issuer (an unknown kid refetches at most this often).
+   * Default 1 s.
+   */
   cooldownMs?: number;
+  /** Largest JWKS / discovery response accepted, in bytes, checked while it streams. Default 1 MiB. */
+  maxResponseBytes?: number;
   /** JWKS fetch timeout. Default 5 s. */
   fetchTimeoutMs?: number;
   /** Clock skew tolerated on `exp` / `nbf`, in seconds. Default 60. */
@@ -68,8 +81,15 @@ export interface ExternalVerifiedJwt extends VerifiedJwt {
  * ```
  */
 export interface IssuerVerifier {
-  /** Verifies signature, issuer, audience and times. Throws a `KeywardError` with a stable code. */
+  /**
+   * Verifies signature, issuer, audience and times. Throws a `KeywardError` with a stable code:
+   * a token error (HTTP 401) for a bad token — an issuer that is not trusted has
+   * `details.reason === 'issuer_untrusted'` — and `issuer_unavailable` (HTTP 503) when the
+   * issuer's keys cannot be fetched and none are cached.
+   */
   verify(token: string): Promise<ExternalVerifiedJwt>;
+  /** The trusted issuers (`iss` values). */
+  readonly issuers: readonly string[];
 }
 
 const ASYMMETRIC = [
@@ -91,6 +111,14 @@ function fail(code: KeywardErrorCode, message: string, cause?: unknown): Keyward
   return new KeywardError(code, message, cause === undefined ? {} : { cause });
 }
 
+/** A token error (401), not `alg_unsupported`: the caller's token is bad, not keyward's configuration. */
+function algNotAllowed(cause?: unknown): KeywardError {
+  return new KeywardError('token_invalid', 'token algorithm is not allowed for its issuer', {
+    ...(cause === undefined ? {} : { cause }),
+    details: { reason: 'alg_not_allowed' },
+  });
+}
+
 function mapJoseError(err: unknown): KeywardError {
   if (err instanceof KeywardError) return err;
   if (err instanceof errors.JWTExpired) return fail('token_expired', 'token has expired', err);
@@ -101,17 +129,18 @@ function mapJoseError(err: unknown): KeywardError {
   }
   if (err instanceof errors.JWSSignatureVerificationFailed)
     return fail('token_signature_invalid', 'token signature is invalid', err);
-  if (err instanceof errors.JOSEAlgNotAllowed)
-    return fail('alg_unsupported', 'token algorithm is not allowed', err);
+  if (err instanceof errors.JOSEAlgNotAllowed) return algNotAllowed(err);
   return fail('token_invalid', 'token could not be verified', err);
 }
 
 /**
  * Creates a verifier for tokens of trusted external issuers (the reference system trusts Keycloak).
  * The issuer is picked by the token's unverified `iss`, then everything is checked against that
- * issuer's JWKS. Each issuer gets a {@link JwksClient} (max-age caching, refetch on unknown `kid`
- * at most once per cooldown, negative cache, stale keys while the IdP is down). jose checks the
- * signature: external tokens are not keyward's hot path.
+ * issuer's JWKS. Each issuer gets a {@link JwksClient} (`Cache-Control: max-age` caching,
+ * single-flight refetch, refetch on an unknown `kid` at most once per cooldown (1 s), negative
+ * cache, a size limit checked while the response streams, `https:` only unless `allowInsecure`,
+ * stale keys while the IdP is down). jose checks the signature: external tokens are not keyward's
+ * hot path.
  *
  * @example
  * ```ts
@@ -136,22 +165,31 @@ export function createIssuerVerifier(options: IssuerVerifierOptions): IssuerVeri
     { config: TrustedIssuer; jwks: JwksClient; keys: Map<string, Promise<unknown>> }
   >();
   for (const config of options.issuers) {
-    if (typeof config.issuer !== 'string' || config.issuer === '') {
+    if (
+      typeof config !== 'object' ||
+      config === null ||
+      typeof config.issuer !== 'string' ||
+      config.issuer === ''
+    ) {
       throw new KeywardError('config_invalid', 'createIssuerVerifier: each issuer needs an `issuer` string');
     }
-    let uri: URL;
-    try {
-      uri = new URL(config.jwksUri);
-    } catch {
+    const allowInsecure = config.allowInsecure === true;
+    if ((config.jwksUri === undefined) === (config.discovery !== true)) {
       throw new KeywardError(
         'config_invalid',
-        `createIssuerVerifier: jwksUri of ${config.issuer} is not a URL`,
+        `createIssuerVerifier: ${config.issuer} needs exactly one of jwksUri and discovery: true`,
       );
     }
-    if (uri.protocol !== 'https:' && uri.protocol !== 'http:') {
-      throw new KeywardError(
-        'config_invalid',
-        `createIssuerVerifier: jwksUri of ${config.issuer} must be http(s)`,
+    if (trusted.has(config.issuer)) {
+      throw new KeywardError('config_invalid', `createIssuerVerifier: ${config.issuer} is listed twice`);
+    }
+    if (config.jwksUri !== undefined) {
+      checkIssuerUrl(config.jwksUri, `createIssuerVerifier: jwksUri of ${config.issuer}`, allowInsecure);
+    } else {
+      checkIssuerUrl(
+        config.issuer,
+        `createIssuerVerifier: issuer ${config.issuer} (discovery)`,
+        allowInsecure,
       );
     }
     const algorithms = config.algorithms ?? ASYMMETRIC;
@@ -162,15 +200,23 @@ export function createIssuerVerifier(options: IssuerVerifierOptions): IssuerVeri
       );
     }
     const jwks = new JwksClient({
-      jwksUri: config.jwksUri,
+      ...(config.jwksUri !== undefined
+        ? { jwksUri: config.jwksUri }
+        : {
+            discoveryUrl: `${config.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`,
+            issuer: config.issuer,
+          }),
+      allowInsecure,
       now,
       ...(options.cooldownMs !== undefined ? { cooldownMs: options.cooldownMs } : {}),
+      ...(options.maxResponseBytes !== undefined ? { maxResponseBytes: options.maxResponseBytes } : {}),
       ...(options.fetchTimeoutMs !== undefined ? { fetchTimeoutMs: options.fetchTimeoutMs } : {}),
     });
     trusted.set(config.issuer, { config: { ...config, algorithms }, jwks, keys: new Map() });
   }
 
   return {
+    issuers: Object.freeze([...trusted.keys()]),
     async verify(token) {
       if (typeof token !== 'string' || token.length === 0)
         throw fail('token_malformed', 'token is not a JWS');
@@ -184,11 +230,14 @@ export function createIssuerVerifier(options: IssuerVerifierOptions): IssuerVeri
         throw fail('token_malformed', 'token is not a JWS', err);
       }
       const entry = typeof iss === 'string' ? trusted.get(iss) : undefined;
-      if (!entry) throw fail('token_claim_invalid', 'token issuer is not trusted');
+      if (!entry) {
+        throw new KeywardError('token_claim_invalid', 'token issuer is not trusted', {
+          details: { reason: 'issuer_untrusted' },
+        });
+      }
       if (typeof header.kid !== 'string' || header.kid === '')
         throw fail('token_malformed', 'token header has no kid');
-      if (!entry.config.algorithms?.includes(header.alg))
-        throw fail('alg_unsupported', 'token algorithm is not allowed');
+      if (!entry.config.algorithms?.includes(header.alg)) throw algNotAllowed();
       const jwk = await entry.jwks.key(header.kid);
       if (!jwk) throw fail('token_invalid', 'no key of the issuer matches the token kid');
       if (jwk.alg !== undefined && jwk.alg !== header.alg)
