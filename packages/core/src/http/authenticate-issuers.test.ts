@@ -10,6 +10,8 @@ import { createMemoryStore } from '../store/memory.js';
 import type { TrustedIssuer } from '../tokens/issuers.js';
 import { createAuthenticator } from './authenticate.js';
 import { toHttpProblem } from './errors.js';
+import { ownerOf } from './principal.js';
+import { handleRoute, type KeywardRoute, keywardRoutes } from './routes.js';
 
 const MASTER = MasterKey.generate().exportText();
 const open: Keyward[] = [];
@@ -136,5 +138,38 @@ describe('the authenticator with trustedIssuers', () => {
     for (const bad of ['not json', '{"issuer":"x"}', '[1]']) {
       expect(codeOf(() => keywardOptionsFromEnv({ KEYWARD_TRUSTED_ISSUERS: bad }))).toBe('config_invalid');
     }
+  });
+});
+
+describe('resources of external principals', () => {
+  it('an IdP user with the same sub as a local user never reaches the local user’s API keys, secrets or tokens', async () => {
+    const { idp, kw, auth } = await setup();
+    const routes = keywardRoutes({ ...kw, metrics: { text: async () => '', contentType: 'text/plain' } });
+    const route = (name: string) => routes.find((r) => r.name === name) as KeywardRoute;
+    const key = await idp.addKey();
+    const external = bearer(await key.sign({ sub: 'alice', scope: 'read' }));
+    const local = {
+      authorization: `Bearer ${(await kw.tokens.issue({ sub: 'alice', scopes: ['read'] })).access_token}`,
+    };
+    const call = (name: string, headers: Record<string, string>, params = {}, body?: unknown) =>
+      handleRoute(route(name), auth, { headers, params, body });
+
+    expect((await call('createApiKey', local, {}, { name: 'local' })).status).toBe(201);
+    expect((await call('putSecret', local, { name: 'github' }, { value: 'local-secret' })).status).toBe(204);
+    // The IdP's alice sees none of them, and her own live apart.
+    expect((await call('listApiKeys', external)).body).toEqual([]);
+    expect((await call('getSecret', external, { name: 'github' })).status).toBe(404);
+    expect((await call('putSecret', external, { name: 'github' }, { value: 'idp-secret' })).status).toBe(204);
+    expect(await kw.secrets.get('alice', 'github')).toBe('local-secret');
+    expect(await kw.secrets.get(ownerOf({ sub: 'alice', issuer: idp.issuer }), 'github')).toBe('idp-secret');
+    // Nor may she revoke the local alice's access token (RFC 7009: not hers).
+    const localToken = local.authorization.slice('Bearer '.length);
+    const revoke = await handleRoute(route('revokeToken'), auth, {
+      headers: { ...external, 'content-type': 'application/x-www-form-urlencoded' },
+      params: {},
+      body: { token: localToken },
+    });
+    expect(revoke.status).toBe(403);
+    expect(kw.jwt.verify(localToken).payload.sub).toBe('alice');
   });
 });

@@ -39,6 +39,7 @@ export {
 } from './oauth.js';
 export {
   type KeywardClaims,
+  ownerOf,
   type Principal,
   principalFromApiKey,
   principalFromExternalJwt,

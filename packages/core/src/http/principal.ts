@@ -103,3 +103,18 @@ export function principalFromApiKey(key: VerifiedApiKey): Principal {
     apiKeyId: key.id,
   };
 }
+
+/**
+ * The owner key of a principal's own resources (API keys, secrets, the tokens it may revoke): its
+ * `sub` for keyward's own tokens and API keys, and `<issuer>#<sub>` for a token of a trusted
+ * external issuer — a `sub` is unique only per issuer, so an IdP user called `alice` never reaches
+ * the resources of keyward's local `alice`.
+ *
+ * @example
+ * ```ts
+ * await kw.secrets.get(ownerOf(principal), 'github')
+ * ```
+ */
+export function ownerOf(principal: Pick<Principal, 'sub' | 'issuer'>): string {
+  return principal.issuer === undefined ? principal.sub : `${principal.issuer}#${principal.sub}`;
+}

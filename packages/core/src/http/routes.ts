@@ -17,7 +17,7 @@ import {
   MAX_OAUTH_TOKEN_LENGTH,
   tokenKind,
 } from './oauth.js';
-import type { Principal } from './principal.js';
+import { ownerOf, type Principal } from './principal.js';
 import type { UserDirectory } from './users.js';
 
 /** A framework-neutral request: what an adapter hands to {@link handleRoute}. */
@@ -306,7 +306,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
         throw invalidRequest('"expiresIn" must be a positive whole number of seconds');
       }
       const created = await kw.apiKeys.create({
-        owner: p.sub,
+        owner: ownerOf(p),
         name,
         scopes,
         ...(expiresIn !== undefined ? { expiresInSec: expiresIn } : {}),
@@ -327,7 +327,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     path: '/api-keys',
     auth: 'required',
     async handle(_req, principal) {
-      const list = await kw.apiKeys.list((principal as Principal).sub);
+      const list = await kw.apiKeys.list(ownerOf(principal as Principal));
       return json(
         200,
         list.map((k) => ({
@@ -349,7 +349,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     path: '/api-keys/:id',
     auth: 'required',
     async handle(req, principal) {
-      const ok = await kw.apiKeys.revoke(req.params.id ?? '', { owner: (principal as Principal).sub });
+      const ok = await kw.apiKeys.revoke(req.params.id ?? '', { owner: ownerOf(principal as Principal) });
       if (!ok) throw new KeywardError('not_found', 'no such API key');
       return noContent();
     },
@@ -370,7 +370,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       const value = objectBody(req.body).value;
       if (typeof value !== 'string' || value.length > 65_536)
         throw invalidRequest('"value" must be a string of at most 64 KiB');
-      await kw.secrets.put((principal as Principal).sub, name, value);
+      await kw.secrets.put(ownerOf(principal as Principal), name, value);
       return noContent();
     },
   });
@@ -381,7 +381,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     auth: 'required',
     async handle(req, principal) {
       const name = secretName(req);
-      const value = await kw.secrets.get((principal as Principal).sub, name);
+      const value = await kw.secrets.get(ownerOf(principal as Principal), name);
       if (value === undefined) throw new KeywardError('not_found', 'no such secret');
       return json(200, { name, value });
     },
@@ -447,7 +447,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       // RFC 7009 §2.1: a token that was not issued to the caller is refused (403); the owner and
       // `admin` may revoke it. An unknown, expired or already revoked token is a 200 (§2.2).
       const mayRevoke = (owner: string) => {
-        if (owner !== p.sub && !p.scopes.includes('admin')) {
+        if (owner !== ownerOf(p) && !p.scopes.includes('admin')) {
           throw new KeywardError('insufficient_scope', "only the token's owner or an admin can revoke it", {
             details: { scope: 'admin' },
           });
