@@ -98,6 +98,9 @@ export function describeKeyImport(name: string, makeTarget: () => StoreTarget): 
         defaultForKidless: true,
         verifyUntil: Date.parse(until),
       });
+      expect((await run(['keys', 'list'])).stdout).toMatch(
+        /express-jwt\s+sig\s+HS256\s+retiring \(kid-less default\)/,
+      );
       const kw = await app();
       try {
         // The trailing newline of the file is not part of the secret.

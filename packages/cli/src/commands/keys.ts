@@ -263,9 +263,13 @@ function readKeyFile(file: string): string {
   return text.replace(/\r?\n$/, '');
 }
 
-/** The STATE column: a revoked data key shows its rewrap progress, or that its material is destroyed. */
+/**
+ * The STATE column: a revoked data key shows its rewrap progress, or that its material is destroyed;
+ * the key that verifies tokens without kid says so.
+ */
 function stateText(record: KeyRecord, rewrap: DataKeyRewrapStatus | undefined): string {
   if (record.destroyedAt !== undefined) return `${record.state} (destroyed)`;
+  if (record.defaultForKidless) return `${record.state} (kid-less default)`;
   if (!rewrap) return record.state;
   if (rewrap.state === 'settling') return `${record.state} (rewrapped, destroy pending)`;
   const of = rewrap.toRewrap === undefined ? '' : `/${rewrap.toRewrap}`;
