@@ -184,10 +184,12 @@ export function describeKeyImport(name: string, makeTarget: () => StoreTarget): 
           'invalid_argument',
           ['--kid', 'z', '--alg', 'HS256', '--file', secret, '--verify-until', '2030-01-01T00:00:00Z'],
         ],
+        ['invalid_request', ['--kid', 'has space', '--alg', 'HS256', '--file', secret, '--verify-only']],
       ];
       for (const [code, args] of cases) {
         const result = await run(['keys', 'import', ...args]);
-        expect(result.code, `${code}: ${result.stderr}`).not.toBe(0);
+        // Bad usage exits 2, a refused key 1.
+        expect(result.code, `${code}: ${result.stderr}`).toBe(code.startsWith('invalid_') ? 2 : 1);
         expect(result.stderr.trim().split('\n')).toHaveLength(1);
         expect(result.stderr).toContain(`[${code}]`);
         expect(result.stderr).not.toContain(SECRET);

@@ -192,7 +192,12 @@ export function registerKeys(program: Command, globals: () => GlobalOptions): vo
           ...(opts.defaultForKidless ? { defaultForKidless: true } : {}),
         };
         await withKeyward(globals(), { audit: true }, async (kw) => {
-          const result = await kw.keys.import(options);
+          const result = await kw.keys.import(options).catch((err: unknown) => {
+            // A bad kid, alg or verifyUntil is bad usage (exit 2), like the CLI's own argument checks.
+            if (err instanceof KeywardError && err.code === 'invalid_request')
+              throw new CliError('invalid_request', err.message, EXIT.usage);
+            throw err;
+          });
           for (const k of result.imported)
             print(
               k.state === 'active'

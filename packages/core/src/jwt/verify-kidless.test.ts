@@ -42,7 +42,7 @@ function countingLookup(kidlessDefault: VerificationKey | undefined) {
 describe('createJwtVerifier: tokens without kid', () => {
   it('tokens with a kid never ask for the default key (the common path is unchanged)', () => {
     const { lookup, counts } = countingLookup(hs.verification);
-    const verifier = createJwtVerifier({ keys: lookup, now: () => NOW, cache: 0 });
+    const verifier = createJwtVerifier({ keys: lookup, now: () => NOW, cache: false });
     for (let i = 0; i < 5; i++)
       verifier.verify(signJwt(ed.signing, { ...claims, jti: `j${i}` }, { typ: 'at+jwt' }));
     expect(counts).toEqual({ kidless: 0, byKid: 5 });
@@ -55,7 +55,7 @@ describe('createJwtVerifier: tokens without kid', () => {
 
   it('a token without kid is verified by the default key alone, one lookup, no kid lookup', () => {
     const { lookup, counts } = countingLookup(hs.verification);
-    const verifier = createJwtVerifier({ keys: lookup, now: () => NOW, cache: 0 });
+    const verifier = createJwtVerifier({ keys: lookup, now: () => NOW, cache: false });
     const result = verifier.verify(kidless());
     expect(result.kid).toBe('imported-hs');
     expect(result.header.kid).toBeUndefined();

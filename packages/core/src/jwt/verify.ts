@@ -46,7 +46,9 @@ function checkKey(key: VerificationKey, nowMs: number): void {
 /**
  * Creates the access-token verifier of the hot path: synchronous, no I/O, `node:crypto` only.
  * Checks size, encoding, header policy (no `none`, no `crit`, no `b64: false`, no embedded keys,
- * `alg` must equal the key record's), the signature, key state, `exp` (required) / `nbf` / `iat`,
+ * `alg` must equal the key record's; a token without `kid` is checked against `keys.kidlessKey()`
+ * alone, and refused with `kid_missing` when there is none), the signature, key state, `exp`
+ * (required) / `nbf` / `iat`,
  * `iss` / `aud` / `typ`, and the revocation view. Verified tokens are cached until `exp`; every
  * cache hit re-checks the key state, the revocation view and `exp`.
  *

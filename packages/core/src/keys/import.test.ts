@@ -552,10 +552,10 @@ describe('kw.keys.import refusals: stable codes, nothing imported, no material a
           state: 'active',
         },
       ],
-      ['invalid_argument', { alg: 'HS256', key: HMAC_SECRET, state: 'verify-only' }],
-      ['invalid_argument', { kid: 'has space', alg: 'HS256', key: HMAC_SECRET, state: 'verify-only' }],
+      ['invalid_request', { alg: 'HS256', key: HMAC_SECRET, state: 'verify-only' }],
+      ['invalid_request', { kid: 'has space', alg: 'HS256', key: HMAC_SECRET, state: 'verify-only' }],
       [
-        'invalid_argument',
+        'invalid_request',
         { kid: 'k', alg: 'HS256', key: HMAC_SECRET, state: 'verify-only', verifyUntil: Date.now() - 1 },
       ],
     ];
@@ -572,7 +572,7 @@ describe('kw.keys.import refusals: stable codes, nothing imported, no material a
       expect((caught as KeywardError).code, JSON.stringify(options).slice(0, 120)).toBe(code);
       const problem = toHttpProblem(caught);
       expect(problem.status).not.toBe(401);
-      if (code !== 'invalid_argument') expect([400, 409]).toContain(problem.status);
+      expect([400, 409]).toContain(problem.status);
       messages.push(
         (caught as KeywardError).message,
         JSON.stringify((caught as KeywardError).details ?? {}),

@@ -78,7 +78,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 function checkKid(kid: unknown): string {
   if (typeof kid !== 'string' || !KID.test(kid))
     throw new KeywardError(
-      'invalid_argument',
+      'invalid_request',
       'kid must be 1–128 printable ASCII characters without spaces',
       typeof kid === 'string' ? { details: { length: kid.length } } : {},
     );
@@ -194,7 +194,7 @@ function algFor(given: SigningAlgorithm | undefined, jwk: JWK | undefined): Sign
   }
   if (given !== undefined) return given;
   if (own === undefined)
-    throw new KeywardError('invalid_argument', 'alg is needed: the key does not name one');
+    throw new KeywardError('invalid_request', 'alg is needed: the key does not name one');
   try {
     return normalizeSigningAlgorithm(own, 'alg');
   } catch {
@@ -243,7 +243,7 @@ function toMaterial(object: KeyObject, keepPrivate: boolean): { material: KeyMat
  * `node:crypto` parsing; no error message holds key material.
  *
  * @throws {KeywardError} `key_import_malformed`, `key_import_private`, `key_alg_mismatch`,
- * `key_too_weak`, `invalid_argument` (a missing or unusable kid / alg).
+ * `key_too_weak`, `invalid_request` (a missing or unusable kid / alg).
  * @example
  * ```ts
  * const [key] = await prepareImport({ kid: 'app-2024', alg: 'RS256', key: pem, state: 'verify-only' })
@@ -255,7 +255,7 @@ export async function prepareImport(options: ImportKeyOptions): Promise<Prepared
   const parsed = parseKeyInput(options.key);
   switch (parsed.kind) {
     case 'secret': {
-      if (given === undefined) throw new KeywardError('invalid_argument', 'alg is needed for an HMAC secret');
+      if (given === undefined) throw new KeywardError('invalid_request', 'alg is needed for an HMAC secret');
       checkSecret(given, parsed.bytes);
       return [
         {
@@ -267,7 +267,7 @@ export async function prepareImport(options: ImportKeyOptions): Promise<Prepared
       ];
     }
     case 'pem': {
-      if (given === undefined) throw new KeywardError('invalid_argument', 'alg is needed for a PEM key');
+      if (given === undefined) throw new KeywardError('invalid_request', 'alg is needed for a PEM key');
       checkAsymmetric(given, parsed.object);
       return [{ kid: checkKid(options.kid), alg: given, ...toMaterial(parsed.object, keepPrivate) }];
     }
@@ -275,7 +275,7 @@ export async function prepareImport(options: ImportKeyOptions): Promise<Prepared
       const alg = algFor(given, parsed.jwk);
       const kid = checkKid(parsed.jwk.kid ?? options.kid);
       if (options.kid !== undefined && parsed.jwk.kid !== undefined && options.kid !== parsed.jwk.kid)
-        throw new KeywardError('invalid_argument', 'the JWK carries another kid than the one given');
+        throw new KeywardError('invalid_request', 'the JWK carries another kid than the one given');
       return [{ kid, alg, ...fromJwk(alg, parsed.jwk, keepPrivate) }];
     }
     case 'jwks': {

@@ -367,20 +367,20 @@ export class KeyService {
    * @throws {KeywardError} the codes of {@link prepareImport}; `key_exists` for a kid already held
    * (in any state); `key_public_only` for a public key asked to sign (or a JWKS asked to);
    * `kidless_default_exists` when another live key already verifies kid-less tokens;
-   * `invalid_argument` for a bad `state` or `verifyUntil`; `rotation_limit` as {@link rotate}.
+   * `invalid_request` for a bad `state` or `verifyUntil`; `rotation_limit` as {@link rotate}.
    */
   async import(options: ImportKeyOptions, context: ImportKeyContext = {}): Promise<ImportKeyResult> {
     if (options.state !== 'active' && options.state !== 'verify-only')
-      throw new KeywardError('invalid_argument', 'state must be "active" or "verify-only"');
+      throw new KeywardError('invalid_request', 'state must be "active" or "verify-only"');
     const verifyUntilOption =
       options.verifyUntil instanceof Date ? options.verifyUntil.getTime() : options.verifyUntil;
     if (options.state === 'active' && verifyUntilOption !== undefined)
-      throw new KeywardError('invalid_argument', 'verifyUntil is for verify-only imports');
+      throw new KeywardError('invalid_request', 'verifyUntil is for verify-only imports');
     if (
       verifyUntilOption !== undefined &&
       !(Number.isFinite(verifyUntilOption) && verifyUntilOption > this.#now())
     )
-      throw new KeywardError('invalid_argument', 'verifyUntil must be a time in the future');
+      throw new KeywardError('invalid_request', 'verifyUntil must be a time in the future');
     const prepared = await prepareImport(options);
     if (options.state === 'active') {
       if (prepared.length !== 1)
