@@ -5,7 +5,7 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
-import { exportJWK, type JWK, jwtVerify, SignJWT } from 'jose';
+import { calculateJwkThumbprint, exportJWK, type JWK, jwtVerify, SignJWT } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../audit/events.js';
 import { callbackSink } from '../audit/sinks.js';
@@ -213,6 +213,29 @@ describe('kw.keys.import: verify-only round trips, one per format', () => {
     expect(events.filter((e) => e.type === 'key.imported')).toHaveLength(2);
     // Imported public keys are in the JWKS like any retiring key.
     expect(kw.keys.jwks().keys.map((k) => k.kid)).toEqual(expect.arrayContaining(['idp-ec', 'idp-rsa']));
+  });
+
+  it('JWKS keys without kid get their RFC 7638 thumbprint; a single one the kid given', async () => {
+    const { kw } = await setup();
+    const a = ed();
+    const b = ed();
+    const [ja, jb] = [await exportJWK(a.publicKey), await exportJWK(b.publicKey)];
+    const result = await kw.keys.import({ alg: 'EdDSA', key: { keys: [ja, jb] }, state: 'verify-only' });
+    expect(result.imported.map((k) => k.kid)).toEqual([
+      await calculateJwkThumbprint(ja),
+      await calculateJwkThumbprint(jb),
+    ]);
+    const c = ed();
+    const single = await kw.keys.import({
+      kid: 'given',
+      alg: 'EdDSA',
+      key: { keys: [await exportJWK(c.publicKey)] },
+      state: 'verify-only',
+    });
+    expect(single.imported.map((k) => k.kid)).toEqual(['given']);
+    expect(
+      kw.jwt.verify(await legacyToken(b.privateKey, 'EdDSA', await calculateJwkThumbprint(jb))).payload.sub,
+    ).toBe('user-1');
   });
 
   it('a verify-only key stops verifying after its verifyUntil', async () => {
