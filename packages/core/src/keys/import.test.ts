@@ -340,6 +340,42 @@ describe('kw.keys.import: active keys sign', () => {
     });
   }
 
+  it('a rekey re-seals imported keys (public-only ones too); they keep verifying and signing', async () => {
+    const store = createMemoryStore();
+    const { kw } = await setup(store);
+    const pub = rsa();
+    const priv = ed();
+    await kw.keys.import({ kid: 'pub', alg: 'RS256', key: pem(pub.publicKey, 'spki'), state: 'verify-only' });
+    await kw.keys.import({ kid: 'priv', alg: 'EdDSA', key: pem(priv.privateKey, 'pkcs8'), state: 'active' });
+    await kw.close();
+    open.splice(0);
+    const next = MasterKey.generate().exportText();
+    const rekeyed = await createKeyward({
+      store,
+      masterKey: next,
+      previousMasterKeys: [MASTER],
+      logger: false,
+      audit: false,
+      scheduler: false,
+      syncIntervalMs: 60_000,
+    });
+    open.push(rekeyed);
+    expect((await rekeyed.keys.rekey()).changed).toBe(true);
+    await rekeyed.close();
+    open.splice(0);
+    const only = await createKeyward({
+      store,
+      masterKey: next,
+      logger: false,
+      audit: false,
+      scheduler: false,
+      syncIntervalMs: 60_000,
+    });
+    open.push(only);
+    expect(only.jwt.verify(await legacyToken(pub.privateKey, 'RS256', 'pub')).kid).toBe('pub');
+    expect((await jwtVerify(only.jwt.sign({ sub: 'u' }), priv.publicKey)).protectedHeader.kid).toBe('priv');
+  });
+
   it('a restarted instance on the same store unseals and signs with the imported key', async () => {
     const store = createMemoryStore();
     const { kw } = await setup(store);
