@@ -644,6 +644,36 @@ describe('kw.keys.import refusals: stable codes, nothing imported, no material a
     for (const secret of secretMaterial) expect(everything).not.toContain(secret);
   });
 
+  it('the keyring stays bounded: verify-only imports count against maxRetiringKeys (rotation_limit)', async () => {
+    const kw = await createKeyward({
+      store: createMemoryStore(),
+      masterKey: MASTER,
+      logger: false,
+      audit: false,
+      scheduler: false,
+      rotation: { maxRetiringKeys: 2 },
+    });
+    open.push(kw);
+    const jwks = async (n: number) => ({
+      keys: await Promise.all(Array.from({ length: n }, async () => exportJWK(ec().publicKey))),
+    });
+    expect(
+      await codeOf(async () => kw.keys.import({ alg: 'ES256', key: await jwks(3), state: 'verify-only' })),
+    ).toBe('rotation_limit');
+    await kw.keys.import({ alg: 'ES256', key: await jwks(2), state: 'verify-only' });
+    expect(
+      await codeOf(async () =>
+        kw.keys.import({ kid: 'one-more', alg: 'HS256', key: HMAC_SECRET, state: 'verify-only' }),
+      ),
+    ).toBe('rotation_limit');
+    expect(
+      await codeOf(async () =>
+        kw.keys.import({ kid: 'active', alg: 'HS256', key: HMAC_SECRET, state: 'active' }),
+      ),
+    ).toBe('rotation_limit');
+    expect(kw.keys.list().filter((r) => r.origin === 'imported')).toHaveLength(2);
+  });
+
   it('a kid already imported is refused (key_exists), and a second JWKS key with the same kid too', async () => {
     const { kw } = await setup();
     await kw.keys.import({ kid: 'dup', alg: 'HS256', key: HMAC_SECRET, state: 'verify-only' });

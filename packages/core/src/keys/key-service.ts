@@ -367,7 +367,9 @@ export class KeyService {
    * @throws {KeywardError} the codes of {@link prepareImport}; `key_exists` for a kid already held
    * (in any state); `key_public_only` for a public key asked to sign (or a JWKS asked to);
    * `kidless_default_exists` when another live key already verifies kid-less tokens;
-   * `invalid_request` for a bad `state` or `verifyUntil`; `rotation_limit` as {@link rotate}.
+   * `invalid_request` for a bad `state` or `verifyUntil`; `rotation_limit` when the import would
+   * leave more than `maxRetiringKeys` retiring sig keys (verify-only keys count; an active import
+   * retires the previous key, as {@link rotate}).
    */
   async import(options: ImportKeyOptions, context: ImportKeyContext = {}): Promise<ImportKeyResult> {
     if (options.state !== 'active' && options.state !== 'verify-only')
@@ -482,6 +484,14 @@ export class KeyService {
         next = withStandby(next, { policy: this.#policy, now, newKid: kidsFrom(fresh) });
         added.push({ record, material: p.material }, ...this.#added(next, fresh));
       } else {
+        // The keyring stays bounded (see rotate): verify-only imports count as retiring keys.
+        const retiring = next.filter((r) => r.use === 'sig' && r.state === 'retiring').length;
+        if (retiring + prepared.length > this.#policy.maxRetiringKeys)
+          throw new KeywardError(
+            'rotation_limit',
+            `refusing to import ${prepared.length} verify-only key(s): sig already has ${retiring} retiring keys (maxRetiringKeys ${this.#policy.maxRetiringKeys})`,
+            { details: { use: 'sig', retiring, maxRetiringKeys: this.#policy.maxRetiringKeys } },
+          );
         verifyUntil = verifyUntilOption ?? computeVerifyUntil(now, this.#policy);
         for (const p of prepared) {
           const record: KeyRecord = {
