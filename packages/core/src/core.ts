@@ -9,7 +9,14 @@ import type { JwtClaims, JwtVerifyOverrides, VerifiedJwt } from './jwt/types.js'
 import { createJwtVerifier } from './jwt/verify.js';
 import { normalizeSigningAlgorithm } from './keys/algorithms.js';
 import type { KeyMaterial } from './keys/generate.js';
-import { KeyService, type RevokeResult, type RotateOptions, type RotateResult } from './keys/key-service.js';
+import type { ImportKeyOptions } from './keys/import.js';
+import {
+  type ImportKeyResult,
+  KeyService,
+  type RevokeResult,
+  type RotateOptions,
+  type RotateResult,
+} from './keys/key-service.js';
 import { type JsonWebKeySet, Keyring, type UnsealedKey } from './keys/keyring.js';
 import {
   destroyedRecords,
@@ -92,6 +99,22 @@ export interface KeywardKeys {
    * {@link KeyService.destroyDataKey}); audited as `key.destroyed`. `false` when already destroyed.
    */
   destroyDataKey(kid: string): Promise<boolean>;
+  /**
+   * Imports keys an app already has (bring your own key): a PEM (SPKI, PKCS#8, PKCS#1), a JWK, a
+   * JWKS (every key, verify-only) or an HMAC secret. `state: 'active'` makes it the signing key the
+   * way a rotation would (the previous one turns verify-only); `'verify-only'` verifies until
+   * `verifyUntil` (default now + `retainFor`). `defaultForKidless` lets it verify tokens without a
+   * `kid` header. One compare-and-set of the keyring document; sealed like generated keys, kid kept,
+   * `origin: 'imported'`; audited as `key.imported` (kid, alg, state only). See {@link KeyService.import}
+   * for the refusal codes.
+   *
+   * @example
+   * ```ts
+   * // an express-jwt app's HS256 secret, its tokens carry no kid
+   * await kw.keys.import({ kid: 'express-jwt', alg: 'HS256', key: process.env.JWT_SECRET!, state: 'verify-only', defaultForKidless: true })
+   * ```
+   */
+  import(options: ImportKeyOptions): Promise<ImportKeyResult>;
 }
 
 /** Token-level revocation, applied on every instance. */
@@ -270,6 +293,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
     const lookup = {
       verificationKey: (kid: string) => keyring.verificationKey(kid),
       signingKey: () => keyring.signingKey(),
+      kidlessKey: () => keyring.kidlessKey(),
     };
     const verifier = createJwtVerifier({
       keys: lookup,
@@ -320,6 +344,9 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
             audit.emit({ type: 'key.retired', kid: event.kid, use: event.use, actor });
           } else if (event.type === 'key.destroyed') {
             audit.emit({ type: 'key.destroyed', kid: event.kid, use: event.use, actor });
+          } else if (event.type === 'key.imported') {
+            // kid, alg and state only: never the material or where it came from.
+            audit.emit({ type: 'key.imported', kid: event.kid, alg: event.alg, state: event.state, actor });
           } else {
             metrics.recordRevocation('key');
             audit.emit({ type: 'key.revoked', kid: event.kid, reason: event.reason, actor });
@@ -501,6 +528,8 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         rotate: (rotateOptions) => service.rotate(rotateOptions),
         retireDataKey: (kid, remaining) => service.retireDataKey(kid, remaining),
         destroyDataKey: (kid) => service.destroyDataKey(kid),
+        import: (importOptions) =>
+          service.import(importOptions, { reservedKids: legacy.map((k) => k.record.kid) }),
         // Cache hits re-check the key's state in the current snapshot: no cache walk needed.
         revoke: (kid, reason) => service.revoke(kid, reason),
         async rekey() {

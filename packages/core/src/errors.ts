@@ -38,6 +38,39 @@ export type KeywardErrorCode =
   | 'keyring_lineage_mismatch'
   | 'alg_unsupported'
   /**
+   * A key import (`kw.keys.import`, `keyward keys import`) names a `kid` the keyring already holds
+   * (in any state, retired and revoked included) or a legacy `JWT_SECRET` key's kid. Nothing is imported.
+   */
+  | 'key_exists'
+  /**
+   * Key import: the material is not a readable key: a malformed or encrypted PEM, more than one PEM
+   * block, a JWK / JWKS that `node:crypto` does not accept, or an empty secret. The message never
+   * holds the material.
+   */
+  | 'key_import_malformed'
+  /**
+   * Key import: a JWKS (public by nature) holds private or secret members (`d`, `p`, `q`, `dp`, `dq`,
+   * `qi`, `oth`, or an `oct` key's `k`). Nothing is imported; import a private key as a single PEM / JWK.
+   */
+  | 'key_import_private'
+  /**
+   * Key import: the algorithm does not fit the key: EdDSA needs an Ed25519 key, ES256 a P-256 key,
+   * RS256 / PS256 an RSA key, HS256/384/512 a secret; or the JWK's own `alg` / `use` says otherwise.
+   */
+  | 'key_alg_mismatch'
+  /**
+   * Key import: the key is too weak for its algorithm: an RSA modulus under 2048 bits, or an HMAC
+   * secret shorter than the hash output (32 bytes for HS256, 48 for HS384, 64 for HS512; RFC 7518 §3.2).
+   */
+  | 'key_too_weak'
+  /** Key import: a public-only key was asked to sign (`state: 'active'`); it can only be imported verify-only. */
+  | 'key_public_only'
+  /**
+   * Key import: `defaultForKidless` was asked while another key that still verifies already verifies
+   * tokens without a `kid` (at most one at a time), or for a JWKS of several keys.
+   */
+  | 'kidless_default_exists'
+  /**
    * A stored record cannot be decrypted because its data key is not usable here (destroyed after a
    * revocation, retired, or unknown to this keyring). A server-side problem: HTTP 503, never a 401.
    */

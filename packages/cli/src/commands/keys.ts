@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import {
   type DataKeyRewrapStatus,
+  type ImportKeyOptions,
   type KeyRecord,
   type KeyUse,
   KeywardError,
@@ -18,7 +20,7 @@ function useOption(): Option {
   return new Option('--use <use>', 'which key').choices(USES).default('sig');
 }
 
-/** Registers `keyward keys list|rotate|revoke|plan`. */
+/** Registers `keyward keys list|rotate|revoke|plan|import`. */
 export function registerKeys(program: Command, globals: () => GlobalOptions): void {
   const keys = program
     .command('keys')
@@ -130,6 +132,94 @@ export function registerKeys(program: Command, globals: () => GlobalOptions): vo
     });
 
   keys
+    .command('import')
+    .description(
+      'bring your own key: import a PEM, JWK, JWKS or HMAC secret file, keeping its kid, as the signing key or verify-only',
+    )
+    .option(
+      '--kid <kid>',
+      "the key's id, as the tokens of the previous library carry it (optional when the JWK has one)",
+    )
+    .option(
+      '--alg <alg>',
+      'EdDSA (Ed25519), ES256, RS256, PS256, HS256, HS384, HS512 (optional when the JWK has one)',
+    )
+    .requiredOption(
+      '--file <file>',
+      'PEM (SPKI, PKCS#8, PKCS#1), JWK or JWKS JSON, or the HMAC secret (one trailing newline ignored); "-" reads stdin',
+    )
+    .option(
+      '--verify-only',
+      'only verify tokens of this key (until --verify-until); default: it signs from now on',
+    )
+    .option(
+      '--verify-until <iso>',
+      "verify-only: last instant its tokens verify (default: now + the policy's retainFor)",
+    )
+    .option('--default-for-kidless', 'it also verifies tokens that carry no kid header (until it retires)')
+    .addHelpText(
+      'after',
+      '\nKey material is never printed or logged; the audit log records kid, alg and state.\nExamples:\n  $ keyward keys import --kid express-jwt --alg HS256 --file /run/secrets/jwt --verify-only --default-for-kidless\n  $ keyward keys import --kid app-2024 --alg RS256 --file private.pem\n  $ keyward keys import --file idp-jwks.json --verify-only --verify-until 2026-03-01T00:00:00Z',
+    )
+    .action(
+      async (opts: {
+        kid?: string;
+        alg?: string;
+        file: string;
+        verifyOnly?: boolean;
+        verifyUntil?: string;
+        defaultForKidless?: boolean;
+      }) => {
+        let verifyUntil: number | undefined;
+        if (opts.verifyUntil !== undefined) {
+          if (!opts.verifyOnly)
+            throw new CliError('invalid_argument', '--verify-until needs --verify-only', EXIT.usage);
+          verifyUntil = Date.parse(opts.verifyUntil);
+          if (!Number.isFinite(verifyUntil))
+            throw new CliError(
+              'invalid_argument',
+              `--verify-until must be an ISO date-time, got "${opts.verifyUntil.slice(0, 40)}"`,
+              EXIT.usage,
+            );
+        }
+        const key = readKeyFile(opts.file);
+        const options: ImportKeyOptions = {
+          key,
+          state: opts.verifyOnly ? 'verify-only' : 'active',
+          ...(opts.kid !== undefined ? { kid: opts.kid } : {}),
+          ...(opts.alg !== undefined ? { alg: opts.alg as NonNullable<ImportKeyOptions['alg']> } : {}),
+          ...(verifyUntil !== undefined ? { verifyUntil } : {}),
+          ...(opts.defaultForKidless ? { defaultForKidless: true } : {}),
+        };
+        await withKeyward(globals(), { audit: true }, async (kw) => {
+          const result = await kw.keys.import(options).catch((err: unknown) => {
+            // A bad kid, alg or verifyUntil is bad usage (exit 2), like the CLI's own argument checks.
+            if (err instanceof KeywardError && err.code === 'invalid_request')
+              throw new CliError('invalid_request', err.message, EXIT.usage);
+            throw err;
+          });
+          for (const k of result.imported)
+            print(
+              k.state === 'active'
+                ? `imported ${k.kid} (${k.alg}): it is the active signing key`
+                : `imported ${k.kid} (${k.alg}): verify-only until ${isoTime(result.verifyUntil)}`,
+            );
+          if (opts.defaultForKidless) print('it verifies tokens without kid until it retires');
+          if (result.previousKid) {
+            const previous = kw.keys.list().find((r) => r.kid === result.previousKid);
+            print(
+              `previous ${result.previousKid} is ${previous?.state ?? 'retiring'}, verifies until ${isoTime(previous?.verifyUntil)}`,
+            );
+          }
+          if (result.unpublished)
+            print(
+              'warning: the imported key signs at once without having been in the JWKS for jwksMaxAge; verifiers with a cached JWKS may reject its tokens until they refetch',
+            );
+        });
+      },
+    );
+
+  keys
     .command('plan')
     .description(
       'the next rotations, activations and retirements, and the JWKS after each, as the scheduler decides them',
@@ -164,9 +254,27 @@ export function registerKeys(program: Command, globals: () => GlobalOptions): vo
     });
 }
 
-/** The STATE column: a revoked data key shows its rewrap progress, or that its material is destroyed. */
+/**
+ * The key file's text (PEM, JWK / JWKS JSON, or an HMAC secret, whose one trailing newline is an
+ * editor's, not the secret's). `-` reads stdin. The path, never the content, shows in errors.
+ */
+function readKeyFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch {
+    throw new CliError('invalid_argument', `cannot read --file ${file.slice(0, 200)}`, EXIT.usage);
+  }
+  return text.replace(/\r?\n$/, '');
+}
+
+/**
+ * The STATE column: a revoked data key shows its rewrap progress, or that its material is destroyed;
+ * the key that verifies tokens without kid says so.
+ */
 function stateText(record: KeyRecord, rewrap: DataKeyRewrapStatus | undefined): string {
   if (record.destroyedAt !== undefined) return `${record.state} (destroyed)`;
+  if (record.defaultForKidless) return `${record.state} (kid-less default)`;
   if (!rewrap) return record.state;
   if (rewrap.state === 'settling') return `${record.state} (rewrapped, destroy pending)`;
   const of = rewrap.toRewrap === undefined ? '' : `/${rewrap.toRewrap}`;

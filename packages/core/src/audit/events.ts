@@ -64,6 +64,8 @@ export interface AuditEventFields {
   };
   /** A revoked data key's material was erased from the keyring once nothing was left under it. */
   'key.destroyed': { kid: string; use?: KeyUse; apiKeysRevoked?: number };
+  /** A key was imported (`kw.keys.import`): kid, alg and state only, never material. */
+  'key.imported': { kid: string; alg: string; state: 'active' | 'verify-only' };
   'token.issued': { sub: string; jti?: string; family?: string; scope?: string; tokenFingerprint?: string };
   'token.refreshed': { sub: string; family: string; tokenFingerprint?: string };
   'token.reuse_detected': { sub?: string; family: string; tokenFingerprint: string };
@@ -129,6 +131,7 @@ export const AUDIT_EVENT_TYPES: readonly AuditEventType[] = [
   'key.retired',
   'key.rekeyed',
   'key.destroyed',
+  'key.imported',
   'token.issued',
   'token.refreshed',
   'token.reuse_detected',

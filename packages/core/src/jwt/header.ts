@@ -9,7 +9,8 @@ import type { JwtHeader } from './types.js';
 export interface ParsedHeader {
   readonly header: JwtHeader;
   readonly alg: SigningAlgorithm;
-  readonly kid: string;
+  /** `undefined` for a token without a `kid` header (only a `defaultForKidless` key may verify it). */
+  readonly kid: string | undefined;
 }
 
 /** Header parameters that would let the token pick its own key (RFC 8725 §3.10). */
@@ -58,8 +59,11 @@ export function parseHeader(segment: string): ParsedHeader {
   for (const name of KEY_CARRYING) {
     if (Object.hasOwn(header, name)) throw invalid(`key-carrying header "${name}" refused`, name);
   }
-  if (typeof kid !== 'string' || kid.length === 0) throw invalid('header "kid" missing', 'kid_missing');
-  return Object.freeze({ header: Object.freeze(header as JwtHeader), alg, kid });
+  // A header without `kid` parses (the verifier looks for a default key for kid-less tokens); a
+  // present `kid` must be a non-empty string.
+  if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0))
+    throw invalid('header "kid" missing', 'kid_missing');
+  return Object.freeze({ header: Object.freeze(header as JwtHeader), alg, kid: kid as string | undefined });
 }
 
 /**

@@ -46,7 +46,9 @@ function checkKey(key: VerificationKey, nowMs: number): void {
 /**
  * Creates the access-token verifier of the hot path: synchronous, no I/O, `node:crypto` only.
  * Checks size, encoding, header policy (no `none`, no `crit`, no `b64: false`, no embedded keys,
- * `alg` must equal the key record's), the signature, key state, `exp` (required) / `nbf` / `iat`,
+ * `alg` must equal the key record's; a token without `kid` is checked against `keys.kidlessKey()`
+ * alone, and refused with `kid_missing` when there is none), the signature, key state, `exp`
+ * (required) / `nbf` / `iat`,
  * `iss` / `aud` / `typ`, and the revocation view. Verified tokens are cached until `exp`; every
  * cache hit re-checks the key state, the revocation view and `exp`.
  *
@@ -76,6 +78,13 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       overrides.audience ?? options.audience,
       overrides.typ ?? options.typ,
     );
+  }
+
+  function kidlessKey(): VerificationKey {
+    const key = keys.kidlessKey?.();
+    if (key === undefined)
+      throw new KeywardError('token_invalid', 'header "kid" missing', { details: { reason: 'kid_missing' } });
+    return key;
   }
 
   function checkRevocation(payload: JwtClaims): void {
@@ -122,11 +131,14 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     if (dot1 <= 0 || dot2 === -1 || dot2 === token.length - 1 || token.indexOf('.', dot2 + 1) !== -1) {
       throw malformed('token is not a compact JWS (three non-empty segments)');
     }
-    const { header, alg, kid } = headers.get(token, dot1);
-    const key = keys.verificationKey(kid);
+    const parsed = headers.get(token, dot1);
+    const { header, alg } = parsed;
+    // Only a token without `kid` looks for the default key for kid-less tokens.
+    const key = parsed.kid !== undefined ? keys.verificationKey(parsed.kid) : kidlessKey();
     if (key === undefined) {
       throw new KeywardError('token_invalid', 'unknown "kid"', { details: { reason: 'kid_unknown' } });
     }
+    const kid = key.kid;
     // RFC 8725 §3.1: the algorithm comes from the key record; the header must merely agree.
     if (key.alg !== alg) {
       throw new KeywardError('token_invalid', '"alg" does not match the key', {

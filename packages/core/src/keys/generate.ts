@@ -106,13 +106,21 @@ export interface KeyObjects {
   verify: KeyObject;
 }
 
-/** Turns key material into node:crypto KeyObjects. */
+/**
+ * Turns key material into node:crypto KeyObjects. Public-only asymmetric material (a verify-only
+ * imported key) gives the public KeyObject as both: it is never used to sign.
+ */
 export function keyObjectsFor(alg: KeyAlgorithm, material: KeyMaterial): KeyObjects {
   if (isSymmetric(alg)) {
     if (typeof material.k !== 'string')
       throw new KeywardError('key_unseal_failed', 'symmetric key material has no k');
     const secret = createSecretKey(Buffer.from(material.k, 'base64url'));
     return { secret, verify: secret };
+  }
+  // A verify-only imported key may be stored as its public part alone: it never signs.
+  if (material.d === undefined) {
+    const verify = createPublicKey({ key: material as JsonWebKey, format: 'jwk' });
+    return { secret: verify, verify };
   }
   const secret = createPrivateKey({ key: material as JsonWebKey, format: 'jwk' });
   return { secret, verify: createPublicKey(secret) };

@@ -6,7 +6,10 @@ export {
   type KeyMaterial,
   publicJwk,
 } from './generate.js';
+export { type ImportJwks, type ImportKeyOptions, type PreparedImport, prepareImport } from './import.js';
 export {
+  type ImportKeyContext,
+  type ImportKeyResult,
   KeyService,
   type KeyServiceHooks,
   type RevokeResult,

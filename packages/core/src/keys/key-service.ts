@@ -1,16 +1,19 @@
 import { KeywardError } from '../errors.js';
 import { generateKey, type KeyMaterial } from './generate.js';
+import { type ImportKeyOptions, prepareImport } from './import.js';
 import type { KeyringDocument, KeyringRepository, StoredKey } from './keyring-store.js';
 import {
   checkKeyringInvariants,
   prunable,
+  retiringExpired,
   revokeKey,
   rotateNow,
   signingStandby,
+  transition,
   withStandby,
 } from './lifecycle.js';
 import { applyRotationActions, planRotation, type RotationAction, retireDataKey } from './rotation-plan.js';
-import { algorithmFor, type RotationPolicy } from './rotation-policy.js';
+import { algorithmFor, computeVerifyUntil, type RotationPolicy, rotationPeriod } from './rotation-policy.js';
 import type { KeyRecord, KeyUse } from './types.js';
 
 /** Options of {@link KeyService.rotate}. */
@@ -52,6 +55,27 @@ export interface RevokeResult {
   unpublished: boolean;
 }
 
+/** Result of {@link KeyService.import}. */
+export interface ImportKeyResult {
+  /** The imported keys, in the order given (a JWKS may hold several). */
+  imported: Array<{ kid: string; alg: KeyRecord['alg']; state: 'active' | 'verify-only' }>;
+  /** The signing key an active import replaced (now verify-only until its `verifyUntil`). */
+  previousKid: string | undefined;
+  /** Verify-only imports: the `verifyUntil` they were given (epoch ms). */
+  verifyUntil: number | undefined;
+  /**
+   * `true` for an active asymmetric import: the key signs at once without having been in the JWKS,
+   * so verifiers with a cached JWKS reject its tokens until they refetch (see {@link RotateResult.unpublished}).
+   */
+  unpublished: boolean;
+}
+
+/** Extra options of {@link KeyService.import}. */
+export interface ImportKeyContext {
+  /** Kids the stored keyring does not hold that are taken anyway (the legacy `JWT_SECRET` keys). */
+  reservedKids?: readonly string[];
+}
+
 /** How a rotation came about (audit `rotationType`, metric label). */
 export type RotationKind = 'scheduled' | 'on_demand' | 'emergency';
 
@@ -71,7 +95,8 @@ export type KeyServiceEvent =
     }
   | { type: 'key.revoked'; kid: string; reason: string; replacement: string | undefined }
   | { type: 'key.retired'; kid: string; use: KeyUse }
-  | { type: 'key.destroyed'; kid: string; use: 'data' };
+  | { type: 'key.destroyed'; kid: string; use: 'data' }
+  | { type: 'key.imported'; kid: string; alg: KeyRecord['alg']; state: 'active' | 'verify-only' };
 
 /** Result of {@link KeyService.runSchedule}. */
 export interface ScheduledRotationResult {
@@ -329,6 +354,184 @@ export class KeyService {
         'operator',
       );
     return { revoked: kid, replacement, unpublished };
+  }
+
+  /**
+   * Imports existing keys (bring your own key): parses and checks them ({@link prepareImport}), then
+   * adds them in one compare-and-set of the keyring document, sealed like generated keys, with their
+   * own kid and `origin: 'imported'`. An active import becomes the active `sig` key the way an
+   * on-demand rotation would (the previous active key turns verify-only until now + `retainFor`, the
+   * standby and the schedule stay as they were: the imported key is due when its predecessor was);
+   * a verify-only import is `retiring` until its `verifyUntil`.
+   *
+   * @throws {KeywardError} the codes of {@link prepareImport}; `key_exists` for a kid already held
+   * (in any state); `key_public_only` for a public key asked to sign (or a JWKS asked to);
+   * `kidless_default_exists` when another live key already verifies kid-less tokens;
+   * `invalid_request` for a bad `state` or `verifyUntil`; `rotation_limit` when the import would
+   * leave more than `maxRetiringKeys` retiring sig keys (verify-only keys count; an active import
+   * retires the previous key, as {@link rotate}).
+   */
+  async import(options: ImportKeyOptions, context: ImportKeyContext = {}): Promise<ImportKeyResult> {
+    if (options.state !== 'active' && options.state !== 'verify-only')
+      throw new KeywardError('invalid_request', 'state must be "active" or "verify-only"');
+    const verifyUntilOption =
+      options.verifyUntil instanceof Date ? options.verifyUntil.getTime() : options.verifyUntil;
+    if (options.state === 'active' && verifyUntilOption !== undefined)
+      throw new KeywardError('invalid_request', 'verifyUntil is for verify-only imports');
+    if (
+      verifyUntilOption !== undefined &&
+      !(Number.isFinite(verifyUntilOption) && verifyUntilOption > this.#now())
+    )
+      throw new KeywardError('invalid_request', 'verifyUntil must be a time in the future');
+    const prepared = await prepareImport(options);
+    if (options.state === 'active') {
+      if (prepared.length !== 1)
+        throw new KeywardError(
+          'key_public_only',
+          'a JWKS holds public keys: it can only be imported verify-only',
+        );
+      if (prepared[0]!.publicOnly)
+        throw new KeywardError(
+          'key_public_only',
+          'a public key cannot sign: import it verify-only, or import the private key',
+          { details: { kid: prepared[0]!.kid } },
+        );
+    }
+    if (options.defaultForKidless === true && prepared.length !== 1)
+      throw new KeywardError(
+        'kidless_default_exists',
+        'defaultForKidless needs a single key, the JWKS holds several',
+      );
+    for (const p of prepared)
+      if (context.reservedKids?.includes(p.kid))
+        throw new KeywardError('key_exists', `kid "${p.kid}" is a legacy JWT_SECRET key's`, {
+          details: { kid: p.kid },
+        });
+    // A standby, should the keyring have none when an active key comes in.
+    const fresh: FreshKeys = options.state === 'active' ? await this.#fresh(['sig']) : [];
+    let previousKid: string | undefined;
+    let verifyUntil: number | undefined;
+    let retired: KeyRecord[] = [];
+    const { doc } = await this.#repo.update(async (current) => {
+      if (!current) throw new KeywardError('key_not_found', 'no keyring exists yet');
+      const now = this.#now();
+      const records = recordsOf(current);
+      for (const p of prepared)
+        if (records.some((r) => r.kid === p.kid))
+          throw new KeywardError('key_exists', `the keyring already holds a key with kid "${p.kid}"`, {
+            details: { kid: p.kid },
+          });
+      // Retiring sig keys past their verifyUntil are retired first: they neither count nor verify.
+      let next = records.map((r) =>
+        r.use === 'sig' && retiringExpired(r, this.#policy, now) ? transition(r, 'retired', now) : r,
+      );
+      retired = next.filter((r, i) => r.state === 'retired' && records[i]!.state !== 'retired');
+      if (options.defaultForKidless === true) {
+        const other = next.find(
+          (r) =>
+            r.defaultForKidless === true &&
+            (r.state === 'active' || r.state === 'retiring' || r.state === 'pending'),
+        );
+        if (other)
+          throw new KeywardError(
+            'kidless_default_exists',
+            `key "${other.kid}" already verifies tokens without kid until it retires; at most one key may`,
+            { details: { kid: other.kid } },
+          );
+      }
+      const added: Array<{ record: KeyRecord; material: KeyMaterial }> = [];
+      previousKid = undefined;
+      verifyUntil = undefined;
+      if (options.state === 'active') {
+        const p = prepared[0]!;
+        const previous = next.find((r) => r.use === 'sig' && r.state === 'active');
+        const retiring = next.filter((r) => r.use === 'sig' && r.state === 'retiring');
+        if (previous !== undefined && retiring.length >= this.#policy.maxRetiringKeys)
+          throw new KeywardError(
+            'rotation_limit',
+            `refusing to activate an imported key: sig already has ${retiring.length} retiring keys (maxRetiringKeys ${this.#policy.maxRetiringKeys})`,
+            {
+              details: {
+                use: 'sig',
+                retiring: retiring.length,
+                maxRetiringKeys: this.#policy.maxRetiringKeys,
+              },
+            },
+          );
+        const record: KeyRecord = {
+          kid: p.kid,
+          use: 'sig',
+          alg: p.alg,
+          state: 'active',
+          origin: 'imported',
+          createdAt: now,
+          activatedAt: now,
+          ...(options.defaultForKidless === true ? { defaultForKidless: true } : {}),
+        };
+        if (previous) {
+          previousKid = previous.kid;
+          // Like an on-demand rotation: the schedule keeps its cadence (the standby is due then).
+          record.rotateAt =
+            previous.rotateAt ??
+            (previous.activatedAt ?? previous.createdAt) + rotationPeriod(this.#policy, 'sig');
+          next = next.map((r) =>
+            r === previous
+              ? transition(r, 'retiring', now, { verifyUntil: computeVerifyUntil(now, this.#policy) })
+              : r,
+          );
+        }
+        next.push(record);
+        next = withStandby(next, { policy: this.#policy, now, newKid: kidsFrom(fresh) });
+        added.push({ record, material: p.material }, ...this.#added(next, fresh));
+      } else {
+        // The keyring stays bounded (see rotate): verify-only imports count as retiring keys.
+        const retiring = next.filter((r) => r.use === 'sig' && r.state === 'retiring').length;
+        if (retiring + prepared.length > this.#policy.maxRetiringKeys)
+          throw new KeywardError(
+            'rotation_limit',
+            `refusing to import ${prepared.length} verify-only key(s): sig already has ${retiring} retiring keys (maxRetiringKeys ${this.#policy.maxRetiringKeys})`,
+            { details: { use: 'sig', retiring, maxRetiringKeys: this.#policy.maxRetiringKeys } },
+          );
+        verifyUntil = verifyUntilOption ?? computeVerifyUntil(now, this.#policy);
+        for (const p of prepared) {
+          const record: KeyRecord = {
+            kid: p.kid,
+            use: 'sig',
+            alg: p.alg,
+            state: 'retiring',
+            origin: 'imported',
+            createdAt: now,
+            retiringAt: now,
+            verifyUntil,
+            ...(options.defaultForKidless === true ? { defaultForKidless: true } : {}),
+          };
+          next.push(record);
+          added.push({ record, material: p.material });
+        }
+      }
+      assertInvariants(next);
+      return { records: next, added };
+    });
+    await this.#hooks.applied(doc);
+    this.#generatedEvents(doc, fresh, 'operator');
+    for (const r of retired) this.#hooks.event?.({ type: 'key.retired', kid: r.kid, use: r.use }, 'operator');
+    const imported = prepared.map((p) => ({ kid: p.kid, alg: p.alg, state: options.state }));
+    for (const i of imported) this.#hooks.event?.({ type: 'key.imported', ...i }, 'operator');
+    const unpublished = options.state === 'active' && !prepared[0]!.alg.startsWith('HS');
+    if (options.state === 'active')
+      this.#hooks.event?.(
+        {
+          type: 'key.rotated',
+          use: 'sig',
+          kid: prepared[0]!.kid,
+          previousKid,
+          reason: 'key imported',
+          rotationType: 'on_demand',
+          ...(unpublished ? { unpublished: true } : {}),
+        },
+        'operator',
+      );
+    return { imported, previousKid, verifyUntil, unpublished };
   }
 
   /**

@@ -62,6 +62,7 @@ export class Keyring implements KeyLookup {
   readonly #entries: Map<string, Entry>;
   readonly #verification = new Map<string, VerificationKey>();
   readonly #signing: SigningKey | undefined;
+  readonly #kidless: VerificationKey | undefined;
   readonly #encryption: EncryptionKey | undefined;
   readonly #data: DataKey | undefined;
   readonly #jwks: JsonWebKeySet;
@@ -101,6 +102,7 @@ export class Keyring implements KeyLookup {
         });
       }
     }
+    this.#kidless = kidlessDefault(this.#verification, this.#entries);
     const preferred = options.preferredSigner ? this.#entries.get(options.preferredSigner) : undefined;
     const signer = preferred?.record.state === 'active' ? preferred : this.#active('sig');
     this.#signing = signer && {
@@ -161,6 +163,11 @@ export class Keyring implements KeyLookup {
   /** {@inheritDoc KeyLookup.verificationKey} */
   verificationKey(kid: string): VerificationKey | undefined {
     return this.#verification.get(kid);
+  }
+
+  /** {@inheritDoc KeyLookup.kidlessKey} */
+  kidlessKey(): VerificationKey | undefined {
+    return this.#kidless;
   }
 
   /** {@inheritDoc KeyLookup.signingKey} */
@@ -240,6 +247,23 @@ export class Keyring implements KeyLookup {
       .map((r) => `${r.use}:${r.kid.slice(0, 8)}…(${r.state})`)
       .join(', ')} }`;
   }
+}
+
+/**
+ * The key marked `defaultForKidless` that verifies kid-less tokens: the one still live (pending,
+ * active, retiring), else a revoked one (so its tokens fail with `key_revoked`), else none.
+ */
+function kidlessDefault(
+  verification: ReadonlyMap<string, VerificationKey>,
+  entries: ReadonlyMap<string, Entry>,
+): VerificationKey | undefined {
+  let revoked: VerificationKey | undefined;
+  for (const [kid, key] of verification) {
+    if (entries.get(kid)?.record.defaultForKidless !== true) continue;
+    if (key.state !== 'revoked') return key;
+    revoked ??= key;
+  }
+  return revoked;
 }
 
 function stateOrder(state: KeyRecord['state']): number {

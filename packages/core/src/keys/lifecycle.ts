@@ -125,7 +125,8 @@ const ALGS_BY_USE: Record<KeyUse, readonly string[]> = {
 /**
  * Lists the invariants a keyring violates (empty when it is sound): exactly one active key for every use
  * that has a pending, active or retiring key; unique kids; each state's timestamp present; retiring sig /
- * enc keys carrying a `verifyUntil` not before `retiringAt`; an algorithm that fits the use.
+ * enc keys carrying a `verifyUntil` not before `retiringAt`; an algorithm that fits the use; at most one
+ * live (pending, active, retiring) sig key marked `defaultForKidless`.
  *
  * @example
  * ```ts
@@ -169,6 +170,17 @@ export function checkKeyringInvariants(records: readonly KeyRecord[]): string[] 
     )
       problems.push(`${key} was activated before it was created`);
   }
+  const kidless = records.filter(
+    (r) =>
+      r.defaultForKidless === true &&
+      (r.state === 'pending' || r.state === 'active' || r.state === 'retiring'),
+  );
+  if (kidless.length > 1)
+    problems.push(
+      `${kidless.length} keys verify tokens without kid (${kidless.map((r) => r.kid).join(', ')}), expected at most one`,
+    );
+  if (records.some((r) => r.defaultForKidless === true && r.use !== 'sig'))
+    problems.push('only a sig key may verify tokens without kid');
   for (const use of (['sig', 'enc', 'data'] as const).filter((u) => liveUses.has(u))) {
     const active = activeByUse.get(use) ?? [];
     if (active.length !== 1)

@@ -51,6 +51,12 @@ export interface KeyRecord {
    */
   destroyedAt?: number;
   notes?: string;
+  /**
+   * Set on an imported signing key that verifies tokens carrying no `kid` header at all (tokens of
+   * an app's previous library, e.g. express-jwt), until it retires. At most one key that still
+   * verifies has it. See `kw.keys.import`.
+   */
+  defaultForKidless?: boolean;
 }
 
 /**
@@ -88,4 +94,10 @@ export interface KeyLookup {
   verificationKey(kid: string): VerificationKey | undefined;
   /** The active signing key. */
   signingKey(): SigningKey;
+  /**
+   * The key that verifies tokens without a `kid` header (an imported key marked `defaultForKidless`),
+   * or `undefined`: then such tokens are refused (`token_invalid`, reason `kid_missing`). Only asked
+   * for tokens that carry no `kid`.
+   */
+  kidlessKey?(): VerificationKey | undefined;
 }

@@ -86,6 +86,8 @@ const watchState = { sweeps: 0, acceptedAgain: 0 };
 const ops: Record<string, (req: Request) => unknown> = {
   sign: (req) => core.jwt.sign({ sub: String(req.sub ?? 'user'), ...(req.jti ? { jti: req.jti } : {}) }),
   verify: (req) => core.jwt.verify(String(req.token)).kid,
+  // Key import (bring your own key): `options` as kw.keys.import takes them (JSON: key as PEM / JWK / secret text).
+  importKey: (req) => core.keys.import(req.options as Parameters<KeywardCore['keys']['import']>[0]),
   issueSession: (req) => tokens.issue({ sub: String(req.sub ?? 'user') }),
   refreshSession: (req) => tokens.refresh(String(req.refresh)),
   // Verifies each token; counts instead of failing, so a caller can sum rejections across calls.
