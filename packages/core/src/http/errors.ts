@@ -102,7 +102,8 @@ export function toHttpProblem(err: unknown): HttpProblem {
       headers: { 'www-authenticate': `${REALM}, error="insufficient_scope", scope="${quote(scope)}"` },
     };
   }
-  if (code === 'invalid_request' || code === 'config_invalid') {
+  // invalid_argument: a core API refused a value the request carried (an owner too long…): the caller's bad input.
+  if (code === 'invalid_request' || code === 'config_invalid' || code === 'invalid_argument') {
     return {
       status: 400,
       error: 'invalid_request',

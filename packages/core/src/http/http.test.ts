@@ -31,6 +31,12 @@ describe('extractCredential', () => {
 
 describe('toHttpProblem', () => {
   it('follows RFC 6750: no credentials, bad token, missing scope, malformed request', () => {
+    // A value a core API refused is the caller's bad input: 400, never a 500.
+    expect(toHttpProblem(new KeywardError('invalid_argument', 'owner must be short'))).toMatchObject({
+      status: 400,
+      error: 'invalid_request',
+      message: 'owner must be short',
+    });
     expect(toHttpProblem(new KeywardError('missing_credentials', 'authentication required'))).toMatchObject({
       status: 401,
       headers: { 'www-authenticate': 'Bearer realm="keyward"' },
