@@ -194,7 +194,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
   const now = options.now ?? Date.now;
   const logger: KeywardLogger =
     options.logger === false ? silentLogger : (options.logger ?? pino({ name: 'keyward', level: 'info' }));
-  const signingAlg = normalizeSigningAlgorithm(options.signingAlg ?? 'EdDSA', 'signingAlg');
+  const signingAlg = normalizeSigningAlgorithm(options.signingAlg ?? 'ES256', 'signingAlg');
   const policy = resolveRotationPolicy({ ...options.rotation, signingAlg });
   const accessTokenTtlSec = options.accessTokenTtlSec ?? Math.min(900, Math.floor(policy.maxTokenTtl / 1000));
   if (

@@ -50,7 +50,8 @@ describe('createKeyward', () => {
       records.find((r) => r.use === 'sig' && r.state === 'active')?.kid,
       standby?.kid,
     ]);
-    expect(jwks.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' });
+    // ES256 by default: every common downstream verifier (jose, jwks-rsa, get-jwks) supports it.
+    expect(jwks.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' });
     expect(jwks.keys[0]).not.toHaveProperty('d');
     const token = kw.jwt.sign({ sub: 'alice', scope: 'read' });
     const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks));
@@ -59,8 +60,8 @@ describe('createKeyward', () => {
     expect(kw.jwt.verify(token).payload.sub).toBe('alice');
   });
 
-  it('accepts Ed25519 as the RFC 9864 name of EdDSA, and signs with ES256 / RS256 / HS256 when asked', async () => {
-    for (const alg of ['Ed25519', 'ES256', 'RS256', 'HS256'] as const) {
+  it('accepts Ed25519 as the RFC 9864 name of EdDSA, and signs with EdDSA / RS256 / HS256 when asked', async () => {
+    for (const alg of ['Ed25519', 'EdDSA', 'RS256', 'HS256'] as const) {
       const kw = await make(createMemoryStore(), { signingAlg: alg });
       const token = kw.jwt.sign({ sub: 'x' });
       expect(kw.jwt.verify(token).header.alg).toBe(alg === 'Ed25519' ? 'EdDSA' : alg);
@@ -141,7 +142,7 @@ describe('legacy JWT_SECRET', () => {
       .sign(Buffer.from(secret));
     expect(kw.jwt.verify(token).payload.sub).toBe('bob');
     // Without legacySigning the generated key signs.
-    expect(kw.jwt.verify(kw.jwt.sign({ sub: 'c' })).header.alg).toBe('EdDSA');
+    expect(kw.jwt.verify(kw.jwt.sign({ sub: 'c' })).header.alg).toBe('ES256');
   });
 
   it('signs with the legacy key only when legacySigning is on, verifiable by the reference system', async () => {

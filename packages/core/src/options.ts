@@ -52,7 +52,7 @@ export interface KeywardOptions {
   issuer?: string;
   /** `aud` of issued tokens, checked on verify. */
   audience?: string | string[];
-  /** Algorithm of generated signing keys. Default `EdDSA` (`Ed25519` accepted). */
+  /** Algorithm of generated signing keys. Default `ES256` (every common verifier supports it); `EdDSA` (`Ed25519` accepted), RS256, PS256, HS256/384/512 on request. Keys already in the keyring keep theirs. */
   signingAlg?: SigningAlgorithm | 'Ed25519';
   /** Rotation policy (periods, publish lead, token lifetime, `maxRetiringKeys`, `retiredRetention`…). */
   rotation?: Omit<RotationPolicyInput, 'signingAlg'>;

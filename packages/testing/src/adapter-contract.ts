@@ -549,10 +549,13 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
         const tampered = `${h}.${b64url(claims)}.${s}`;
         expectInvalidToken(await req('GET', '/admin/keys', { token: tampered }), 'token_signature_invalid');
 
-        const { privateKey } = generateKeyPairSync('ed25519');
+        // The examples sign with ES256 by default: a token of that algorithm under a foreign key.
+        expect(header.alg).toBe('ES256');
+        const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
         for (const kid of ['unknown-kid', header.kid]) {
-          const input = `${b64url({ alg: 'EdDSA', typ: 'at+jwt', kid })}.${b64url(claims)}`;
-          const forged = `${input}.${signBytes(null, Buffer.from(input), privateKey).toString('base64url')}`;
+          const input = `${b64url({ alg: 'ES256', typ: 'at+jwt', kid })}.${b64url(claims)}`;
+          const signature = signBytes('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+          const forged = `${input}.${signature.toString('base64url')}`;
           const r = await req('GET', '/me', { token: forged });
           expectInvalidToken(r, kid === header.kid ? 'token_signature_invalid' : 'token_invalid');
         }

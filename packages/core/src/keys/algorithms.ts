@@ -1,10 +1,10 @@
 import { KeywardError } from '../errors.js';
 import type { KeyAlgorithm, KeyUse, SigningAlgorithm } from './types.js';
 
-/** The JWS algorithms keyward supports, in the order of preference. */
+/** The JWS algorithms keyward supports, in the order of preference (ES256 first: every common verifier supports it). */
 export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = [
-  'EdDSA',
   'ES256',
+  'EdDSA',
   'RS256',
   'PS256',
   'HS256',
@@ -32,7 +32,7 @@ export function normalizeSigningAlgorithm(alg: string, option = 'alg'): SigningA
 }
 
 /** The only algorithm each non-signing use has. */
-export function defaultAlgorithm(use: KeyUse, signing: SigningAlgorithm = 'EdDSA'): KeyAlgorithm {
+export function defaultAlgorithm(use: KeyUse, signing: SigningAlgorithm = 'ES256'): KeyAlgorithm {
   if (use === 'enc') return 'A256GCM';
   if (use === 'data') return 'fernet';
   return signing;

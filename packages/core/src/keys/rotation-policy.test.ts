@@ -75,7 +75,7 @@ describe('resolveRotationPolicy', () => {
       jwksMaxAge: 10 * MIN,
       grace: 5 * MIN,
       retainFor: 31 * MIN,
-      signingAlg: 'EdDSA',
+      signingAlg: 'ES256',
       uses: ['sig', 'enc', 'data'],
       maxRetiringKeys: 5,
       retiredRetention: 30 * DAY,
@@ -105,7 +105,8 @@ describe('resolveRotationPolicy', () => {
 
   it('maps Ed25519 to EdDSA and keeps a chosen alg', () => {
     expect(resolveRotationPolicy({ signingAlg: 'Ed25519' }).signingAlg).toBe('EdDSA');
-    expect(resolveRotationPolicy({ signingAlg: 'ES256' }).signingAlg).toBe('ES256');
+    expect(resolveRotationPolicy({ signingAlg: 'EdDSA' }).signingAlg).toBe('EdDSA');
+    expect(resolveRotationPolicy({ signingAlg: 'RS256' }).signingAlg).toBe('RS256');
   });
 
   it('rejects garbage durations naming the option', () => {

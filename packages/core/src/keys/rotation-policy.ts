@@ -34,7 +34,7 @@ export interface RotationPolicy {
    * Default `maxTokenTtl + clockSkew + jwksMaxAge + grace` (31 minutes with the other defaults).
    */
   readonly retainFor: number;
-  /** Algorithm of newly generated signing keys. Default `EdDSA`. */
+  /** Algorithm of newly generated signing keys. Default `ES256`. */
   readonly signingAlg: SigningAlgorithm;
   /** Uses the planner keeps an active key for. Default `['sig', 'enc', 'data']`. */
   readonly uses: readonly KeyUse[];
@@ -148,7 +148,7 @@ export function resolveRotationPolicy(input: RotationPolicyInput = {}): Rotation
   const clockSkew = read('clockSkew', MINUTE);
   const jwksMaxAge = read('jwksMaxAge', 10 * MINUTE);
   const grace = read('grace', 5 * MINUTE);
-  const signingAlg = input.signingAlg === 'Ed25519' ? 'EdDSA' : (input.signingAlg ?? 'EdDSA');
+  const signingAlg = input.signingAlg === 'Ed25519' ? 'EdDSA' : (input.signingAlg ?? 'ES256');
   const policy: RotationPolicy = {
     sigRotateEvery,
     encRotateEvery: read('encRotateEvery', sigRotateEvery),
