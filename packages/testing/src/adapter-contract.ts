@@ -554,7 +554,10 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
         const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
         for (const kid of ['unknown-kid', header.kid]) {
           const input = `${b64url({ alg: 'ES256', typ: 'at+jwt', kid })}.${b64url(claims)}`;
-          const signature = signBytes('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+          const signature = signBytes('sha256', Buffer.from(input), {
+            key: privateKey,
+            dsaEncoding: 'ieee-p1363',
+          });
           const forged = `${input}.${signature.toString('base64url')}`;
           const r = await req('GET', '/me', { token: forged });
           expectInvalidToken(r, kid === header.kid ? 'token_signature_invalid' : 'token_invalid');
