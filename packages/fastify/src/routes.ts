@@ -13,7 +13,7 @@ export interface KeywardRoutesPluginOptions extends KeywardRoutesOptions {
 }
 
 const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, options) => {
-  const { bodyLimit = 100 * 1024, users, include, isShuttingDown } = options;
+  const { bodyLimit = 100 * 1024, users, include, isShuttingDown, jwksSharedCache } = options;
   if (!Number.isSafeInteger(bodyLimit) || bodyLimit <= 0) {
     throw new KeywardError(
       'config_invalid',
@@ -42,6 +42,7 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
     ...(users ? { users } : {}),
     ...(include ? { include } : {}),
     ...(isShuttingDown ? { isShuttingDown } : {}),
+    ...(jwksSharedCache !== undefined ? { jwksSharedCache } : {}),
   };
   for (const route of routeTable(fastify.keyward, routeOptions)) {
     fastify.route({
