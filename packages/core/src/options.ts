@@ -63,8 +63,8 @@ export interface KeywardOptions {
   clientId?: string;
   /** `aud` of issued tokens, checked on verify. */
   audience?: string | string[];
-  /** Algorithm of generated signing keys. Default `ES256` (every common verifier supports it); `EdDSA` (`Ed25519` accepted), RS256, PS256, HS256/384/512 on request. Keys already in the keyring keep theirs. */
-  signingAlg?: SigningAlgorithm | 'Ed25519';
+  /** Algorithm of generated signing keys. Default `ES256` (every common verifier supports it); `Ed25519` (RFC 9864: JWKs and tokens say `Ed25519`) or `EdDSA` (the same keys named as older verifiers expect), RS256, PS256, HS256/384/512 on request. Keys already in the keyring keep theirs. */
+  signingAlg?: SigningAlgorithm;
   /** Rotation policy (periods, publish lead, token lifetime, `maxRetiringKeys`, `retiredRetention`…). */
   rotation?: Omit<RotationPolicyInput, 'signingAlg'>;
   /** Access-token lifetime in seconds. Default 900 (15 minutes); at most `rotation.maxTokenTtl`. */

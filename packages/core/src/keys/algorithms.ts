@@ -5,6 +5,7 @@ import type { KeyAlgorithm, KeyUse, SigningAlgorithm } from './types.js';
 export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = [
   'ES256',
   'EdDSA',
+  'Ed25519',
   'RS256',
   'PS256',
   'HS256',
@@ -18,15 +19,14 @@ export function isSymmetric(alg: KeyAlgorithm): boolean {
 }
 
 /**
- * Normalises a signing algorithm name. Accepts the RFC 9864 fully-specified name `Ed25519`
- * beside `EdDSA` (keyward's Ed25519 keys are the only EdDSA keys it makes).
+ * Checks a signing algorithm name. `Ed25519` (RFC 9864) and `EdDSA` both make Ed25519 keys; each
+ * is kept as given, since it is the `alg` the keys' JWKs and tokens carry.
  */
 export function normalizeSigningAlgorithm(alg: string, option = 'alg'): SigningAlgorithm {
-  if (alg === 'Ed25519') return 'EdDSA';
   if ((SIGNING_ALGORITHMS as readonly string[]).includes(alg)) return alg as SigningAlgorithm;
   throw new KeywardError(
     'alg_unsupported',
-    `${option}: unsupported signing algorithm "${String(alg).slice(0, 20)}"; allowed: ${[...SIGNING_ALGORITHMS, 'Ed25519'].join(', ')}`,
+    `${option}: unsupported signing algorithm "${String(alg).slice(0, 20)}"; allowed: ${SIGNING_ALGORITHMS.join(', ')}`,
     { details: { option } },
   );
 }
