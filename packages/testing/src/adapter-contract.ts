@@ -503,6 +503,25 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
           headers: { 'if-none-match': etag ?? '' },
         });
         expect(again.status).toBe(304);
+        // Not `public`: shared caches must not keep a revoked key (docs/downstream.md).
+        expect(r.headers.get('cache-control')).toMatch(/^private, max-age=\d+$/);
+      });
+      it('serves both discovery documents naming the issuer its tokens carry', async () => {
+        const { access_token } = await login();
+        const [, payload] = access_token.split('.') as [string, string];
+        const { iss } = JSON.parse(Buffer.from(payload, 'base64url').toString());
+        // Without KEYWARD_ISSUER the example's issuer is the address it listens on.
+        expect(iss).toBe(app.url);
+        for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
+          const r = await req('GET', path);
+          expect(r.status, path).toBe(200);
+          expect(r.json, path).toMatchObject({
+            issuer: iss,
+            jwks_uri: `${iss}/.well-known/jwks.json`,
+            introspection_endpoint: `${iss}/oauth/introspect`,
+            revocation_endpoint: `${iss}/oauth/revoke`,
+          });
+        }
       });
       it('serves health as application/health+json', async () => {
         const live = await req('GET', '/health/live');
