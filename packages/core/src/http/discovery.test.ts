@@ -119,6 +119,15 @@ describe('discovery documents', () => {
     for (const clientId of ['', 'x'.repeat(257)])
       expect(await codeOf(setup({ clientId }))).toBe('config_invalid');
   });
+
+  it('lists only the algorithms of published keys: never the HS256 key derived from JWT_SECRET', async () => {
+    const { kw, get } = await setup({ jwtSecret: 'legacy-shared-secret-of-the-reference-system' });
+    expect(kw.keys.list().some((r) => r.alg === 'HS256')).toBe(true);
+    kw.setDefaultIssuer('http://127.0.0.1:4567');
+    expect((await get('openidConfiguration')).body).toMatchObject({
+      id_token_signing_alg_values_supported: ['ES256'],
+    });
+  });
 });
 
 describe('JWKS Cache-Control', () => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApiKeyService } from '../apikeys/types.js';
 import { KeywardError } from '../errors.js';
 import type { HealthReport } from '../health/types.js';
+import { isSymmetric } from '../keys/algorithms.js';
 import type { KeyRecord, KeyUse } from '../keys/types.js';
 import type { KeywardCore } from '../keyward.js';
 import type { SecretService } from '../secrets/types.js';
@@ -412,7 +413,12 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       ...new Set(
         kw.keys
           .list()
-          .filter((r) => r.use === 'sig' && ['pending', 'active', 'retiring'].includes(r.state))
+          // Only what a verifier can check with the JWKS: advertising an HMAC algorithm would invite
+          // downstream allow-lists open to algorithm confusion.
+          .filter(
+            (r) =>
+              r.use === 'sig' && !isSymmetric(r.alg) && ['pending', 'active', 'retiring'].includes(r.state),
+          )
           .map((r) => r.alg),
       ),
     ];
@@ -425,7 +431,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       grant_types_supported: ['refresh_token'],
       token_endpoint_auth_methods_supported: ['none'],
       // keyward issues no ID tokens; OpenID Connect Discovery requires the member, so it lists
-      // the algorithms of the signing keys (those that sign the access tokens).
+      // the algorithms of the published signing keys (those that sign the access tokens).
       ...(openid ? { id_token_signing_alg_values_supported: algs, subject_types_supported: ['public'] } : {}),
     };
     return json(200, body, { 'cache-control': `max-age=${jwksMaxAgeSec}` });
