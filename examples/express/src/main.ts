@@ -29,7 +29,11 @@ app.use(auth.errorHandler());
 
 const server = app.listen(port, host, (err?: Error) => {
   if (err) throw err;
-  console.log(`listening on http://${host}:${(server.address() as AddressInfo).port}`);
+  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}`;
+  // Tokens carry `iss`: KEYWARD_ISSUER when set, else the address this app listens on (set
+  // KEYWARD_ISSUER to the external origin behind a proxy, on 0.0.0.0, or with several instances).
+  kw.setDefaultIssuer(origin);
+  console.log(`listening on ${origin}`);
 });
 
 async function shutdown(): Promise<void> {

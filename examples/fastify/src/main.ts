@@ -25,6 +25,9 @@ await app.register(keywardRoutes, { users, isShuttingDown: () => shuttingDown })
 // app.get('/orders', { onRequest: app.requireScopes('read') }, async (request) => ({ owner: request.auth?.sub }));
 
 const address = await app.listen({ port, host });
+// Tokens carry `iss`: KEYWARD_ISSUER when set, else the address this app listens on (set
+// KEYWARD_ISSUER to the external origin behind a proxy, on 0.0.0.0, or with several instances).
+kw.setDefaultIssuer(address);
 console.log(`listening on ${address}`);
 
 async function shutdown(): Promise<void> {

@@ -25,7 +25,11 @@ app.route('/', keywardRoutes(kw, { users, isShuttingDown: () => shuttingDown }))
 // app.get('/orders', keywardAuth(kw), requireScopes('read'), (c) => c.json({ owner: c.get('auth').sub }));
 
 const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
-  console.log(`listening on http://${host}:${info.port}`);
+  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${info.port}`;
+  // Tokens carry `iss`: KEYWARD_ISSUER when set, else the address this app listens on (set
+  // KEYWARD_ISSUER to the external origin behind a proxy, on 0.0.0.0, or with several instances).
+  kw.setDefaultIssuer(origin);
+  console.log(`listening on ${origin}`);
 });
 
 async function shutdown(): Promise<void> {

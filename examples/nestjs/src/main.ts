@@ -51,7 +51,11 @@ const adapter =
 const app = await NestFactory.create(AppModule, adapter, { logger: ['error', 'warn'] });
 app.getHttpAdapter().getInstance().disable?.('x-powered-by');
 await app.listen(port, host);
-console.log(`listening on http://${host}:${(app.getHttpServer().address() as AddressInfo).port}`);
+const origin = `http://${host.includes(':') ? `[${host}]` : host}:${(app.getHttpServer().address() as AddressInfo).port}`;
+// Tokens carry `iss`: KEYWARD_ISSUER when set, else the address this app listens on (set
+// KEYWARD_ISSUER to the external origin behind a proxy, on 0.0.0.0, or with several instances).
+kw.setDefaultIssuer(origin);
+console.log(`listening on ${origin}`);
 
 // On SIGTERM / SIGINT: readiness answers 503, the server closes, then the keyward instance, and the
 // process exits with 0 (Nest's enableShutdownHooks() would re-raise the signal instead).

@@ -175,7 +175,7 @@ export function describeKeyCommands(
       const sigGenerate = steps.find((s) => s.actions.some((a) => a.type === 'generate' && a.use === 'sig'));
       expect(sigGenerate?.jwksKids).toContain('sim-sig-1');
       const text = await run(['keys', 'plan', '--days', '100']);
-      expect(text.stdout).toMatch(/generate sig EdDSA, published now, active from/);
+      expect(text.stdout).toMatch(/generate sig ES256, published now, active from/);
       const bad = await run(['keys', 'plan', '--days', 'soon']);
       expect(bad.code).toBe(2);
       expect(bad.stderr.trim().split('\n')).toHaveLength(1);

@@ -54,7 +54,7 @@ export interface SignOptions {
 
 /** JWS / JWE operations of a {@link Keyward} instance. */
 export interface KeywardJwt {
-  /** Signs claims with the active signing key; adds `iat`, `exp`, `jti`, and `iss` / `aud` when configured. Synchronous. */
+  /** Signs claims with the active signing key; adds `iat`, `exp`, `jti`, `iss` (see {@link KeywardCore.issuer}), and `aud` / `client_id` when configured. Synchronous. */
   sign(claims: Record<string, unknown>, options?: SignOptions): string;
   /** Verifies a JWS on the hot path: synchronous, in memory, no I/O. Throws a `KeywardError` with a stable code. */
   verify(token: string, overrides?: JwtVerifyOverrides): VerifiedJwt;
@@ -196,6 +196,21 @@ export interface KeywardCore {
   readonly options: Readonly<Omit<KeywardOptions, 'masterKey' | 'previousMasterKeys' | 'jwtSecret'>> & {
     readonly accessTokenTtlSec: number;
   };
+  /**
+   * The `iss` of the tokens this instance issues and the `issuer` of its discovery documents: the
+   * `issuer` option, else the default given to {@link KeywardCore.setDefaultIssuer}, else `undefined`.
+   */
+  issuer(): string | undefined;
+  /**
+   * Sets the issuer used while the `issuer` option is unset: the app's external origin. The
+   * examples call it with the address they listen on (`http://127.0.0.1:3000`). Tokens then carry
+   * it as `iss` and the discovery documents advertise it, but verification does not require it
+   * (instances behind one load balancer would each derive their own): configure `issuer`
+   * (`KEYWARD_ISSUER`) in production and pin it downstream. No effect when `issuer` is configured.
+   *
+   * @throws KeywardError `config_invalid` unless `url` is an `http:` / `https:` URL without query or fragment.
+   */
+  setDefaultIssuer(url: string): void;
   /** Registers a function to run on close (services stop their timers and flush here). */
   onClose(fn: () => Promise<void> | void): void;
   /** Stops sync and closes the store if keyward created it. Idempotent. */
@@ -217,7 +232,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
   const now = options.now ?? Date.now;
   const logger: KeywardLogger =
     options.logger === false ? silentLogger : (options.logger ?? pino({ name: 'keyward', level: 'info' }));
-  const signingAlg = normalizeSigningAlgorithm(options.signingAlg ?? 'EdDSA', 'signingAlg');
+  const signingAlg = normalizeSigningAlgorithm(options.signingAlg ?? 'ES256', 'signingAlg');
   const policy = resolveRotationPolicy({ ...options.rotation, signingAlg });
   const accessTokenTtlSec = options.accessTokenTtlSec ?? Math.min(900, Math.floor(policy.maxTokenTtl / 1000));
   if (
@@ -230,6 +245,22 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       `accessTokenTtlSec (${accessTokenTtlSec}) must be positive and at most rotation.maxTokenTtl (${policy.maxTokenTtl / 1000}s)`,
     );
   }
+  if (options.issuer !== undefined && (typeof options.issuer !== 'string' || options.issuer.length === 0))
+    throw new KeywardError('config_invalid', 'issuer must be a non-empty string', {
+      details: { option: 'issuer' },
+    });
+  if (
+    options.clientId !== undefined &&
+    (typeof options.clientId !== 'string' || options.clientId.length === 0 || options.clientId.length > 256)
+  )
+    throw new KeywardError(
+      'config_invalid',
+      'clientId must be a non-empty string of at most 256 characters',
+      {
+        details: { option: 'clientId' },
+      },
+    );
+  let defaultIssuer: string | undefined;
   const dir = options.dir ?? './.keyward';
   const { key: master, previous: previousMasters } = loadMasterKey({
     ...(options.masterKey ? { masterKey: options.masterKey } : {}),
@@ -465,6 +496,10 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       alerts,
       now,
       options: publicOptions(options, accessTokenTtlSec),
+      issuer: () => options.issuer ?? defaultIssuer,
+      setDefaultIssuer(url) {
+        defaultIssuer = parseIssuerUrl(url);
+      },
       onClose(fn) {
         closers.push(fn);
       },
@@ -495,9 +530,11 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
             throw new KeywardError('key_state_invalid', 'the signing key is past its verification window', {
               details: { kid: key.kid },
             });
+          const iss = options.issuer ?? defaultIssuer;
           const payload: Record<string, unknown> = {
-            ...(options.issuer ? { iss: options.issuer } : {}),
+            ...(iss ? { iss } : {}),
             ...(options.audience ? { aud: options.audience } : {}),
+            ...(options.clientId ? { client_id: options.clientId } : {}),
             ...claims,
             iat,
             exp,
@@ -616,6 +653,33 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
 
 function isAuditLog(value: unknown): value is AuditLog {
   return typeof value === 'object' && value !== null && typeof (value as AuditLog).emit === 'function';
+}
+
+/** An issuer URL for {@link KeywardCore.setDefaultIssuer}: http(s), no query or fragment, no trailing slash. */
+function parseIssuerUrl(url: string): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = typeof url === 'string' && url.length <= 2048 ? new URL(url) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    parsed === undefined ||
+    (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') ||
+    parsed.search !== '' ||
+    parsed.hash !== '' ||
+    parsed.username !== '' ||
+    parsed.password !== ''
+  ) {
+    throw new KeywardError(
+      'config_invalid',
+      'the default issuer must be an http(s) URL without query or fragment',
+      {
+        details: { option: 'defaultIssuer' },
+      },
+    );
+  }
+  return parsed.href.replace(/\/+$/, '');
 }
 
 function publicOptions(options: KeywardOptions, accessTokenTtlSec: number) {

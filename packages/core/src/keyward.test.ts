@@ -50,7 +50,8 @@ describe('createKeyward', () => {
       records.find((r) => r.use === 'sig' && r.state === 'active')?.kid,
       standby?.kid,
     ]);
-    expect(jwks.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' });
+    // ES256 by default: every common downstream verifier (jose, jwks-rsa, get-jwks) supports it.
+    expect(jwks.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' });
     expect(jwks.keys[0]).not.toHaveProperty('d');
     const token = kw.jwt.sign({ sub: 'alice', scope: 'read' });
     const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks));
@@ -59,13 +60,47 @@ describe('createKeyward', () => {
     expect(kw.jwt.verify(token).payload.sub).toBe('alice');
   });
 
-  it('accepts Ed25519 as the RFC 9864 name of EdDSA, and signs with ES256 / RS256 / HS256 when asked', async () => {
-    for (const alg of ['Ed25519', 'ES256', 'RS256', 'HS256'] as const) {
+  it('signs with Ed25519 (RFC 9864 name), EdDSA (the older name), RS256 / HS256 when asked; jose verifies each', async () => {
+    for (const alg of ['Ed25519', 'EdDSA', 'RS256', 'HS256'] as const) {
       const kw = await make(createMemoryStore(), { signingAlg: alg });
       const token = kw.jwt.sign({ sub: 'x' });
-      expect(kw.jwt.verify(token).header.alg).toBe(alg === 'Ed25519' ? 'EdDSA' : alg);
-      if (alg === 'HS256') expect(kw.keys.jwks().keys).toHaveLength(0);
+      expect(kw.jwt.verify(token).header.alg).toBe(alg);
+      if (alg === 'HS256') {
+        expect(kw.keys.jwks().keys).toHaveLength(0);
+        continue;
+      }
+      const jwks = kw.keys.jwks();
+      expect(jwks.keys.map((k) => k.alg)).toEqual([alg, alg]);
+      if (alg !== 'RS256') expect(jwks.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519' });
+      const { protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks), { algorithms: [alg] });
+      expect(protectedHeader.alg).toBe(alg);
     }
+  });
+
+  it('keeps the keys of an existing keyring under a new default; keys it generates use the configured algorithm', async () => {
+    const store = createMemoryStore();
+    const old = await make(store, { signingAlg: 'EdDSA' });
+    const before = old.keys
+      .list()
+      .filter((r) => r.use === 'sig')
+      .map((r) => [r.kid, r.alg]);
+    await old.close();
+    const kw = await make(store);
+    expect(
+      kw.keys
+        .list()
+        .filter((r) => r.use === 'sig')
+        .map((r) => [r.kid, r.alg]),
+    ).toEqual(before);
+    expect(kw.jwt.verify(kw.jwt.sign({ sub: 'x' })).header.alg).toBe('EdDSA');
+    // A rotation promotes the published EdDSA standby and makes the next standby ES256.
+    await kw.keys.rotate({ use: 'sig' });
+    const sig = kw.keys.list().filter((r) => r.use === 'sig');
+    expect(sig.map((r) => [r.state, r.alg])).toEqual([
+      ['retiring', 'EdDSA'],
+      ['active', 'EdDSA'],
+      ['pending', 'ES256'],
+    ]);
   });
 
   it('never stores, stringifies or inspects key material in the clear', async () => {
@@ -141,7 +176,7 @@ describe('legacy JWT_SECRET', () => {
       .sign(Buffer.from(secret));
     expect(kw.jwt.verify(token).payload.sub).toBe('bob');
     // Without legacySigning the generated key signs.
-    expect(kw.jwt.verify(kw.jwt.sign({ sub: 'c' })).header.alg).toBe('EdDSA');
+    expect(kw.jwt.verify(kw.jwt.sign({ sub: 'c' })).header.alg).toBe('ES256');
   });
 
   it('signs with the legacy key only when legacySigning is on, verifiable by the reference system', async () => {

@@ -49,8 +49,19 @@ export interface KeywardOptions {
   jwtSecret?: string;
   /** Let the legacy `jwtSecret` key sign new tokens (so the reference system can still verify them). Default false. */
   legacySigning?: boolean;
-  /** `iss` of issued tokens, checked on verify. */
+  /**
+   * `iss` of issued tokens, checked on verify, and the `issuer` of the discovery documents
+   * (`/.well-known/oauth-authorization-server`, `/.well-known/openid-configuration`). Set it in
+   * production (the app's external origin, e.g. `https://auth.example.com`; `KEYWARD_ISSUER`) and pin
+   * it in downstream verifiers. Unset, tokens carry the default issuer the app gives with
+   * {@link KeywardCore.setDefaultIssuer} (the examples: the address they listen on), not checked on verify.
+   */
   issuer?: string;
+  /**
+   * `client_id` of issued access tokens (RFC 9068 §2.2): the OAuth client they are issued to.
+   * Default `KEYWARD_CLIENT_ID`; unset, tokens carry none.
+   */
+  clientId?: string;
   /** `aud` of issued tokens, checked on verify. */
   audience?: string | string[];
   /**
@@ -63,8 +74,8 @@ export interface KeywardOptions {
    * Default: `KEYWARD_TRUSTED_ISSUERS` (JSON array) with {@link keywardOptionsFromEnv}.
    */
   trustedIssuers?: readonly TrustedIssuer[];
-  /** Algorithm of generated signing keys. Default `EdDSA` (`Ed25519` accepted). */
-  signingAlg?: SigningAlgorithm | 'Ed25519';
+  /** Algorithm of generated signing keys. Default `ES256` (every common verifier supports it); `Ed25519` (RFC 9864: JWKs and tokens say `Ed25519`) or `EdDSA` (the same keys named as older verifiers expect), RS256, PS256, HS256/384/512 on request. Keys already in the keyring keep theirs. */
+  signingAlg?: SigningAlgorithm;
   /** Rotation policy (periods, publish lead, token lifetime, `maxRetiringKeys`, `retiredRetention`…). */
   rotation?: Omit<RotationPolicyInput, 'signingAlg'>;
   /** Access-token lifetime in seconds. Default 900 (15 minutes); at most `rotation.maxTokenTtl`. */
@@ -106,6 +117,7 @@ export interface KeywardEnvironment {
   JWT_SECRET?: string | undefined;
   KEYWARD_ISSUER?: string | undefined;
   KEYWARD_AUDIENCE?: string | undefined;
+  KEYWARD_CLIENT_ID?: string | undefined;
   KEYWARD_LEGACY_SIGNING?: string | undefined;
   KEYWARD_SIGNING_ALG?: string | undefined;
   /** JSON array of {@link TrustedIssuer}, e.g. `[{"issuer":"https://sso.example.com/realms/main","discovery":true,"audience":"api"}]`. */
@@ -114,7 +126,7 @@ export interface KeywardEnvironment {
 
 /**
  * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
- * `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_LEGACY_SIGNING`,
+ * `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_CLIENT_ID`, `KEYWARD_LEGACY_SIGNING`,
  * `KEYWARD_SIGNING_ALG`, `KEYWARD_TRUSTED_ISSUERS` (a JSON array of trusted issuers)).
  *
  * @example
@@ -132,6 +144,7 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
   if (env.JWT_SECRET) options.jwtSecret = env.JWT_SECRET;
   if (env.KEYWARD_ISSUER) options.issuer = env.KEYWARD_ISSUER;
   if (env.KEYWARD_AUDIENCE) options.audience = env.KEYWARD_AUDIENCE;
+  if (env.KEYWARD_CLIENT_ID) options.clientId = env.KEYWARD_CLIENT_ID;
   if (env.KEYWARD_SIGNING_ALG) options.signingAlg = env.KEYWARD_SIGNING_ALG as SigningAlgorithm;
   if (env.KEYWARD_TRUSTED_ISSUERS) options.trustedIssuers = parseTrustedIssuers(env.KEYWARD_TRUSTED_ISSUERS);
   if (env.KEYWARD_LEGACY_SIGNING !== undefined && env.KEYWARD_LEGACY_SIGNING !== '') {

@@ -19,7 +19,7 @@ export interface KeywardRoutesPluginOptions extends RouteTableOptions {
 }
 
 const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, options) => {
-  const { bodyLimit = 100 * 1024, users, include, isShuttingDown } = options;
+  const { bodyLimit = 100 * 1024, users, include, isShuttingDown, jwksSharedCache } = options;
   if (!Number.isSafeInteger(bodyLimit) || bodyLimit <= 0) {
     throw new KeywardError(
       'config_invalid',
@@ -48,6 +48,7 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
     ...(users ? { users } : {}),
     ...(include ? { include } : {}),
     ...(isShuttingDown ? { isShuttingDown } : {}),
+    ...(jwksSharedCache !== undefined ? { jwksSharedCache } : {}),
   };
   const mount = (scope: FastifyInstance, route: KeywardRoute) =>
     scope.route({

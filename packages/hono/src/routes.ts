@@ -48,10 +48,11 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
     users,
     include,
     isShuttingDown,
+    jwksSharedCache,
     ...authOptions
   } = options;
   const authenticator = createAuthenticator(kw, authOptions);
-  const routeOptions = { users, include, isShuttingDown };
+  const routeOptions = { users, include, isShuttingDown, jwksSharedCache };
   const app = new Hono();
   for (const route of contractRoutes(kw, routeOptions)) {
     const hasBody = route.method === 'POST' || route.method === 'PUT';

@@ -7,7 +7,7 @@ import { KeywardService } from './keyward.service.js';
 
 /**
  * The routes of the HTTP contract (login, refresh, logout, /me, admin keys, API keys, secrets,
- * JWKS, health, metrics, OAuth introspection and revocation), mounted by `KeywardModule.forRoot({ routes: true })`. Each method
+ * JWKS, discovery, health, metrics, OAuth introspection and revocation), mounted by `KeywardModule.forRoot({ routes: true })`. Each method
  * delegates to core's route of the same name, which authenticates and checks scopes itself, so
  * the controller is `@Public()` for a global guard.
  *
@@ -71,6 +71,12 @@ export class KeywardController {
   }
   @Get('.well-known/jwks.json') jwks(@Req() req: HttpRequest, @Res() res: unknown) {
     return this.run('jwks', req, res);
+  }
+  @Get('.well-known/oauth-authorization-server') oauthMetadata(@Req() req: HttpRequest, @Res() res: unknown) {
+    return this.run('oauthMetadata', req, res);
+  }
+  @Get('.well-known/openid-configuration') openidConfiguration(@Req() req: HttpRequest, @Res() res: unknown) {
+    return this.run('openidConfiguration', req, res);
   }
   @Get('health/live') live(@Req() req: HttpRequest, @Res() res: unknown) {
     return this.run('live', req, res);

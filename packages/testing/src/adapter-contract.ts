@@ -519,6 +519,25 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
           headers: { 'if-none-match': etag ?? '' },
         });
         expect(again.status).toBe(304);
+        // Not `public`: shared caches must not keep a revoked key (docs/downstream.md).
+        expect(r.headers.get('cache-control')).toMatch(/^private, max-age=\d+$/);
+      });
+      it('serves both discovery documents naming the issuer its tokens carry', async () => {
+        const { access_token } = await login();
+        const [, payload] = access_token.split('.') as [string, string];
+        const { iss } = JSON.parse(Buffer.from(payload, 'base64url').toString());
+        // Without KEYWARD_ISSUER the example's issuer is the address it listens on.
+        expect(iss).toBe(app.url);
+        for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
+          const r = await req('GET', path);
+          expect(r.status, path).toBe(200);
+          expect(r.json, path).toMatchObject({
+            issuer: iss,
+            jwks_uri: `${iss}/.well-known/jwks.json`,
+            introspection_endpoint: `${iss}/oauth/introspect`,
+            revocation_endpoint: `${iss}/oauth/revoke`,
+          });
+        }
       });
       it('serves health as application/health+json', async () => {
         const live = await req('GET', '/health/live');
@@ -738,10 +757,16 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
         const tampered = `${h}.${b64url(claims)}.${s}`;
         expectInvalidToken(await req('GET', '/admin/keys', { token: tampered }), 'token_signature_invalid');
 
-        const { privateKey } = generateKeyPairSync('ed25519');
+        // The examples sign with ES256 by default: a token of that algorithm under a foreign key.
+        expect(header.alg).toBe('ES256');
+        const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
         for (const kid of ['unknown-kid', header.kid]) {
-          const input = `${b64url({ alg: 'EdDSA', typ: 'at+jwt', kid })}.${b64url(claims)}`;
-          const forged = `${input}.${signBytes(null, Buffer.from(input), privateKey).toString('base64url')}`;
+          const input = `${b64url({ alg: 'ES256', typ: 'at+jwt', kid })}.${b64url(claims)}`;
+          const signature = signBytes('sha256', Buffer.from(input), {
+            key: privateKey,
+            dsaEncoding: 'ieee-p1363',
+          });
+          const forged = `${input}.${signature.toString('base64url')}`;
           const r = await req('GET', '/me', { token: forged });
           expectInvalidToken(r, kid === header.kid ? 'token_signature_invalid' : 'token_invalid');
         }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApiKeyService } from '../apikeys/types.js';
 import { KeywardError } from '../errors.js';
 import type { HealthReport } from '../health/types.js';
+import { isSymmetric } from '../keys/algorithms.js';
 import type { KeyRecord, KeyUse } from '../keys/types.js';
 import type { KeywardCore, KeywardJwt } from '../keyward.js';
 import type { SecretService } from '../secrets/types.js';
@@ -61,7 +62,9 @@ export interface KeywardRoute {
 }
 
 /** What the contract routes need of a keyward instance. */
-export interface RouteDeps extends Pick<KeywardCore, 'keys' | 'policy'> {
+export interface RouteDeps
+  extends Pick<KeywardCore, 'keys' | 'policy'>,
+    Partial<Pick<KeywardCore, 'issuer'>> {
   /** Verifies access tokens for `POST /oauth/introspect` and `POST /oauth/revoke`. */
   jwt: Pick<KeywardJwt, 'verify'>;
   /** The instance's options; `issuer` is reported as `iss` when introspecting opaque tokens. */
@@ -79,8 +82,14 @@ export interface KeywardRoutesOptions {
   users?: UserDirectory;
   /** Which groups of routes to serve. Default: all. */
   include?: ReadonlyArray<
-    'auth' | 'me' | 'admin' | 'apiKeys' | 'secrets' | 'jwks' | 'health' | 'metrics' | 'oauth'
+    'auth' | 'me' | 'admin' | 'apiKeys' | 'secrets' | 'jwks' | 'discovery' | 'health' | 'metrics' | 'oauth'
   >;
+  /**
+   * Let shared caches (CDNs, proxies) keep the JWKS: `Cache-Control: public, max-age=…`. A shared
+   * cache then serves a revoked key for up to `max-age` too. Default false: `private, max-age=…`,
+   * only each verifier's own cache holds it.
+   */
+  jwksSharedCache?: boolean;
   /** True once the process is shutting down: readiness then answers 503. */
   isShuttingDown?: () => boolean;
 }
@@ -151,7 +160,18 @@ function publicRecord(r: KeyRecord) {
  */
 export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {}): KeywardRoute[] {
   const include = new Set(
-    options.include ?? ['auth', 'me', 'admin', 'apiKeys', 'secrets', 'jwks', 'health', 'metrics', 'oauth'],
+    options.include ?? [
+      'auth',
+      'me',
+      'admin',
+      'apiKeys',
+      'secrets',
+      'jwks',
+      'discovery',
+      'health',
+      'metrics',
+      'oauth',
+    ],
   );
   const admin = { scopes: ['admin'] } as const;
   const routes: Array<KeywardRoute & { group: string }> = [];
@@ -394,7 +414,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     async handle(req) {
       const { body, etag } = jwksDocument();
       const headers = {
-        'cache-control': `public, max-age=${jwksMaxAgeSec}`,
+        'cache-control': `${options.jwksSharedCache ? 'public' : 'private'}, max-age=${jwksMaxAgeSec}`,
         etag,
         'content-type': 'application/json',
       };
@@ -424,7 +444,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     body: 'form',
     async handle(req) {
       const token = oauthToken(req);
-      const issuer = kw.options?.issuer;
+      const issuer = kw.issuer?.() ?? kw.options?.issuer;
       return json(
         200,
         await introspect(
@@ -493,6 +513,53 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
           return done();
       }
     },
+  });
+  // Discovery (RFC 8414; the subset of OpenID Connect Discovery that applies): where the JWKS is,
+  // the issuer to pin, the algorithms to allow. Endpoints are the contract's paths under the issuer.
+  const discovery = (openid: boolean): HttpResponse => {
+    const issuer = kw.issuer?.();
+    if (!issuer)
+      throw new KeywardError('not_found', 'no issuer is configured: set KEYWARD_ISSUER (the issuer option)');
+    const algs = [
+      ...new Set(
+        kw.keys
+          .list()
+          // Only what a verifier can check with the JWKS: advertising an HMAC algorithm would invite
+          // downstream allow-lists open to algorithm confusion.
+          .filter(
+            (r) =>
+              r.use === 'sig' && !isSymmetric(r.alg) && ['pending', 'active', 'retiring'].includes(r.state),
+          )
+          .map((r) => r.alg),
+      ),
+    ];
+    const body: Record<string, unknown> = {
+      issuer,
+      jwks_uri: `${issuer}/.well-known/jwks.json`,
+      token_endpoint: `${issuer}/auth/refresh`,
+      revocation_endpoint: `${issuer}/oauth/revoke`,
+      introspection_endpoint: `${issuer}/oauth/introspect`,
+      grant_types_supported: ['refresh_token'],
+      token_endpoint_auth_methods_supported: ['none'],
+      // keyward issues no ID tokens; OpenID Connect Discovery requires the member, so it lists
+      // the algorithms of the published signing keys (those that sign the access tokens).
+      ...(openid ? { id_token_signing_alg_values_supported: algs, subject_types_supported: ['public'] } : {}),
+    };
+    return json(200, body, { 'cache-control': `max-age=${jwksMaxAgeSec}` });
+  };
+  add('discovery', {
+    name: 'oauthMetadata',
+    method: 'GET',
+    path: '/.well-known/oauth-authorization-server',
+    auth: 'none',
+    handle: async () => discovery(false),
+  });
+  add('discovery', {
+    name: 'openidConfiguration',
+    method: 'GET',
+    path: '/.well-known/openid-configuration',
+    auth: 'none',
+    handle: async () => discovery(true),
   });
   const healthHeaders = { 'content-type': 'application/health+json', 'cache-control': 'no-store' };
   add('health', {

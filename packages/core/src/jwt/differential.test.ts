@@ -48,7 +48,7 @@ function rawSign(key: TestKey, header: Record<string, unknown>, payloadSegment: 
   if (key.alg === 'HS256') sig = createHmac('sha256', key.privateKey).update(data).digest();
   else if (key.alg === 'ES256')
     sig = cryptoSign('sha256', data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
-  else if (key.alg === 'EdDSA') sig = cryptoSign(null, data, key.privateKey);
+  else if (key.alg === 'EdDSA' || key.alg === 'Ed25519') sig = cryptoSign(null, data, key.privateKey);
   else if (key.alg === 'PS256')
     sig = cryptoSign('sha256', data, {
       key: key.privateKey,

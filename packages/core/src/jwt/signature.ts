@@ -10,10 +10,11 @@ import type { SigningAlgorithm } from '../keys/types.js';
 
 const HMAC_HASH: Partial<Record<string, string>> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
 
-/** True for the algorithms keyward signs and verifies with (RFC 7518 §3.1, RFC 8037). */
+/** True for the algorithms keyward signs and verifies with (RFC 7518 §3.1, RFC 8037, RFC 9864). */
 export function isSigningAlgorithm(alg: unknown): alg is SigningAlgorithm {
   return (
     alg === 'EdDSA' ||
+    alg === 'Ed25519' ||
     alg === 'ES256' ||
     alg === 'RS256' ||
     alg === 'PS256' ||
@@ -56,6 +57,7 @@ function verifyAsymmetric(alg: SigningAlgorithm, key: KeyObject, data: Buffer, s
         signature.length === 64 && cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)
       );
     case 'EdDSA':
+    case 'Ed25519':
       return signature.length === 64 && cryptoVerify(null, data, key, signature);
     case 'RS256':
       return cryptoVerify('sha256', data, key, signature);
@@ -84,6 +86,7 @@ export function signSignature(alg: SigningAlgorithm, key: KeyObject, signingInpu
         'base64url',
       );
     case 'EdDSA':
+    case 'Ed25519':
       return cryptoSign(null, Buffer.from(signingInput), key).toString('base64url');
     case 'RS256':
       return cryptoSign('sha256', Buffer.from(signingInput), key).toString('base64url');

@@ -1,10 +1,11 @@
 import { KeywardError } from '../errors.js';
 import type { KeyAlgorithm, KeyUse, SigningAlgorithm } from './types.js';
 
-/** The JWS algorithms keyward supports, in the order of preference. */
+/** The JWS algorithms keyward supports, in the order of preference (ES256 first: every common verifier supports it). */
 export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = [
-  'EdDSA',
   'ES256',
+  'EdDSA',
+  'Ed25519',
   'RS256',
   'PS256',
   'HS256',
@@ -18,21 +19,20 @@ export function isSymmetric(alg: KeyAlgorithm): boolean {
 }
 
 /**
- * Normalises a signing algorithm name. Accepts the RFC 9864 fully-specified name `Ed25519`
- * beside `EdDSA` (keyward's Ed25519 keys are the only EdDSA keys it makes).
+ * Checks a signing algorithm name. `Ed25519` (RFC 9864) and `EdDSA` both make Ed25519 keys; each
+ * is kept as given, since it is the `alg` the keys' JWKs and tokens carry.
  */
 export function normalizeSigningAlgorithm(alg: string, option = 'alg'): SigningAlgorithm {
-  if (alg === 'Ed25519') return 'EdDSA';
   if ((SIGNING_ALGORITHMS as readonly string[]).includes(alg)) return alg as SigningAlgorithm;
   throw new KeywardError(
     'alg_unsupported',
-    `${option}: unsupported signing algorithm "${String(alg).slice(0, 20)}"; allowed: ${[...SIGNING_ALGORITHMS, 'Ed25519'].join(', ')}`,
+    `${option}: unsupported signing algorithm "${String(alg).slice(0, 20)}"; allowed: ${SIGNING_ALGORITHMS.join(', ')}`,
     { details: { option } },
   );
 }
 
 /** The only algorithm each non-signing use has. */
-export function defaultAlgorithm(use: KeyUse, signing: SigningAlgorithm = 'EdDSA'): KeyAlgorithm {
+export function defaultAlgorithm(use: KeyUse, signing: SigningAlgorithm = 'ES256'): KeyAlgorithm {
   if (use === 'enc') return 'A256GCM';
   if (use === 'data') return 'fernet';
   return signing;

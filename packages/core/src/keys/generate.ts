@@ -44,6 +44,7 @@ export function publicJwk(material: KeyMaterial): JWK {
 async function generateMaterial(alg: KeyAlgorithm): Promise<KeyMaterial> {
   switch (alg) {
     case 'EdDSA':
+    case 'Ed25519':
       return exportJWK((await generateKeyPair('Ed25519', { extractable: true })).privateKey);
     case 'ES256':
     case 'RS256':

@@ -172,7 +172,7 @@ describe('rotateNow', () => {
       {
         kid: 'new-1',
         use: 'sig',
-        alg: 'EdDSA',
+        alg: 'ES256',
         state: 'active',
         origin: 'generated',
         createdAt: now,
@@ -184,7 +184,7 @@ describe('rotateNow', () => {
       {
         kid: 'new-2',
         use: 'sig',
-        alg: 'EdDSA',
+        alg: 'ES256',
         state: 'pending',
         origin: 'generated',
         createdAt: now,

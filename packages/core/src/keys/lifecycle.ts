@@ -117,7 +117,7 @@ export function transition(
 }
 
 const ALGS_BY_USE: Record<KeyUse, readonly string[]> = {
-  sig: ['EdDSA', 'ES256', 'RS256', 'PS256', 'HS256', 'HS384', 'HS512'],
+  sig: ['ES256', 'EdDSA', 'Ed25519', 'RS256', 'PS256', 'HS256', 'HS384', 'HS512'],
   enc: ['A256GCM'],
   data: ['fernet'],
 };

@@ -54,7 +54,7 @@ describe('planRotation', () => {
     expect(planRotation([key('p', 'pending', { activatedAt: T0 + DAY })], sigOnly, T0)).toEqual([
       { type: 'activate', kid: 'p', use: 'sig', demote: undefined, verifyUntil: undefined },
       // and the signing keys get their next standby at once
-      { type: 'generate', use: 'sig', alg: 'EdDSA', activateAt: T0 + 90 * DAY },
+      { type: 'generate', use: 'sig', alg: 'ES256', activateAt: T0 + 90 * DAY },
     ]);
     expect(planRotation([enc('p', 'pending', { activatedAt: T0 + DAY })], encOnly, T0)).toEqual([
       { type: 'activate', kid: 'p', use: 'enc', demote: undefined, verifyUntil: undefined },
@@ -68,7 +68,7 @@ describe('planRotation', () => {
 
   it('gives an active signing key without a standby one at once, due at its rotation time', () => {
     expect(planRotation([key('s1', 'active')], sigOnly, T0 + 30 * DAY)).toEqual([
-      { type: 'generate', use: 'sig', alg: 'EdDSA', activateAt: T0 + 90 * DAY },
+      { type: 'generate', use: 'sig', alg: 'ES256', activateAt: T0 + 90 * DAY },
     ]);
   });
 
@@ -84,7 +84,7 @@ describe('planRotation', () => {
   it('when the scheduler runs late, the new key still waits a full publishLead', () => {
     const now = T0 + 100 * DAY;
     expect(planRotation([key('s1', 'active')], sigOnly, now)).toEqual([
-      { type: 'generate', use: 'sig', alg: 'EdDSA', activateAt: now + DAY },
+      { type: 'generate', use: 'sig', alg: 'ES256', activateAt: now + DAY },
     ]);
   });
 
@@ -98,7 +98,7 @@ describe('planRotation', () => {
     expect(planRotation(keys, sigOnly, now)).toEqual([
       { type: 'activate', kid: 's2', use: 'sig', demote: 's1', verifyUntil: now + 31 * MIN },
       // the following standby, due one period after this activation
-      { type: 'generate', use: 'sig', alg: 'EdDSA', activateAt: now + 90 * DAY },
+      { type: 'generate', use: 'sig', alg: 'ES256', activateAt: now + 90 * DAY },
     ]);
   });
 
@@ -163,7 +163,7 @@ describe('planRotation', () => {
       resolveRotationPolicy({ uses: ['sig'] }),
       T0 + 89 * DAY,
     );
-    expect(actions).toEqual([{ type: 'generate', use: 'sig', alg: 'EdDSA', activateAt: T0 + 90 * DAY }]);
+    expect(actions).toEqual([{ type: 'generate', use: 'sig', alg: 'ES256', activateAt: T0 + 90 * DAY }]);
   });
 });
 
@@ -211,7 +211,7 @@ describe('applyRotationActions', () => {
     expect(keys[1]).toEqual({
       kid: 'new-sig',
       use: 'sig',
-      alg: 'EdDSA',
+      alg: 'ES256',
       state: 'pending',
       origin: 'generated',
       createdAt: t1,

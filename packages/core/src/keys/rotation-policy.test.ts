@@ -75,7 +75,7 @@ describe('resolveRotationPolicy', () => {
       jwksMaxAge: 10 * MIN,
       grace: 5 * MIN,
       retainFor: 31 * MIN,
-      signingAlg: 'EdDSA',
+      signingAlg: 'ES256',
       uses: ['sig', 'enc', 'data'],
       maxRetiringKeys: 5,
       retiredRetention: 30 * DAY,
@@ -103,9 +103,10 @@ describe('resolveRotationPolicy', () => {
     expect(p.retainFor).toBe(60 * MIN + MIN + 10 * MIN);
   });
 
-  it('maps Ed25519 to EdDSA and keeps a chosen alg', () => {
-    expect(resolveRotationPolicy({ signingAlg: 'Ed25519' }).signingAlg).toBe('EdDSA');
-    expect(resolveRotationPolicy({ signingAlg: 'ES256' }).signingAlg).toBe('ES256');
+  it('keeps a chosen alg, Ed25519 (RFC 9864) and EdDSA each as given', () => {
+    expect(resolveRotationPolicy({ signingAlg: 'Ed25519' }).signingAlg).toBe('Ed25519');
+    expect(resolveRotationPolicy({ signingAlg: 'EdDSA' }).signingAlg).toBe('EdDSA');
+    expect(resolveRotationPolicy({ signingAlg: 'RS256' }).signingAlg).toBe('RS256');
   });
 
   it('rejects garbage durations naming the option', () => {
@@ -168,7 +169,7 @@ describe('validateRotationPolicy', () => {
   it('refuses an unknown signing algorithm and unknown or repeated uses', () => {
     expect(
       configError(() => validateRotationPolicy({ ...base, signingAlg: 'none' as 'EdDSA' })).message,
-    ).toMatch(/^signingAlg must be one of EdDSA/);
+    ).toMatch(/^signingAlg must be one of ES256, EdDSA, Ed25519,/);
     expect(() => resolveRotationPolicy({ uses: ['sig', 'jwe' as 'enc'] })).toThrow('uses must list only');
     expect(() => resolveRotationPolicy({ uses: ['sig', 'sig'] })).toThrow('uses must not repeat');
   });

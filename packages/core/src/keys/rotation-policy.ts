@@ -34,7 +34,7 @@ export interface RotationPolicy {
    * Default `maxTokenTtl + clockSkew + jwksMaxAge + grace` (31 minutes with the other defaults).
    */
   readonly retainFor: number;
-  /** Algorithm of newly generated signing keys. Default `EdDSA`. */
+  /** Algorithm of newly generated signing keys. Default `ES256`. */
   readonly signingAlg: SigningAlgorithm;
   /** Uses the planner keeps an active key for. Default `['sig', 'enc', 'data']`. */
   readonly uses: readonly KeyUse[];
@@ -56,7 +56,7 @@ export type RotationDurationOption = Exclude<keyof RotationPolicy, 'signingAlg' 
 
 /** Input of {@link resolveRotationPolicy}: any option may be left out; durations may be strings. */
 export type RotationPolicyInput = Partial<Record<RotationDurationOption, Duration>> & {
-  readonly signingAlg?: SigningAlgorithm | 'Ed25519';
+  readonly signingAlg?: SigningAlgorithm;
   readonly uses?: readonly KeyUse[];
   /** See {@link RotationPolicy.maxRetiringKeys}. Default 5. */
   readonly maxRetiringKeys?: number;
@@ -68,7 +68,16 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
 const UNITS: Record<string, number> = { ms: 1, s: SECOND, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY };
-const SIGNING_ALGS: readonly string[] = ['EdDSA', 'ES256', 'RS256', 'PS256', 'HS256', 'HS384', 'HS512'];
+const SIGNING_ALGS: readonly string[] = [
+  'ES256',
+  'EdDSA',
+  'Ed25519',
+  'RS256',
+  'PS256',
+  'HS256',
+  'HS384',
+  'HS512',
+];
 const USES: readonly string[] = ['sig', 'enc', 'data'];
 /** Options that may be zero; every other duration must be positive. */
 const MAY_BE_ZERO: ReadonlySet<RotationDurationOption> = new Set(['clockSkew', 'grace']);
@@ -148,7 +157,7 @@ export function resolveRotationPolicy(input: RotationPolicyInput = {}): Rotation
   const clockSkew = read('clockSkew', MINUTE);
   const jwksMaxAge = read('jwksMaxAge', 10 * MINUTE);
   const grace = read('grace', 5 * MINUTE);
-  const signingAlg = input.signingAlg === 'Ed25519' ? 'EdDSA' : (input.signingAlg ?? 'EdDSA');
+  const signingAlg = input.signingAlg ?? 'ES256';
   const policy: RotationPolicy = {
     sigRotateEvery,
     encRotateEvery: read('encRotateEvery', sigRotateEvery),

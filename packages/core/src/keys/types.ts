@@ -6,8 +6,20 @@ export type KeyUse = 'sig' | 'enc' | 'data';
 /** Lifecycle: `pending → active → retiring → retired`, and any state `→ revoked`. */
 export type KeyState = 'pending' | 'active' | 'retiring' | 'retired' | 'revoked';
 
-/** JWS algorithms keyward signs and verifies with. `Ed25519` (RFC 9864) is accepted as input and stored as `EdDSA`. */
-export type SigningAlgorithm = 'EdDSA' | 'ES256' | 'RS256' | 'PS256' | 'HS256' | 'HS384' | 'HS512';
+/**
+ * JWS algorithms keyward signs and verifies with. `EdDSA` and `Ed25519` (RFC 9864's fully-specified
+ * name) are the same Ed25519 keys; the name chosen is the one its JWK and tokens carry (`EdDSA` for
+ * verifiers that predate RFC 9864).
+ */
+export type SigningAlgorithm =
+  | 'ES256'
+  | 'EdDSA'
+  | 'Ed25519'
+  | 'RS256'
+  | 'PS256'
+  | 'HS256'
+  | 'HS384'
+  | 'HS512';
 
 /** Algorithm of a key record. */
 export type KeyAlgorithm = SigningAlgorithm | 'A256GCM' | 'fernet';

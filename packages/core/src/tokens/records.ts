@@ -126,6 +126,7 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'jti',
   'iss',
   'aud',
+  'client_id',
 ]);
 
 /** The header `alg` and payload `jti` / `exp` of a JWS this process just signed (no verification needed). */

@@ -20,7 +20,7 @@ export function makeTestKey(alg: SigningAlgorithm, kid = `${alg.toLowerCase()}-1
     publicKey = privateKey;
   } else if (alg === 'ES256') {
     ({ privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' }));
-  } else if (alg === 'EdDSA') {
+  } else if (alg === 'EdDSA' || alg === 'Ed25519') {
     ({ privateKey, publicKey } = generateKeyPairSync('ed25519'));
   } else {
     ({ privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 }));
@@ -61,4 +61,4 @@ export class TestKeyring implements KeyLookup {
   }
 }
 
-export const ALGS: readonly SigningAlgorithm[] = ['HS256', 'ES256', 'EdDSA', 'RS256', 'PS256'];
+export const ALGS: readonly SigningAlgorithm[] = ['HS256', 'ES256', 'EdDSA', 'Ed25519', 'RS256', 'PS256'];
