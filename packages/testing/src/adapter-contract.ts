@@ -645,6 +645,8 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
           active: true,
           sub: 'alice',
           scope: 'read',
+          // The example's issuer: configured, or the address it listens on.
+          iss: expect.stringMatching(/^https?:\/\//),
           token_type: 'api_key',
         });
         for (const garbage of ['garbage', 'a.b.c', 'rt_nope', 'kw_nope', '%00\u0000']) {

@@ -14,7 +14,7 @@ afterEach(async () => {
 
 const FORM = 'application/x-www-form-urlencoded';
 
-async function setup() {
+async function setup(extra: { clientId?: string } = {}) {
   const c = { t: Date.UTC(2030, 0, 1) };
   const store: Store = createMemoryStore({ now: () => c.t });
   const kw = await createKeyward({
@@ -27,6 +27,7 @@ async function setup() {
     issuer: 'https://issuer.example',
     now: () => c.t,
     dataKeyRewrap: { background: false, settleMs: 0 },
+    ...extra,
   });
   open.push(kw);
   const routes = keywardRoutes({ ...kw, metrics: { text: async () => '', contentType: 'text/plain' } });
@@ -72,8 +73,13 @@ describe('POST /oauth/introspect', () => {
       iss: 'https://issuer.example',
       token_type: 'Bearer',
     });
-    const withClient = await kw.tokens.issue({ sub: 'alice', claims: { client_id: 'mobile-app' } });
-    expect(await inspect(withClient.access_token)).toMatchObject({ active: true, client_id: 'mobile-app' });
+    // client_id comes from the clientId option (RFC 9068 §2.2), never from a caller's claims.
+    const withClient = await setup({ clientId: 'mobile-app' });
+    const other = await withClient.kw.tokens.issue({ sub: 'alice' });
+    expect(await withClient.inspect(other.access_token)).toMatchObject({
+      active: true,
+      client_id: 'mobile-app',
+    });
   });
 
   it('is {active: false} and nothing else after logout, family revocation, key revocation, expiry, and for garbage', async () => {
@@ -107,8 +113,8 @@ describe('POST /oauth/introspect', () => {
   });
 
   it('describes a refresh token without spending it: a refresh with it still works', async () => {
-    const { kw, c, inspect } = await setup();
-    const pair = await kw.tokens.issue({ sub: 'alice', scopes: ['read'], claims: { client_id: 'web' } });
+    const { kw, c, inspect } = await setup({ clientId: 'web' });
+    const pair = await kw.tokens.issue({ sub: 'alice', scopes: ['read'] });
     const body = await inspect(pair.refresh_token);
     expect(body).toEqual({
       active: true,

@@ -117,6 +117,8 @@ export interface IntrospectionDeps {
   apiKeys: Pick<ApiKeyService, 'verify'>;
   /** The `issuer` option, reported as `iss` for opaque credentials. */
   issuer?: string | undefined;
+  /** The `clientId` option: the `client_id` of the access tokens a refresh token yields. */
+  clientId?: string | undefined;
 }
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
@@ -156,7 +158,7 @@ export async function introspect(deps: IntrospectionDeps, token: string): Promis
       case 'refresh_token': {
         const info = await deps.tokens.inspectRefresh(token);
         if (!info) return inactive();
-        const clientId = info.claims.client_id;
+        const clientId = info.claims.client_id ?? deps.clientId;
         return {
           active: true,
           sub: info.sub,

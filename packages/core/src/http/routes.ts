@@ -68,7 +68,7 @@ export interface RouteDeps
   /** Verifies access tokens for `POST /oauth/introspect` and `POST /oauth/revoke`. */
   jwt: Pick<KeywardJwt, 'verify'>;
   /** The instance's options; `issuer` is reported as `iss` when introspecting opaque tokens. */
-  options?: { readonly issuer?: string | undefined };
+  options?: { readonly issuer?: string | undefined; readonly clientId?: string | undefined };
   tokens: TokenService;
   apiKeys: ApiKeyService;
   secrets: SecretService;
@@ -445,10 +445,17 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     async handle(req) {
       const token = oauthToken(req);
       const issuer = kw.issuer?.() ?? kw.options?.issuer;
+      const clientId = kw.options?.clientId;
       return json(
         200,
         await introspect(
-          { jwt: kw.jwt, tokens: kw.tokens, apiKeys: kw.apiKeys, ...(issuer ? { issuer } : {}) },
+          {
+            jwt: kw.jwt,
+            tokens: kw.tokens,
+            apiKeys: kw.apiKeys,
+            ...(issuer ? { issuer } : {}),
+            ...(clientId ? { clientId } : {}),
+          },
           token,
         ),
         oauthHeaders,

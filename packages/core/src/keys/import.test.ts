@@ -110,11 +110,11 @@ describe('kw.keys.import: verify-only round trips, one per format', () => {
       },
     },
     {
-      name: 'public JWK (EdDSA, given as Ed25519)',
+      name: 'public JWK (Ed25519, the RFC 9864 name)',
       make: () => {
         const { privateKey, publicKey } = ed();
         const jwk = publicKey.export({ format: 'jwk' }) as JWK;
-        return { options: { alg: 'Ed25519', key: jwk }, signer: privateKey, alg: 'EdDSA' };
+        return { options: { alg: 'Ed25519', key: jwk }, signer: privateKey, alg: 'Ed25519' };
       },
     },
     {

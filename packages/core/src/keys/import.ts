@@ -149,7 +149,7 @@ function parsePem(text: string): Parsed {
 function checkAsymmetric(alg: SigningAlgorithm, object: KeyObject): void {
   const type = object.asymmetricKeyType;
   const details = object.asymmetricKeyDetails ?? {};
-  if (alg === 'EdDSA') {
+  if (alg === 'EdDSA' || alg === 'Ed25519') {
     if (type !== 'ed25519') throw mismatch(alg, `needs an Ed25519 key, got ${type ?? 'a secret'}`);
   } else if (alg === 'ES256') {
     if (type !== 'ec' || details.namedCurve !== 'prime256v1')
@@ -185,12 +185,15 @@ function checkSecret(alg: SigningAlgorithm, bytes: Buffer): void {
     );
 }
 
+const isEd = (alg: string) => alg === 'EdDSA' || alg === 'Ed25519';
+
 /** The algorithm of one key: the option's, the JWK's own, and they must agree. */
 function algFor(given: SigningAlgorithm | undefined, jwk: JWK | undefined): SigningAlgorithm {
   const own = typeof jwk?.alg === 'string' ? jwk.alg : undefined;
   if (own !== undefined && given !== undefined) {
-    const normalized = own === 'Ed25519' ? 'EdDSA' : own;
-    if (normalized !== given) throw mismatch(given, `the JWK says "alg": "${own.slice(0, 20)}"`);
+    // `EdDSA` and `Ed25519` name the same keys, but the name is the `alg` tokens carry: kept as given.
+    const same = own === given || (isEd(own) && isEd(given));
+    if (!same) throw mismatch(given, `the JWK says "alg": "${own.slice(0, 20)}"`);
   }
   if (given !== undefined) return given;
   if (own === undefined)

@@ -42,7 +42,7 @@ describe('inspectRefresh (read-only lookup)', () => {
     const pair = await tokens.issue({
       sub: 'user_1',
       scopes: ['read', 'write'],
-      claims: { client_id: 'app' },
+      claims: { tenant: 'app' },
     });
     const before = await dump(store);
     const eventsBefore = events.length;
@@ -50,7 +50,7 @@ describe('inspectRefresh (read-only lookup)', () => {
     expect(info).toEqual({
       sub: 'user_1',
       scopes: ['read', 'write'],
-      claims: { client_id: 'app' },
+      claims: { tenant: 'app' },
       family: expect.any(String),
       createdAt: c.t,
       expiresAt: c.t + 3600_000,
