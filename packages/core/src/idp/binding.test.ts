@@ -4,6 +4,8 @@ import { makeCore } from '../data/__fixtures__/core.js';
 import { createDataCipher } from '../data/cipher.js';
 import { createRewrapJob } from '../data/rewrap.js';
 import { isKeywardError } from '../errors.js';
+import { secretKey } from '../secrets/record.js';
+import { createSecretService, SECRETS_REWRAP_TARGET } from '../secrets/service.js';
 import { createMemoryStore } from '../store/memory.js';
 import { idpKey } from './record.js';
 import { createIdpTokenStore, IDP_REWRAP_TARGET } from './store.js';
@@ -70,5 +72,32 @@ describe('IdP token records bound to their store key', () => {
     await core.store.set(idpKey('admin', 'github'), raw);
     expect(isKeywardError(await rejection(idp.get('admin', 'github')), 'secret_context_mismatch')).toBe(true);
     expect((await createRewrapJob(core, { ...IDP_REWRAP_TARGET }).run()).rewrapped).toBe(0);
+  });
+
+  it('regression #11: one pass over both targets (as the background rewrap runs) binds legacy secrets and IdP records', async () => {
+    const { core, idp, clock, cipher } = await setup();
+    const secrets = createSecretService(core);
+    await core.store.set(
+      idpKey('alice', 'github'),
+      JSON.stringify({
+        v: 1,
+        value: cipher.encrypt(JSON.stringify({ a: 'legacy-at' })),
+        expiresAt: clock.now + 3_600_000,
+        updatedAt: clock.now,
+        version: 1,
+      }),
+    );
+    await core.store.set(
+      secretKey('alice', 'pat'),
+      JSON.stringify({ v: 1, value: cipher.encrypt('legacy-pat'), createdAt: 0, updatedAt: 0 }),
+    );
+    const result = await createRewrapJob(core, { targets: [SECRETS_REWRAP_TARGET, IDP_REWRAP_TARGET] }).run();
+    expect(result.rewrapped).toBe(2);
+    expect(await idp.get('alice', 'github')).toBe('legacy-at');
+    expect(await secrets.get('alice', 'pat')).toBe('legacy-pat');
+    await core.store.set(idpKey('bob', 'github'), (await core.store.get(idpKey('alice', 'github')))!);
+    await core.store.set(secretKey('bob', 'pat'), (await core.store.get(secretKey('alice', 'pat')))!);
+    expect(isKeywardError(await rejection(idp.get('bob', 'github')), 'secret_context_mismatch')).toBe(true);
+    expect(isKeywardError(await rejection(secrets.get('bob', 'pat')), 'secret_context_mismatch')).toBe(true);
   });
 });

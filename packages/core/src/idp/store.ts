@@ -271,9 +271,13 @@ export const IDP_REWRAP_TARGET: RewrapTarget = Object.freeze({
     }
   },
   migrate(plaintext: Uint8Array, key: string): Uint8Array | undefined {
-    const tokens = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plaintext)) as SealedTokens;
-    if (typeof tokens !== 'object' || tokens === null || typeof tokens.a !== 'string')
-      throw new KeywardError('store_error', 'a stored IdP token record has an unknown shape');
+    let tokens: SealedTokens | null;
+    try {
+      tokens = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plaintext)) as SealedTokens | null;
+    } catch {
+      return undefined; // unreadable anyway: only re-encrypted, so it never keeps its data key from retiring
+    }
+    if (typeof tokens !== 'object' || tokens === null || typeof tokens.a !== 'string') return undefined;
     if (tokens.k !== undefined) return undefined;
     return new TextEncoder().encode(JSON.stringify({ ...tokens, k: key }));
   },

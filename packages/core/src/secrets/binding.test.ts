@@ -130,6 +130,31 @@ describe.each(drivers)('secrets bound to their owner and name (%s)', (_driver, m
     );
     expect(await t.secrets.get('alice', 'github')).toBe('legacy-value');
   });
+
+  it('regression #11: a legacy record under a rotated-out data key is bound and moved to the new key in one pass, and the old key retires', async () => {
+    const t = await setup();
+    await putLegacy(t, 'alice', 'github', 'legacy-value');
+    // Unreachable by any read (the key names no owner and name): re-encrypted, never left behind.
+    await t.store.set(
+      'secret:no-name-here',
+      JSON.stringify({ v: 1, value: t.cipher.encrypt('x'), updatedAt: 0 }),
+    );
+    const oldKid = t.core.keys.snapshot().dataKey().kid;
+    const { kid } = await t.core.keys.rotate({ use: 'data' });
+    const result = await createRewrapJob(t.core, { ...SECRETS_REWRAP_TARGET, settleMs: 0 }).run();
+    expect(result).toMatchObject({ rewrapped: 2, remainingByKid: {}, retired: [oldKid] });
+    const raw = JSON.parse((await t.store.get(secretKey('alice', 'github')))!) as {
+      v: number;
+      value: string;
+    };
+    expect(raw.v).toBe(2);
+    expect(raw.value.startsWith(`${kid}:`)).toBe(true);
+    expect(await t.secrets.get('alice', 'github')).toBe('legacy-value');
+    await t.store.set(secretKey('admin', 'github'), JSON.stringify(raw));
+    expect(isKeywardError(await rejection(t.secrets.get('admin', 'github')), 'secret_context_mismatch')).toBe(
+      true,
+    );
+  });
 });
 
 describe('parseSecretKey', () => {

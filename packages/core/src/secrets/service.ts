@@ -159,14 +159,16 @@ export const SECRETS_REWRAP_TARGET: RewrapTarget = Object.freeze({
     }
   },
   migrate(plaintext: Uint8Array, key: string): Uint8Array | undefined {
-    const text = utf8.decode(plaintext);
-    if (readSecretEnvelope(text) !== undefined) return undefined;
+    // A record no secret read can reach (a key that names no owner and name, a non-UTF-8 value) is
+    // only re-encrypted, never left behind: it must not keep its data key from retiring.
     const id = parseSecretKey(key);
-    if (id === undefined)
-      throw new KeywardError(
-        'store_error',
-        'a secret record is stored under a key that names no owner and name',
-      );
+    let text: string;
+    try {
+      text = utf8.decode(plaintext);
+    } catch {
+      return undefined;
+    }
+    if (id === undefined || readSecretEnvelope(text) !== undefined) return undefined;
     return new TextEncoder().encode(sealSecretValue(id.owner, id.name, text));
   },
 });
