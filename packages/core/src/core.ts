@@ -20,13 +20,14 @@ import {
 import { type JsonWebKeySet, Keyring, type UnsealedKey } from './keys/keyring.js';
 import {
   destroyedRecords,
+  KEYRING_KEY,
   type KeyringDocument,
   KeyringRepository,
   type RekeyResult,
   sameLineage,
 } from './keys/keyring-store.js';
 import { legacyDataKey, legacyEncryptionKey, legacySigningKey } from './keys/legacy.js';
-import { loadMasterKey } from './keys/master-key.js';
+import { loadMasterKey, MASTER_KEY_FILE } from './keys/master-key.js';
 import { type RotationPolicy, resolveRotationPolicy } from './keys/rotation-policy.js';
 import { createRotationScheduler, type RotationTickResult } from './keys/scheduler.js';
 import type { KeyRecord } from './keys/types.js';
@@ -262,12 +263,15 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
     );
   let defaultIssuer: string | undefined;
   const dir = options.dir ?? './.keyward';
-  const { key: master, previous: previousMasters } = loadMasterKey({
+  const loaded = loadMasterKey({
     ...(options.masterKey ? { masterKey: options.masterKey } : {}),
     ...(options.previousMasterKeys ? { previousMasterKeys: options.previousMasterKeys } : {}),
     dir,
     warn: (message) => logger.warn(message),
+    deferGenerated: true,
   });
+  const previousMasters = loaded.previous;
+  let master = loaded.key;
   const ownsStore = !options.store;
   const store =
     options.store ??
@@ -288,6 +292,11 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       throw new KeywardError('config_invalid', 'legacySigning needs jwtSecret (JWT_SECRET)');
     }
     const preferredSigner = options.legacySigning ? legacy[0]?.record.kid : undefined;
+    // A freshly generated dev key can open no existing keyring: check the store before writing it.
+    if (loaded.commit) {
+      await refuseForeignKeyring(store, dir);
+      master = loaded.commit();
+    }
     const repo = new KeyringRepository(store, [master, ...previousMasters], now);
     let keyring = new Keyring(legacy, 0);
     const unsealed = new Map<string, { sealed: string; material: KeyMaterial }>();
@@ -649,6 +658,27 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
     if (ownsStore) await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * No master key is configured and none is in `<dir>/master.key`: refuses (before anything is
+ * written) a store that already holds a keyring, which a newly generated key could never open.
+ */
+async function refuseForeignKeyring(store: Store, dir: string): Promise<void> {
+  const raw = await store.get(KEYRING_KEY);
+  if (raw === null) return;
+  let sealedBy: unknown;
+  try {
+    sealedBy = (JSON.parse(raw) as { masterKeyId?: unknown } | null)?.masterKeyId;
+  } catch {
+    sealedBy = undefined;
+  }
+  const id = typeof sealedBy === 'string' ? sealedBy.slice(0, 64).replace(/[^\x20-\x7e]/g, '') : 'unknown';
+  throw new KeywardError(
+    'master_key_mismatch',
+    `no master key is configured (KEYWARD_MASTER_KEY unset, no ${MASTER_KEY_FILE} in ${dir}) but the store holds a keyring sealed by master key ${id}: set KEYWARD_MASTER_KEY to that key (no ${MASTER_KEY_FILE} was written)`,
+    { details: { masterKeyId: id, configured: 'none' } },
+  );
 }
 
 function isAuditLog(value: unknown): value is AuditLog {

@@ -103,6 +103,12 @@ export type KeywardErrorCode =
   | 'refresh_token_invalid'
   | 'refresh_token_reused'
   | 'secret_not_found'
+  /**
+   * A stored secret (or IdP token record) decrypts to a plaintext bound to another owner, name or
+   * store key: the record was copied or moved in the store. Its plaintext is never returned. A
+   * server-side integrity problem: HTTP 500 (with this code), never a 401.
+   */
+  | 'secret_context_mismatch'
   | 'idp_refresh_failed'
   // audit
   | 'audit_event_invalid'

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createRedisStore, MasterKey } from '@keyward/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeDataAtRestContract } from './adapter-contract-data.js';
 import { describeWithRedis, redisTestUrl } from './redis.js';
 
 /** A running app under test. */
@@ -197,6 +198,7 @@ function legacyToken(claims: Record<string, unknown>): string {
  * ```
  */
 export function describeAdapterContract(name: string, target: AdapterContractTarget): void {
+  describeDataAtRestContract(name, target);
   const masterKey = MasterKey.generate().exportText();
   const dirs: string[] = [];
   const envFor = (extra: Record<string, string> = {}) => {

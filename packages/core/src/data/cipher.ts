@@ -29,8 +29,10 @@ export interface DataCipher {
   /**
    * Re-encrypts a stored value under the active data key with a fresh IV, keeping the original
    * Fernet timestamp (Python's `MultiFernet.rotate`). Returns the value unchanged when already current.
+   * With `migrate`, the decrypted plaintext is passed to it first: when it returns new bytes, those
+   * are encrypted instead (even under the active key); when it returns `undefined`, the plaintext is kept.
    */
-  rewrap(stored: string): string;
+  rewrap(stored: string, migrate?: (plaintext: Uint8Array) => Uint8Array | undefined): string;
 }
 
 interface Opened {
@@ -142,12 +144,18 @@ export function createDataCipher(core: Pick<KeywardCore, 'keys' | 'now'>): DataC
         return false;
       }
     },
-    rewrap(stored) {
+    rewrap(stored, migrate) {
       const keyring = snapshot();
       const active = keyring.dataKey();
       const { key, token } = locate(keyring, stored);
-      if (key.kid === active.kid && split(stored).kid !== undefined) return stored;
-      const plaintext = key.fernet.decrypt(token);
+      const current = key.kid === active.kid && split(stored).kid !== undefined;
+      if (current && migrate === undefined) return stored;
+      let plaintext = key.fernet.decrypt(token);
+      if (migrate !== undefined) {
+        const migrated = migrate(plaintext);
+        if (migrated !== undefined) plaintext = migrated;
+        else if (current) return stored;
+      }
       // The HMAC just verified, so the timestamp is authentic; re-stamp it as MultiFernet.rotate does.
       const timestamp = readTimestamp(decodeToken(token));
       if (timestamp * 1000 > Number.MAX_SAFE_INTEGER) throw invalidToken('timestamp out of range');

@@ -36,6 +36,8 @@ export interface PrefixSetting {
   prefix: string;
   extract: (value: string, key: string) => string | undefined;
   inject: (value: string, ciphertext: string, key: string) => string;
+  migrate: ((plaintext: Uint8Array, key: string) => Uint8Array | undefined) | undefined;
+  migrated: (value: string, key: string) => boolean;
 }
 
 export interface RewrapSettings {
@@ -53,6 +55,7 @@ export const DEFAULT_LOCK_TTL_MS = 15_000;
 
 const wholeValue = (value: string) => value;
 const replaceWhole = (_value: string, ciphertext: string) => ciphertext;
+const never = () => false;
 
 function checkPrefixes(prefixes: unknown): prefixes is string[] {
   return (
@@ -92,19 +95,34 @@ export function validateOptions(options: RewrapJobOptions, defaultInstanceId: st
             prefixes: options?.prefixes as string[],
             ...(options?.extract ? { extract: options.extract } : {}),
             ...(options?.inject ? { inject: options.inject } : {}),
+            ...(options?.migrate ? { migrate: options.migrate } : {}),
+            ...(options?.migrated ? { migrated: options.migrated } : {}),
           },
         ];
   if (!Array.isArray(targets) || targets.length === 0)
     throw configError('targets', 'a non-empty array of { prefixes, extract?, inject? }');
-  if (options.targets !== undefined && (options.prefixes !== undefined || options.extract || options.inject))
-    throw configError('targets', 'given alone (not with prefixes, extract or inject)');
+  if (
+    options.targets !== undefined &&
+    (options.prefixes !== undefined ||
+      options.extract ||
+      options.inject ||
+      options.migrate ||
+      options.migrated)
+  )
+    throw configError('targets', 'given alone (not with prefixes, extract, inject, migrate or migrated)');
   const prefixes: PrefixSetting[] = [];
   for (const target of targets) {
     if (!checkPrefixes(target?.prefixes))
       throw configError('prefixes', 'a non-empty array of non-empty store prefixes');
-    checkFunctions(target, ['extract', 'inject']);
+    checkFunctions(target, ['extract', 'inject', 'migrate', 'migrated']);
     for (const prefix of target.prefixes)
-      prefixes.push({ prefix, extract: target.extract ?? wholeValue, inject: target.inject ?? replaceWhole });
+      prefixes.push({
+        prefix,
+        extract: target.extract ?? wholeValue,
+        inject: target.inject ?? replaceWhole,
+        migrate: target.migrate,
+        migrated: target.migrated ?? never,
+      });
   }
   const jobId = options.jobId ?? 'data';
   if (typeof jobId !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(jobId))

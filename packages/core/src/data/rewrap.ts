@@ -72,6 +72,15 @@ export interface RewrapTarget {
   extract?: (value: string, key: string) => string | undefined;
   /** The record with its ciphertext replaced. Default: the ciphertext itself. */
   inject?: (value: string, ciphertext: string, key: string) => string;
+  /**
+   * Upgrades a record's plaintext during the pass (e.g. binds a legacy secret to its owner and
+   * name): given the decrypted plaintext and the store key, the new plaintext, or `undefined` to keep
+   * it. A record it changes is re-encrypted even when already under the active key. Throwing leaves
+   * the record as it is (counted as remaining). Default: none.
+   */
+  migrate?: (plaintext: Uint8Array, key: string) => Uint8Array | undefined;
+  /** True when a record needs no {@link RewrapTarget.migrate} (spares its decryption). Default: always false. */
+  migrated?: (value: string, key: string) => boolean;
 }
 
 /** Options of {@link createRewrapJob}. */
@@ -86,6 +95,10 @@ export interface RewrapJobOptions {
   extract?: (value: string, key: string) => string | undefined;
   /** The record with its ciphertext replaced. Default: the ciphertext itself. */
   inject?: (value: string, ciphertext: string, key: string) => string;
+  /** Upgrades a record's plaintext during the pass; see {@link RewrapTarget.migrate}. */
+  migrate?: (plaintext: Uint8Array, key: string) => Uint8Array | undefined;
+  /** True when a record needs no `migrate`; see {@link RewrapTarget.migrated}. */
+  migrated?: (value: string, key: string) => boolean;
   /** Called after each batch. */
   onProgress?: (progress: RewrapProgress) => void;
   /** Retires a data key. Default: `core.keys.retireDataKey(kid, 0)` (one keyring update, audited as `key.retired`). */
@@ -205,10 +218,17 @@ export function createRewrapJob(
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       ciphertext = target.extract(value, entry.key);
       if (ciphertext === undefined) return { kind: 'skip' };
-      if (cipher.isCurrent(ciphertext)) return { kind: 'current' };
+      const { migrate } = target;
+      const migrating = migrate !== undefined && !target.migrated(value, entry.key);
+      if (!migrating && cipher.isCurrent(ciphertext)) return { kind: 'current' };
       let next: string;
       try {
-        next = target.inject(value, cipher.rewrap(ciphertext), entry.key);
+        const key = entry.key;
+        const fresh = migrating
+          ? cipher.rewrap(ciphertext, (p) => migrate(p, key))
+          : cipher.rewrap(ciphertext);
+        if (fresh === ciphertext) return { kind: 'current' };
+        next = target.inject(value, fresh, entry.key);
       } catch {
         return { kind: 'remaining', kid: cipher.kidOf(ciphertext) ?? 'unreadable' };
       }

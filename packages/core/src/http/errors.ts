@@ -59,6 +59,8 @@ const STATUS: Partial<Record<KeywardErrorCode, number>> = {
   store_conflict: 503,
   keyring_lost: 503,
   keyring_lineage_mismatch: 503,
+  // A stored secret copied or moved in the store: an integrity problem of the server's data, not the caller's.
+  secret_context_mismatch: 500,
 };
 
 function quote(value: string): string {
@@ -118,7 +120,8 @@ export function toHttpProblem(err: unknown): HttpProblem {
     return { status: 400, error: 'invalid_grant', message, headers: { 'cache-control': 'no-store' } };
   }
   const status = STATUS[code] ?? 500;
-  if (status === 500) return { status, error: 'internal_error', message: 'internal error', headers: {} };
+  if (status === 500 && code !== 'secret_context_mismatch')
+    return { status, error: 'internal_error', message: 'internal error', headers: {} };
   return {
     status,
     error: code === 'key_not_found' || code === 'secret_not_found' ? 'not_found' : code,

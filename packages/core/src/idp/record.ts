@@ -5,8 +5,12 @@ export const IDP_PREFIX = 'idp:';
 
 /** An IdP token pair as stored: both tokens in one ciphertext (data cipher form), in `value` like secrets, so one rewrap pass serves both. */
 export interface IdpTokenRecord {
-  v: 1;
-  /** `<kid>:<fernet token>` of `{"a": accessToken, "r"?: refreshToken}`. */
+  /**
+   * `2`: the sealed tokens name their store key (`k`); `1`: written before that binding, until the
+   * rewrap job migrates it. Only a hint for the rewrap job: reads decide by the decrypted `k`.
+   */
+  v: 1 | 2;
+  /** `<kid>:<fernet token>` of `{"a": accessToken, "r"?: refreshToken, "k": store key}`. */
   value: string;
   /** When the access token expires (epoch ms). */
   expiresAt: number;
@@ -21,6 +25,23 @@ export interface IdpTokenRecord {
 export interface SealedTokens {
   a: string;
   r?: string;
+  /** The store key the tokens were sealed for (absent in legacy records): a copied record is refused. */
+  k?: string;
+}
+
+/**
+ * The tokens of a decrypted IdP record read at `key`: `secret_context_mismatch` when they were
+ * sealed for another key (the record was copied or moved in the store; the tokens are never
+ * returned). Legacy tokens without `k` are returned as they are.
+ */
+export function openSealedTokens(plaintext: string, key: string): SealedTokens {
+  const tokens = JSON.parse(plaintext) as SealedTokens;
+  if (tokens.k !== undefined && tokens.k !== key)
+    throw new KeywardError(
+      'secret_context_mismatch',
+      'the stored IdP token record was not written for this subject and provider (copied or moved in the store); refusing to decrypt it',
+    );
+  return tokens;
 }
 
 const MAX_ID = 256;
@@ -75,7 +96,7 @@ export function parseIdpRecord(raw: string): IdpTokenRecord {
   if (
     record === null ||
     typeof record !== 'object' ||
-    record.v !== 1 ||
+    (record.v !== 1 && record.v !== 2) ||
     typeof record.value !== 'string' ||
     typeof record.expiresAt !== 'number' ||
     typeof record.version !== 'number'

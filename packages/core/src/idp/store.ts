@@ -9,6 +9,7 @@ import {
   IDP_PREFIX,
   type IdpTokenRecord,
   idpKey,
+  openSealedTokens,
   parseIdpRecord,
   type SealedTokens,
 } from './record.js';
@@ -121,14 +122,14 @@ export function createIdpTokenStore(
     const raw = await store.get(key);
     if (raw === null) return null;
     const record = parseIdpRecord(raw);
-    return { raw, record, tokens: JSON.parse(cipher.decryptString(record.value)) as SealedTokens };
+    return { raw, record, tokens: openSealedTokens(cipher.decryptString(record.value), key) };
   };
   const fresh = (l: Loaded) => l.record.expiresAt - skew > core.now();
   const unexpired = (l: Loaded) => l.record.expiresAt > core.now();
   /** Someone else refreshed (or saved) since `seen`, and the result is still valid. */
   const replaced = (l: Loaded, seen: Loaded) => l.record.version !== seen.record.version && unexpired(l);
 
-  const seal = (tokens: SealedTokens) => cipher.encrypt(JSON.stringify(tokens));
+  const seal = (key: string, tokens: SealedTokens) => cipher.encrypt(JSON.stringify({ ...tokens, k: key }));
 
   async function refreshUnderLock(key: string, sub: string, provider: string, seen: Loaded, lock: StoreLock) {
     const current = await load(key); // re-read: the previous holder may have refreshed already
@@ -155,8 +156,8 @@ export function createIdpTokenStore(
       clearInterval(keepAlive);
     }
     const next: IdpTokenRecord = {
-      v: 1,
-      value: seal({
+      v: 2,
+      value: seal(key, {
         a: result.accessToken,
         ...((result.refreshToken ?? refreshToken) ? { r: result.refreshToken ?? refreshToken } : {}),
       }),
@@ -222,8 +223,8 @@ export function createIdpTokenStore(
         }
       }
       const record: IdpTokenRecord = {
-        v: 1,
-        value: seal({ a: accessToken, ...(refreshToken !== undefined ? { r: refreshToken } : {}) }),
+        v: 2,
+        value: seal(key, { a: accessToken, ...(refreshToken !== undefined ? { r: refreshToken } : {}) }),
         expiresAt,
         updatedAt: core.now(),
         version,
@@ -246,7 +247,9 @@ export function createIdpTokenStore(
 }
 
 /**
- * Where IdP tokens keep their ciphertext, for the rewrap job.
+ * Where IdP tokens keep their ciphertext, for the rewrap job. The pass also migrates legacy
+ * (`v: 1`) records: their sealed tokens get the store key (`k`) and the record becomes `v: 2`; tokens
+ * already naming a key are left as they are (a copied record stays refused).
  *
  * @example
  * ```ts
@@ -255,5 +258,27 @@ export function createIdpTokenStore(
  */
 export const IDP_REWRAP_TARGET: RewrapTarget = Object.freeze({
   prefixes: [IDP_PREFIX],
-  ...jsonField('value'),
+  extract: jsonField('value').extract!,
+  inject(value: string, ciphertext: string): string {
+    // Every plaintext the pass writes names its key (migrate ran on any v1 record), so the record is v2.
+    return JSON.stringify({ ...(JSON.parse(value) as Record<string, unknown>), v: 2, value: ciphertext });
+  },
+  migrated(value: string): boolean {
+    try {
+      return (JSON.parse(value) as { v?: unknown } | null)?.v === 2;
+    } catch {
+      return false;
+    }
+  },
+  migrate(plaintext: Uint8Array, key: string): Uint8Array | undefined {
+    let tokens: SealedTokens | null;
+    try {
+      tokens = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plaintext)) as SealedTokens | null;
+    } catch {
+      return undefined; // unreadable anyway: only re-encrypted, so it never keeps its data key from retiring
+    }
+    if (typeof tokens !== 'object' || tokens === null || typeof tokens.a !== 'string') return undefined;
+    if (tokens.k !== undefined) return undefined;
+    return new TextEncoder().encode(JSON.stringify({ ...tokens, k: key }));
+  },
 });

@@ -83,6 +83,13 @@ export interface LoadMasterKeyOptions {
    * master-key rotation. Default: `KEYWARD_MASTER_KEY_PREVIOUS` of `env` (comma-separated).
    */
   previousMasterKeys?: readonly string[];
+  /**
+   * When the dev key file would be generated, write nothing yet: the result carries `commit`, which
+   * writes it (and warns). The caller checks first that the store holds no keyring sealed by another
+   * key, so a deployment whose `KEYWARD_MASTER_KEY` went missing fails without leaving a stray
+   * `master.key` behind. Default `false` (generate and write at once).
+   */
+  deferGenerated?: boolean;
 }
 
 /**
@@ -137,6 +144,11 @@ export function loadMasterKey(options: LoadMasterKeyOptions = {}): {
   key: MasterKey;
   previous: MasterKey[];
   source: MasterKeySource;
+  /**
+   * With `deferGenerated`, when the key was generated and not written yet: writes `<dir>/master.key`
+   * (0600) and returns the key to use — the one another process wrote first, if it did.
+   */
+  commit?: () => MasterKey;
 } {
   const found = loadCurrentMasterKey(options);
   const texts =
@@ -145,7 +157,11 @@ export function loadMasterKey(options: LoadMasterKeyOptions = {}): {
   return { ...found, previous: parsePrevious(texts, found.key) };
 }
 
-function loadCurrentMasterKey(options: LoadMasterKeyOptions): { key: MasterKey; source: MasterKeySource } {
+function loadCurrentMasterKey(options: LoadMasterKeyOptions): {
+  key: MasterKey;
+  source: MasterKeySource;
+  commit?: () => MasterKey;
+} {
   if (options.masterKey) return { key: MasterKey.parse(options.masterKey), source: 'option' };
   const fromEnv = (options.env ?? process.env).KEYWARD_MASTER_KEY;
   if (fromEnv) return { key: MasterKey.parse(fromEnv), source: 'env' };
@@ -157,20 +173,25 @@ function loadCurrentMasterKey(options: LoadMasterKeyOptions): { key: MasterKey; 
   }
   const file = join(options.dir, MASTER_KEY_FILE);
   if (existsSync(file)) return { key: MasterKey.parse(readFileSync(file, 'utf8')), source: 'file' };
-  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  const { dir } = options;
   const key = MasterKey.generate();
-  // `wx`: never overwrite a key another process created a moment ago.
-  try {
-    writeFileSync(file, `${key.exportText()}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      return { key: MasterKey.parse(readFileSync(file, 'utf8')), source: 'file' };
+  const commit = (): MasterKey => {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // `wx`: never overwrite a key another process created a moment ago.
+    try {
+      writeFileSync(file, `${key.exportText()}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+        return MasterKey.parse(readFileSync(file, 'utf8'));
+      throw err;
     }
-    throw err;
-  }
-  chmodSync(file, 0o600);
-  options.warn?.(
-    `generated a development master key in ${file} (mode 0600). In production set KEYWARD_MASTER_KEY from a secret manager instead.`,
-  );
-  return { key, source: 'generated' };
+    chmodSync(file, 0o600);
+    options.warn?.(
+      `generated a development master key in ${file} (mode 0600). In production set KEYWARD_MASTER_KEY from a secret manager instead.`,
+    );
+    return key;
+  };
+  if (options.deferGenerated) return { key, source: 'generated', commit };
+  const written = commit();
+  return written === key ? { key, source: 'generated' } : { key: written, source: 'file' };
 }

@@ -3,9 +3,14 @@ import { KeywardError } from '../errors.js';
 /** Store-key prefix of every secret record. */
 export const SECRET_PREFIX = 'secret:';
 
-/** A secret as stored: the value is the data cipher's `<kid>:<fernet token>`. */
+/**
+ * A secret as stored: the value is the data cipher's `<kid>:<fernet token>`. `v: 2` records hold a
+ * {@link SecretEnvelope} (the plaintext bound to its owner and name); `v: 1` records (written before
+ * the binding) hold the bare value until the rewrap job migrates them. The version is only a hint for
+ * the rewrap job: reads decide by the decrypted plaintext, which the store cannot forge.
+ */
 export interface SecretRecord {
-  v: 1;
+  v: 1 | 2;
   /** Ciphertext (data cipher stored form). */
   value: string;
   description?: string;
@@ -44,6 +49,82 @@ export function ownerPrefix(owner: string): string {
   return `${SECRET_PREFIX}${encodeURIComponent(owner)}/`;
 }
 
+/** Owner and name of a store key made by {@link secretKey}, or `undefined` when it is not one. */
+export function parseSecretKey(key: string): { owner: string; name: string } | undefined {
+  if (!key.startsWith(SECRET_PREFIX)) return undefined;
+  const rest = key.slice(SECRET_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0 || slash === rest.length - 1) return undefined;
+  try {
+    const owner = decodeURIComponent(rest.slice(0, slash));
+    const name = decodeURIComponent(rest.slice(slash + 1));
+    return secretKey(owner, name) === key ? { owner, name } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The plaintext of a bound secret (inside the Fernet token, so authenticated by its HMAC): the value
+ * with the owner and name it was stored for. A record copied to another owner's or name's key
+ * decrypts to an envelope naming the original owner and name, and is refused.
+ */
+export interface SecretEnvelope {
+  kw: 'secret';
+  v: 1;
+  owner: string;
+  name: string;
+  value: string;
+}
+
+const ENVELOPE_START = '{"kw":"secret",';
+
+/** The plaintext to encrypt for `value` stored as `owner`'s secret `name`. */
+export function sealSecretValue(owner: string, name: string, value: string): string {
+  const envelope: SecretEnvelope = { kw: 'secret', v: 1, owner, name, value };
+  return JSON.stringify(envelope);
+}
+
+/** The envelope in a decrypted plaintext, or `undefined` for a legacy (unbound) plaintext. */
+export function readSecretEnvelope(plaintext: string): SecretEnvelope | undefined {
+  if (!plaintext.startsWith(ENVELOPE_START)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(plaintext);
+  } catch {
+    return undefined;
+  }
+  const e = parsed as Partial<SecretEnvelope> | null;
+  if (
+    e === null ||
+    typeof e !== 'object' ||
+    e.kw !== 'secret' ||
+    e.v !== 1 ||
+    typeof e.owner !== 'string' ||
+    typeof e.name !== 'string' ||
+    typeof e.value !== 'string'
+  )
+    return undefined;
+  return e as SecretEnvelope;
+}
+
+/**
+ * The value of a decrypted secret read as `owner`'s secret `name`. A bound plaintext must name that
+ * owner and name, else `secret_context_mismatch` (the record was copied or moved in the store; the
+ * plaintext is never returned, and the error names neither the value nor the record's real owner).
+ * A legacy plaintext (no envelope, written before the binding) is returned as is.
+ */
+export function openSecretValue(plaintext: string, owner: string, name: string): string {
+  const envelope = readSecretEnvelope(plaintext);
+  if (envelope === undefined) return plaintext;
+  if (envelope.owner !== owner || envelope.name !== name)
+    throw new KeywardError(
+      'secret_context_mismatch',
+      'the stored secret record was not written for this owner and name (copied or moved in the store); refusing to decrypt it',
+    );
+  return envelope.value;
+}
+
 /** The secret name of a store key under {@link ownerPrefix}. */
 export function nameOfKey(prefix: string, key: string): string {
   return decodeURIComponent(key.slice(prefix.length));
@@ -61,7 +142,7 @@ export function parseSecretRecord(raw: string): SecretRecord {
   if (
     record === null ||
     typeof record !== 'object' ||
-    record.v !== 1 ||
+    (record.v !== 1 && record.v !== 2) ||
     typeof record.value !== 'string' ||
     typeof record.updatedAt !== 'number'
   ) {

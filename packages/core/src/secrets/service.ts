@@ -9,10 +9,14 @@ import {
   MAX_OWNER_LENGTH,
   MAX_VALUE_BYTES,
   nameOfKey,
+  openSecretValue,
   ownerPrefix,
+  parseSecretKey,
   parseSecretRecord,
+  readSecretEnvelope,
   SECRET_PREFIX,
   type SecretRecord,
+  sealSecretValue,
   secretKey,
 } from './record.js';
 import type { SecretInfo, SecretService } from './types.js';
@@ -60,21 +64,25 @@ export function createSecretService(
   cipher: DataCipher = createDataCipher(core),
 ): SecretService {
   const { store } = core;
-  const owned = (owner: unknown, name: unknown) =>
-    secretKey(
-      checkIdentifier(owner, 'owner', MAX_OWNER_LENGTH),
-      checkIdentifier(name, 'name', MAX_NAME_LENGTH),
-    );
+  const checked = (owner: unknown, name: unknown) => ({
+    owner: checkIdentifier(owner, 'owner', MAX_OWNER_LENGTH),
+    name: checkIdentifier(name, 'name', MAX_NAME_LENGTH),
+  });
+  const owned = (owner: unknown, name: unknown) => {
+    const id = checked(owner, name);
+    return secretKey(id.owner, id.name);
+  };
 
   return {
     async put(owner, name, value, options = {}) {
-      const key = owned(owner, name);
-      const plaintext = checkValue(value);
+      const id = checked(owner, name);
+      const key = secretKey(id.owner, id.name);
+      const plaintext = sealSecretValue(id.owner, id.name, checkValue(value));
       const description = checkDescription(options.description);
       const previous = await store.get(key);
       const now = core.now();
       const record: SecretRecord = {
-        v: 1,
+        v: 2,
         value: cipher.encrypt(plaintext),
         ...(description !== undefined ? { description } : {}),
         createdAt: previous === null ? now : safeCreatedAt(previous, now),
@@ -83,9 +91,11 @@ export function createSecretService(
       await store.set(key, JSON.stringify(record));
     },
     async get(owner, name) {
-      const raw = await store.get(owned(owner, name));
+      const id = checked(owner, name);
+      const raw = await store.get(secretKey(id.owner, id.name));
       if (raw === null) return undefined;
-      return cipher.decryptString(parseSecretRecord(raw).value);
+      // A legacy (v1, unbound) plaintext still reads until the rewrap job binds it.
+      return openSecretValue(cipher.decryptString(parseSecretRecord(raw).value), id.owner, id.name);
     },
     async list(owner) {
       const prefix = ownerPrefix(checkIdentifier(owner, 'owner', MAX_OWNER_LENGTH));
@@ -121,8 +131,13 @@ function safeCreatedAt(previous: string, fallback: number): number {
   }
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
- * Where secrets keep their ciphertext, for the rewrap job.
+ * Where secrets keep their ciphertext, for the rewrap job. The pass also migrates legacy (`v: 1`)
+ * records: their bare plaintext is bound to the owner and name of their store key
+ * ({@link SecretEnvelope}) and the record becomes `v: 2`. A bound plaintext is left as it is, even one
+ * bound to another key (a copied record stays refused on read).
  *
  * @example
  * ```ts
@@ -131,5 +146,29 @@ function safeCreatedAt(previous: string, fallback: number): number {
  */
 export const SECRETS_REWRAP_TARGET: RewrapTarget = Object.freeze({
   prefixes: [SECRET_PREFIX],
-  ...jsonField('value'),
+  extract: jsonField('value').extract!,
+  inject(value: string, ciphertext: string): string {
+    // Every plaintext the pass writes is bound (migrate ran on any v1 record), so the record is v2.
+    return JSON.stringify({ ...(JSON.parse(value) as Record<string, unknown>), v: 2, value: ciphertext });
+  },
+  migrated(value: string): boolean {
+    try {
+      return (JSON.parse(value) as { v?: unknown } | null)?.v === 2;
+    } catch {
+      return false;
+    }
+  },
+  migrate(plaintext: Uint8Array, key: string): Uint8Array | undefined {
+    // A record no secret read can reach (a key that names no owner and name, a non-UTF-8 value) is
+    // only re-encrypted, never left behind: it must not keep its data key from retiring.
+    const id = parseSecretKey(key);
+    let text: string;
+    try {
+      text = utf8.decode(plaintext);
+    } catch {
+      return undefined;
+    }
+    if (id === undefined || readSecretEnvelope(text) !== undefined) return undefined;
+    return new TextEncoder().encode(sealSecretValue(id.owner, id.name, text));
+  },
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { KeywardError } from '../errors.js';
@@ -122,6 +122,33 @@ function prepareStatements(db: Database.Database) {
 }
 
 /**
+ * Makes a database file owner-only (0600): creates it so when `create` and it is missing (an empty
+ * file is a valid new database), and tightens an existing one (a file an older version created 0644).
+ * A file this process may not chmod (another user's) is left as it is; opening it then decides.
+ */
+function ownerOnly(path: string, create: boolean): void {
+  let fd: number;
+  try {
+    fd = openSync(path, create ? 'a' : 'r+', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    try {
+      chmodSync(path, 0o600);
+    } catch {
+      // not ours to change
+    }
+    return;
+  }
+  try {
+    fchmodSync(fd, 0o600); // the umask may have taken bits off, or the file may be older and wider
+  } catch {
+    // not ours to change
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * A durable {@link Store} on one SQLite file (better-sqlite3, WAL mode), safe across processes
  * on one machine: every read-modify-write runs in a `BEGIN IMMEDIATE` transaction, and pub/sub
  * goes through an events table that subscribers poll.
@@ -156,8 +183,12 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   let events: SqliteEvents;
   try {
     // A fresh deployment has no data folder yet: create it (owner-only) rather than fail at start.
-    if (!options.database && options.path !== ':memory:' && !options.path.startsWith('file:')) {
+    const onDisk = !options.database && options.path !== ':memory:' && !options.path.startsWith('file:');
+    if (onDisk) {
       mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
+      // The file holds sealed keys and sessions: owner-only, whatever the folder's mode and the umask.
+      // SQLite creates the -wal and -shm files with the database file's mode.
+      ownerOnly(options.path, true);
     }
     db = options.database ?? new Database(options.path, { timeout: busyTimeoutMs });
     if (owned) {
@@ -165,6 +196,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last commits.
       db.pragma('synchronous = NORMAL');
     }
+    if (onDisk) for (const suffix of ['-wal', '-shm']) ownerOnly(`${options.path}${suffix}`, false);
     migrateSqliteSchema(db);
     sql = prepareStatements(db);
     events = createSqliteEvents(db, { ns, now, pollIntervalMs, retentionMs });
