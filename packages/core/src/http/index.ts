@@ -14,9 +14,11 @@ export {
 } from './authenticate.js';
 export {
   type Credential,
+  checkSameOrigin,
   type ExtractCredentialOptions,
   extractCredential,
   type HeaderBag,
+  isStateChanging,
 } from './credentials.js';
 export {
   asKeywardError,

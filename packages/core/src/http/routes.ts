@@ -113,6 +113,16 @@ function objectBody(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
+/**
+ * The JSON object body of a route that needs one. A request without a body is a 400, never read as
+ * `{}`: a bodyless cross-site POST (a form or `fetch` with no body) must not run a route on defaults.
+ */
+function requiredBody(body: unknown): Record<string, unknown> {
+  if (body === undefined || body === null || body === '')
+    throw invalidRequest('the request needs a JSON object body');
+  return objectBody(body);
+}
+
 function stringField(
   body: Record<string, unknown>,
   name: string,
@@ -199,7 +209,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       path: '/auth/login',
       auth: 'none',
       async handle(req) {
-        const body = objectBody(req.body);
+        const body = requiredBody(req.body);
         const username = stringField(body, 'username', { max: 256 }) as string;
         const password = stringField(body, 'password', { max: 1024 }) as string;
         const user = await users.verify(username, password);
@@ -217,7 +227,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     path: '/auth/refresh',
     auth: 'none',
     async handle(req) {
-      const refreshToken = stringField(objectBody(req.body), 'refresh_token', { max: 512 }) as string;
+      const refreshToken = stringField(requiredBody(req.body), 'refresh_token', { max: 512 }) as string;
       return json(200, await kw.tokens.refresh(refreshToken), {
         'cache-control': 'no-store',
         pragma: 'no-cache',
@@ -262,7 +272,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     path: '/admin/keys/rotate',
     auth: admin,
     async handle(req, principal) {
-      const body = objectBody(req.body);
+      const body = requiredBody(req.body);
       const use = body.use ?? 'sig';
       if (!USES.includes(use as KeyUse)) throw invalidRequest('"use" must be one of sig, enc, data');
       const { kid, unpublished } = await kw.keys.rotate({
@@ -278,7 +288,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     path: '/admin/keys/:kid/revoke',
     auth: admin,
     async handle(req) {
-      const reason = stringField(objectBody(req.body), 'reason', { max: 512 }) as string;
+      const reason = stringField(requiredBody(req.body), 'reason', { max: 512 }) as string;
       const kid = req.params.kid ?? '';
       const { revoked, replacement, toRewrap, unpublished } = await kw.keys.revoke(kid, reason);
       // A data key: its records stay readable while a background rewrap moves them (`toRewrap`).
@@ -301,7 +311,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
         throw new KeywardError('insufficient_scope', 'API keys cannot create API keys', {
           details: { scope: '' },
         });
-      const body = objectBody(req.body);
+      const body = requiredBody(req.body);
       const name = stringField(body, 'name', { max: 128 }) as string;
       const scopes = body.scopes ?? p.scopes;
       if (
@@ -387,7 +397,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     auth: 'required',
     async handle(req, principal) {
       const name = secretName(req);
-      const value = objectBody(req.body).value;
+      const value = requiredBody(req.body).value;
       if (typeof value !== 'string' || value.length > 65_536)
         throw invalidRequest('"value" must be a string of at most 64 KiB');
       await kw.secrets.put(ownerOf(principal as Principal), name, value);
@@ -616,7 +626,7 @@ export async function handleRoute(
   try {
     let principal: Principal | undefined;
     if (route.auth !== 'none') {
-      principal = await auth.authenticate(request.headers);
+      principal = await auth.authenticate(request.headers, route.method);
       if (typeof route.auth === 'object') {
         if ('anyScope' in route.auth) {
           const wanted = route.auth.anyScope;
