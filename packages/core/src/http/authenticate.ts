@@ -5,6 +5,7 @@ import type { AuditLog } from '../audit/log.js';
 import { isKeywardError, KeywardError } from '../errors.js';
 import type { KeywardJwt } from '../keyward.js';
 import type { IssuerVerifier } from '../tokens/issuers.js';
+import { assertCookieName } from './cookie.js';
 import {
   checkSameOrigin,
   type ExtractCredentialOptions,
@@ -50,6 +51,11 @@ export interface AuthenticatorOptions extends ExtractCredentialOptions {
 /** Authenticates requests the same way in every framework. */
 export interface Authenticator {
   /**
+   * The cookie of cookie mode (the `cookie` option), or `undefined`. `handleRoute` sets it on
+   * login and refresh and clears it on logout.
+   */
+  readonly cookie?: string | undefined;
+  /**
    * The principal, or throws `missing_credentials` / `invalid_request` / a token error. In cookie
    * mode a token read from the cookie on a state-changing `method` (POST, PUT, PATCH, DELETE; an
    * omitted method counts as one) must pass the same-origin check, else `csrf_rejected` (403).
@@ -89,6 +95,7 @@ export function createAuthenticator(
 ): Authenticator {
   const apiKeys = options.apiKeys === false ? undefined : kw.apiKeys;
   const bearer = options.bearer !== false;
+  if (options.cookie !== undefined) assertCookieName(options.cookie);
   const extractOptions: ExtractCredentialOptions = {
     apiKeyHeader: apiKeys ? (options.apiKeyHeader ?? 'x-api-key') : false,
     bearer,
@@ -154,6 +161,7 @@ export function createAuthenticator(
     return principal;
   }
   return {
+    cookie: options.cookie && bearer ? options.cookie : undefined,
     optional,
     authorize(principal, requirements) {
       try {

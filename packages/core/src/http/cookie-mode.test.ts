@@ -7,6 +7,7 @@ import { KeywardError } from '../errors.js';
 import type { KeywardCore } from '../keyward.js';
 import { createMemoryStore } from '../store/memory.js';
 import { createAuthenticator } from './authenticate.js';
+import { cookieModeFromEnv } from './cookie.js';
 import { checkSameOrigin, extractCredential, isStateChanging } from './credentials.js';
 import { toHttpProblem } from './errors.js';
 import { handleRoute, keywardRoutes, type RouteDeps } from './routes.js';
@@ -162,7 +163,15 @@ describe('contract routes in cookie mode', () => {
     const deps = {
       ...s.core,
       apiKeys: s.apiKeys,
-      tokens: { issue: async () => ({}) },
+      tokens: {
+        issue: async () => ({
+          access_token: 'a.b.c',
+          refresh_token: 'rt_x',
+          token_type: 'Bearer',
+          expires_in: 900,
+        }),
+        logout: async () => undefined,
+      },
       secrets: {},
       health: async () => ({}),
       metrics: { text: async () => '', contentType: 'text/plain' },
@@ -211,5 +220,71 @@ describe('contract routes in cookie mode', () => {
     const rotated = await handleRoute(route('rotateKey'), auth, { headers, params: {}, body: {} });
     expect(rotated.status).toBe(200);
     expect(core.keys.list().length).toBe(before + 1);
+  });
+});
+
+describe('the session cookie', () => {
+  it('login sets it (HttpOnly, Secure, SameSite=Strict, Path=/), logout clears it, only in cookie mode', async () => {
+    const s = await setup();
+    const deps = {
+      ...s.core,
+      apiKeys: s.apiKeys,
+      tokens: {
+        issue: async () => ({
+          access_token: 'a.b.c',
+          refresh_token: 'rt_x',
+          token_type: 'Bearer',
+          expires_in: 900,
+        }),
+        logout: async () => undefined,
+      },
+    } as unknown as RouteDeps;
+    const table = keywardRoutes(deps, { users: staticUsers('alice:alice-password:read') });
+    const login = table.find((r) => r.name === 'login');
+    const logout = table.find((r) => r.name === 'logout');
+    if (!login || !logout) throw new Error('routes');
+    const body = { username: 'alice', password: 'alice-password' };
+    const ok = await handleRoute(login, s.auth, { headers: {}, params: {}, body });
+    expect(ok.status).toBe(200);
+    expect(ok.headers['set-cookie']).toBe(
+      'kw_at=a.b.c; Max-Age=900; Path=/; HttpOnly; Secure; SameSite=Strict',
+    );
+    const wrong = await handleRoute(login, s.auth, {
+      headers: {},
+      params: {},
+      body: { ...body, password: 'x' },
+    });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers['set-cookie']).toBeUndefined();
+    const out = await handleRoute(logout, s.auth, {
+      headers: { cookie: `kw_at=${s.token()}`, 'sec-fetch-site': 'same-origin' },
+      params: {},
+      body: undefined,
+    });
+    expect(out.status).toBe(204);
+    expect(out.headers['set-cookie']).toBe('kw_at=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Strict');
+    const plain = createAuthenticator({ jwt: s.core.jwt });
+    expect(
+      (await handleRoute(login, plain, { headers: {}, params: {}, body })).headers['set-cookie'],
+    ).toBeUndefined();
+  });
+
+  it('cookieModeFromEnv reads KEYWARD_COOKIE / KEYWARD_ALLOWED_ORIGINS and refuses bad values', () => {
+    expect(cookieModeFromEnv({})).toEqual({});
+    expect(
+      cookieModeFromEnv({
+        KEYWARD_COOKIE: 'kw_at',
+        KEYWARD_ALLOWED_ORIGINS: 'https://a.example, http://b:8080',
+      }),
+    ).toEqual({ cookie: 'kw_at', allowedOrigins: ['https://a.example', 'http://b:8080'] });
+    expect(codeOf(() => cookieModeFromEnv({ KEYWARD_COOKIE: 'a=b' }))).toBe('config_invalid');
+    expect(
+      codeOf(() =>
+        cookieModeFromEnv({ KEYWARD_COOKIE: 'kw', KEYWARD_ALLOWED_ORIGINS: 'https://a.example/' }),
+      ),
+    ).toBe('config_invalid');
+    expect(
+      codeOf(() => createAuthenticator({ jwt: { verify: () => ({}) as never } }, { cookie: 'a b' })),
+    ).toBe('config_invalid');
   });
 });

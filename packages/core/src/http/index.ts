@@ -13,6 +13,13 @@ export {
   requireScopes,
 } from './authenticate.js';
 export {
+  assertCookieName,
+  type CookieModeOptions,
+  clearSessionCookie,
+  cookieModeFromEnv,
+  setSessionCookie,
+} from './cookie.js';
+export {
   type Credential,
   checkSameOrigin,
   type ExtractCredentialOptions,

@@ -8,6 +8,7 @@ import type { KeywardCore, KeywardJwt } from '../keyward.js';
 import type { SecretService } from '../secrets/types.js';
 import type { TokenService } from '../tokens/types.js';
 import type { Authenticator } from './authenticate.js';
+import { clearSessionCookie, setSessionCookie } from './cookie.js';
 import type { HeaderBag } from './credentials.js';
 import { type BodyFormat, type DeniedHook, invalidRequest, reportProblem } from './errors.js';
 import {
@@ -58,6 +59,11 @@ export interface KeywardRoute {
    * only, the OAuth endpoints of RFC 7662 / RFC 7009). Adapters parse it accordingly.
    */
   body?: BodyFormat;
+  /**
+   * Cookie mode (the authenticator's `cookie`): `set` stores the answer's `access_token` in the
+   * cookie (login, refresh), `clear` deletes it (logout). {@link handleRoute} adds the `Set-Cookie`.
+   */
+  sessionCookie?: 'set' | 'clear';
   handle(request: HttpRequest, principal: Principal | undefined): Promise<HttpResponse>;
 }
 
@@ -208,6 +214,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       method: 'POST',
       path: '/auth/login',
       auth: 'none',
+      sessionCookie: 'set',
       async handle(req) {
         const body = requiredBody(req.body);
         const username = stringField(body, 'username', { max: 256 }) as string;
@@ -226,6 +233,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     method: 'POST',
     path: '/auth/refresh',
     auth: 'none',
+    sessionCookie: 'set',
     async handle(req) {
       const refreshToken = stringField(requiredBody(req.body), 'refresh_token', { max: 512 }) as string;
       return json(200, await kw.tokens.refresh(refreshToken), {
@@ -239,6 +247,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     method: 'POST',
     path: '/auth/logout',
     auth: 'required',
+    sessionCookie: 'clear',
     async handle(req, principal) {
       const refreshToken = stringField(objectBody(req.body), 'refresh_token', { max: 512, optional: true });
       const p = principal as Principal;
@@ -636,10 +645,25 @@ export async function handleRoute(
         } else auth.authorize(principal, route.auth);
       }
     }
-    return await route.handle(request, principal);
+    const answer = await route.handle(request, principal);
+    return auth.cookie && route.sessionCookie
+      ? withSessionCookie(answer, route.sessionCookie, auth.cookie)
+      : answer;
   } catch (err) {
     return problemResponse(err, onDenied);
   }
+}
+
+function withSessionCookie(answer: HttpResponse, action: 'set' | 'clear', name: string): HttpResponse {
+  if (answer.status >= 300) return answer;
+  if (action === 'clear')
+    return { ...answer, headers: { ...answer.headers, 'set-cookie': clearSessionCookie(name) } };
+  const body = answer.body as { access_token?: unknown; expires_in?: unknown } | undefined;
+  if (typeof body?.access_token !== 'string' || typeof body.expires_in !== 'number') return answer;
+  return {
+    ...answer,
+    headers: { ...answer.headers, 'set-cookie': setSessionCookie(name, body.access_token, body.expires_in) },
+  };
 }
 
 /** The contract's error response for any error. */
