@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createRedisStore, MasterKey } from '@keyward/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeCookieModeContract } from './adapter-contract-cookie.js';
 import { describeWithRedis, redisTestUrl } from './redis.js';
 
 /** A running app under test. */
@@ -819,6 +820,8 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
       });
     });
   });
+
+  describeCookieModeContract(name, target, envFor);
 
   describeWithRedis(`adapter contract across instances: ${name}`, () => {
     const redisUrl = () => {
