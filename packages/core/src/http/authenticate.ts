@@ -96,6 +96,12 @@ export function createAuthenticator(
   const apiKeys = options.apiKeys === false ? undefined : kw.apiKeys;
   const bearer = options.bearer !== false;
   if (options.cookie !== undefined) assertCookieName(options.cookie);
+  if (
+    options.allowedOrigins !== undefined &&
+    !(Array.isArray(options.allowedOrigins) && options.allowedOrigins.every((o) => typeof o === 'string'))
+  ) {
+    throw new KeywardError('config_invalid', '"allowedOrigins" must be an array of origins');
+  }
   const extractOptions: ExtractCredentialOptions = {
     apiKeyHeader: apiKeys ? (options.apiKeyHeader ?? 'x-api-key') : false,
     bearer,

@@ -45,6 +45,12 @@ describe('extractCredential in cookie mode', () => {
     expect(extractCredential({ cookie: 'kw_at=abc.def.ghi' })).toBeUndefined();
   });
 
+  it('a malformed %-escape in the cookie is invalid_request, not a 500', () => {
+    expect(codeOf(() => extractCredential({ cookie: 'kw_at=%zz' }, { cookie: 'kw_at' }))).toBe(
+      'invalid_request',
+    );
+  });
+
   it('regression #11: cookie + Authorization is the header, not invalid_request', () => {
     expect(
       extractCredential({ authorization: 'Bearer h.e.ader', cookie: 'kw_at=c.o.okie' }, { cookie: 'kw_at' }),
@@ -283,8 +289,10 @@ describe('the session cookie', () => {
         cookieModeFromEnv({ KEYWARD_COOKIE: 'kw', KEYWARD_ALLOWED_ORIGINS: 'https://a.example/' }),
       ),
     ).toBe('config_invalid');
+    const jwt = { verify: () => ({}) as never };
+    expect(codeOf(() => createAuthenticator({ jwt }, { cookie: 'a b' }))).toBe('config_invalid');
     expect(
-      codeOf(() => createAuthenticator({ jwt: { verify: () => ({}) as never } }, { cookie: 'a b' })),
+      codeOf(() => createAuthenticator({ jwt }, { cookie: 'kw', allowedOrigins: 'https://a' as never })),
     ).toBe('config_invalid');
   });
 });
