@@ -1,7 +1,7 @@
 // keyward on Express: serves docs/contract.md. Copy this file as the start of your app.
 import type { AddressInfo } from 'node:net';
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
-import { staticUsers } from '@keyward/core/http';
+import { cookieModeFromEnv, staticUsers } from '@keyward/core/http';
 import { keyward } from '@keyward/express';
 import express from 'express';
 
@@ -11,13 +11,15 @@ const port = Number(process.env.PORT ?? 3000);
 const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
 );
+// Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie.
+const cookieMode = cookieModeFromEnv();
 
 const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
   // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
   console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
   process.exit(1);
 });
-const auth = keyward(kw);
+const auth = keyward(kw, cookieMode);
 let shuttingDown = false;
 
 const app = express();

@@ -1,6 +1,6 @@
 // keyward on Fastify: serves docs/contract.md. Copy this file as the start of your app.
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
-import { staticUsers } from '@keyward/core/http';
+import { cookieModeFromEnv, staticUsers } from '@keyward/core/http';
 import { keyward, keywardRoutes } from '@keyward/fastify';
 import Fastify from 'fastify';
 
@@ -10,6 +10,8 @@ const port = Number(process.env.PORT ?? 3000);
 const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
 );
+// Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie.
+const cookieMode = cookieModeFromEnv();
 
 const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
   // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
@@ -19,7 +21,7 @@ const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => 
 let shuttingDown = false;
 
 const app = Fastify();
-await app.register(keyward, { keyward: kw });
+await app.register(keyward, { keyward: kw, ...cookieMode });
 await app.register(keywardRoutes, { users, isShuttingDown: () => shuttingDown });
 // Your own routes go here, e.g. (with `app.setErrorHandler(keywardErrorHandler)` for the contract's JSON errors):
 // app.get('/orders', { onRequest: app.requireScopes('read') }, async (request) => ({ owner: request.auth?.sub }));

@@ -1,7 +1,7 @@
 // keyward on Hono (Node, @hono/node-server): serves docs/contract.md. Copy this file as the start of your app.
 import { serve } from '@hono/node-server';
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
-import { staticUsers } from '@keyward/core/http';
+import { cookieModeFromEnv, staticUsers } from '@keyward/core/http';
 import { type KeywardEnv, keywardRoutes } from '@keyward/hono';
 import { Hono } from 'hono';
 
@@ -11,6 +11,8 @@ const port = Number(process.env.PORT ?? 3000);
 const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
 );
+// Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie.
+const cookieMode = cookieModeFromEnv();
 
 const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
   // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
@@ -20,7 +22,7 @@ const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => 
 let shuttingDown = false;
 
 const app = new Hono<KeywardEnv>();
-app.route('/', keywardRoutes(kw, { users, isShuttingDown: () => shuttingDown }));
+app.route('/', keywardRoutes(kw, { users, isShuttingDown: () => shuttingDown, ...cookieMode }));
 // Your own routes go here, e.g.:
 // app.get('/orders', keywardAuth(kw), requireScopes('read'), (c) => c.json({ owner: c.get('auth').sub }));
 

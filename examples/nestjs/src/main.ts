@@ -3,7 +3,7 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
-import { staticUsers } from '@keyward/core/http';
+import { cookieModeFromEnv, staticUsers } from '@keyward/core/http';
 import { KeywardExceptionFilter, KeywardGuard, KeywardModule } from '@keyward/nestjs';
 import { Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, NestFactory } from '@nestjs/core';
@@ -20,6 +20,8 @@ if (platform !== 'express' && platform !== 'fastify') {
 const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
 );
+// Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie.
+const cookieMode = cookieModeFromEnv();
 
 // Created before Nest, so a refused start-up (wrong master key, bad configuration) is one line for the
 // operator instead of Nest's ExceptionHandler stack trace. The module then uses it; shutdown() closes it.
@@ -29,7 +31,7 @@ const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => 
 });
 
 @Module({
-  imports: [KeywardModule.forRoot({ keyward: kw, users, isGlobal: true, routes: true })],
+  imports: [KeywardModule.forRoot({ keyward: kw, users, isGlobal: true, routes: true, ...cookieMode })],
   providers: [
     // Every route needs a credential unless marked @Public(); @Scopes() / @Roles() add checks.
     { provide: APP_GUARD, useClass: KeywardGuard },

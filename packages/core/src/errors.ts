@@ -118,6 +118,13 @@ export type KeywardErrorCode =
   | 'invalid_credentials'
   | 'invalid_request'
   | 'insufficient_scope'
+  /**
+   * Cookie mode: a state-changing request (POST, PUT, PATCH, DELETE) authenticated by the cookie
+   * came from another site (no `Sec-Fetch-Site: same-origin` / `none`, and no `Origin` in the
+   * allow-list). HTTP 403, no `WWW-Authenticate` challenge: the credential is fine, the request is
+   * a possible cross-site request forgery.
+   */
+  | 'csrf_rejected'
   | 'not_found'
   | 'internal_error';
 

@@ -93,7 +93,7 @@ export function keyward(kw: KeywardExpressDeps, options: KeywardExpressOptions =
       const known = req.auth;
       const found = known
         ? Promise.resolve(known)
-        : authenticator[required ? 'authenticate' : 'optional'](req.headers);
+        : authenticator[required ? 'authenticate' : 'optional'](req.headers, req.method);
       found.then(
         (principal) => {
           try {

@@ -16,9 +16,14 @@ export function keywardRouter(
 ): Router {
   const { bodyLimit = '100kb', ...routeOptions } = options;
   const router = express.Router();
-  const parseJson = express.json({ limit: bodyLimit, type: JSON_TYPE });
+  // body-parser reads an empty body as `{}`; a bodyless request must reach the route as no body.
+  const emptyBodies = new WeakSet<object>();
+  const verify = (req: object, _res: unknown, buf: Buffer) => {
+    if (buf.length === 0) emptyBodies.add(req);
+  };
+  const parseJson = express.json({ limit: bodyLimit, type: JSON_TYPE, verify });
   // The OAuth endpoints (RFC 7662 / RFC 7009) take form bodies only: flat fields, no `qs` nesting.
-  const parseForm = express.urlencoded({ extended: false, limit: bodyLimit, type: FORM_TYPE });
+  const parseForm = express.urlencoded({ extended: false, limit: bodyLimit, type: FORM_TYPE, verify });
   // Parser errors of these routes only: the user's own routes keep their own error handling.
   const onParseError = (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     const keywardError = keywardErrorOf(err);
@@ -27,15 +32,20 @@ export function keywardRouter(
   };
   const handler = (route: KeywardRoute) => (req: Request, res: Response, next: NextFunction) => {
     const format = route.body ?? 'json';
-    // req.is() is null without a body, false for a body of another type (which the parser skipped).
+    // req.is() is null without a body, false for a body of another type (which the parser skipped);
+    // `Content-Length: 0` is no body either.
     const request =
-      req.is(format === 'form' ? FORM_TYPE : JSON_TYPE) === false
+      req.is(format === 'form' ? FORM_TYPE : JSON_TYPE) === false && req.headers['content-length'] !== '0'
         ? Promise.resolve(problemResponse(invalidBody('unsupported_type', format), onDenied))
         : // The contract's paths have only named `:params` (strings), no wildcards (string[]).
           handleRoute(
             route,
             auth,
-            { headers: req.headers, params: req.params as Record<string, string>, body: req.body },
+            {
+              headers: req.headers,
+              params: req.params as Record<string, string>,
+              body: emptyBodies.has(req) ? undefined : req.body,
+            },
             onDenied,
           );
     request.then((answer) => send(res, answer), next);

@@ -114,7 +114,7 @@ const plugin: FastifyPluginAsync<KeywardPluginOptions> = async (fastify, options
   async function principalOf(request: FastifyRequest): Promise<Principal> {
     if (request.auth) return request.auth;
     try {
-      request.auth = await authenticator.authenticate(request.headers);
+      request.auth = await authenticator.authenticate(request.headers, request.method);
       return request.auth;
     } catch (err) {
       throw toFastifyError(err, onDenied);

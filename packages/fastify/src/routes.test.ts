@@ -59,7 +59,7 @@ describe('keywardRoutes', () => {
       [await post(`{"x":"${'y'.repeat(2000)}"}`), 'too large'],
       [await post('a=b', 'application/x-www-form-urlencoded'), 'must be JSON'],
       [await post('a=b', 'text/plain'), 'must be JSON'],
-      [await post(''), 'refresh_token'],
+      [await post(''), 'needs a JSON object body'],
     ] as const) {
       expect(reply.statusCode, reply.body).toBe(400);
       expect(reply.headers['content-type']).toMatch(/^application\/json/);

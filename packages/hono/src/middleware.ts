@@ -100,7 +100,12 @@ export function keywardAuth(kw: AuthenticatorDeps, options: KeywardAuthOptions =
   const { onDenied, ...authOptions } = options;
   const authenticator = createAuthenticator(kw, authOptions);
   return createMiddleware<KeywardEnv>(async function keywardAuth(c, next) {
-    await identify(c, authenticator, () => authenticator.authenticate(c.req.header()), onDenied);
+    await identify(
+      c,
+      authenticator,
+      () => authenticator.authenticate(c.req.header(), c.req.method),
+      onDenied,
+    );
     await next();
   });
 }
@@ -118,7 +123,7 @@ export function keywardOptional(kw: AuthenticatorDeps, options: KeywardAuthOptio
   const { onDenied, ...authOptions } = options;
   const authenticator = createAuthenticator(kw, authOptions);
   return createMiddleware<KeywardOptionalEnv>(async function keywardOptional(c, next) {
-    await identify(c, authenticator, () => authenticator.optional(c.req.header()), onDenied);
+    await identify(c, authenticator, () => authenticator.optional(c.req.header(), c.req.method), onDenied);
     await next();
   });
 }
@@ -146,7 +151,7 @@ export function keywardApiKey(
     await identify(
       c,
       authenticator,
-      () => authenticator.authenticate(c.req.header()),
+      () => authenticator.authenticate(c.req.header(), c.req.method),
       onDenied,
       (p) => p.via === 'api_key',
     );

@@ -28,7 +28,8 @@ export class KeywardController {
     const answer = await this.keyward.handle(name, {
       headers: req.headers,
       params: req.params,
-      body: req.body,
+      // Nest's Express body parser reads an empty body as `{}`: a bodyless request is no body.
+      body: req.headers['content-length'] === '0' ? undefined : req.body,
     });
     writeResponse(this.adapterHost.httpAdapter, res, answer);
   }

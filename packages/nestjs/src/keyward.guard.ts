@@ -36,7 +36,10 @@ export class KeywardGuard implements CanActivate {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
     try {
-      const principal = await this.keyward.authenticate(this.getCredentialHeaders(context));
+      const principal = await this.keyward.authenticate(
+        this.getCredentialHeaders(context),
+        this.getRequestMethod(context),
+      );
       // authorize() audits a missing scope or role as access.denied.
       this.keyward.authenticator.authorize(principal, {
         scopes: this.reflector.getAllAndMerge<string[]>(SCOPES_KEY, targets),
@@ -56,6 +59,15 @@ export class KeywardGuard implements CanActivate {
   protected getCredentialHeaders(context: ExecutionContext): HeaderBag {
     if (context.getType() !== 'http') return {};
     return context.switchToHttp().getRequest<{ headers?: HeaderBag }>().headers ?? {};
+  }
+
+  /**
+   * The request's method, for cookie mode's same-origin check on state-changing requests. Default:
+   * the HTTP request's method; `undefined` elsewhere (then a cookie credential is checked as for a write).
+   */
+  protected getRequestMethod(context: ExecutionContext): string | undefined {
+    if (context.getType() !== 'http') return undefined;
+    return context.switchToHttp().getRequest<{ method?: string }>().method;
   }
 
   /** Called with the verified principal. Default: sets `request.user` and `request.auth`. */

@@ -64,9 +64,12 @@ export class KeywardService implements BeforeApplicationShutdown, OnApplicationS
     this.#routes = new Map(routes.map((route) => [route.name, route]));
   }
 
-  /** The principal of a request, or throws a `KeywardError` (`missing_credentials`, `token_expired`…). */
-  authenticate(headers: HeaderBag): Promise<Principal> {
-    return this.authenticator.authenticate(headers);
+  /**
+   * The principal of a request, or throws a `KeywardError` (`missing_credentials`, `token_expired`…;
+   * in cookie mode `csrf_rejected` for a cross-site state-changing `method`, see `createAuthenticator`).
+   */
+  authenticate(headers: HeaderBag, method?: string): Promise<Principal> {
+    return this.authenticator.authenticate(headers, method);
   }
 
   /** Reports a denied request to the `onDenied` option. */

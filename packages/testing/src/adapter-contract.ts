@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createRedisStore, MasterKey } from '@keyward/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeCookieModeContract } from './adapter-contract-cookie.js';
 import { describeDataAtRestContract } from './adapter-contract-data.js';
 import { describeWithRedis, redisTestUrl } from './redis.js';
 
@@ -823,6 +824,8 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
       });
     });
   });
+
+  describeCookieModeContract(name, target, envFor);
 
   describeWithRedis(`adapter contract across instances: ${name}`, () => {
     const redisUrl = () => {

@@ -5,7 +5,9 @@ import type { AuditLog } from '../audit/log.js';
 import { isKeywardError, KeywardError } from '../errors.js';
 import type { KeywardJwt } from '../keyward.js';
 import type { IssuerVerifier } from '../tokens/issuers.js';
+import { assertCookieName } from './cookie.js';
 import {
+  checkSameOrigin,
   type ExtractCredentialOptions,
   extractCredential,
   type HeaderBag,
@@ -38,14 +40,29 @@ export interface AuthenticatorOptions extends ExtractCredentialOptions {
   apiKeys?: boolean;
   /** Accept bearer tokens (and the cookie). Default true; `false` for API-key-only routes. */
   bearer?: boolean;
+  /**
+   * Cookie mode: origins (`https://app.example.com`, exact match on the `Origin` header) whose
+   * state-changing requests may use the `cookie` credential besides same-origin ones
+   * (`Sec-Fetch-Site: same-origin` / `none`). Default none. Without `cookie` it has no effect.
+   */
+  allowedOrigins?: readonly string[];
 }
 
 /** Authenticates requests the same way in every framework. */
 export interface Authenticator {
-  /** The principal, or throws `missing_credentials` / `invalid_request` / a token error. */
-  authenticate(headers: HeaderBag): Promise<Principal>;
-  /** The principal, `undefined` without credentials; a bad credential still throws. */
-  optional(headers: HeaderBag): Promise<Principal | undefined>;
+  /**
+   * The cookie of cookie mode (the `cookie` option), or `undefined`. `handleRoute` sets it on
+   * login and refresh and clears it on logout.
+   */
+  readonly cookie?: string | undefined;
+  /**
+   * The principal, or throws `missing_credentials` / `invalid_request` / a token error. In cookie
+   * mode a token read from the cookie on a state-changing `method` (POST, PUT, PATCH, DELETE; an
+   * omitted method counts as one) must pass the same-origin check, else `csrf_rejected` (403).
+   */
+  authenticate(headers: HeaderBag, method?: string): Promise<Principal>;
+  /** The principal, `undefined` without credentials; a bad credential (or a cross-site cookie) still throws. */
+  optional(headers: HeaderBag, method?: string): Promise<Principal | undefined>;
   /** Throws `insufficient_scope` (403, audited) unless the principal has every scope and one of the roles. */
   authorize(
     principal: Principal,
@@ -78,6 +95,13 @@ export function createAuthenticator(
 ): Authenticator {
   const apiKeys = options.apiKeys === false ? undefined : kw.apiKeys;
   const bearer = options.bearer !== false;
+  if (options.cookie !== undefined) assertCookieName(options.cookie);
+  if (
+    options.allowedOrigins !== undefined &&
+    !(Array.isArray(options.allowedOrigins) && options.allowedOrigins.every((o) => typeof o === 'string'))
+  ) {
+    throw new KeywardError('config_invalid', '"allowedOrigins" must be an array of origins');
+  }
   const extractOptions: ExtractCredentialOptions = {
     apiKeyHeader: apiKeys ? (options.apiKeyHeader ?? 'x-api-key') : false,
     bearer,
@@ -85,28 +109,36 @@ export function createAuthenticator(
   };
   const audit = kw.audit;
   const issuers = kw.issuers;
-  async function external(token: string, unknownKid: unknown): Promise<Principal> {
+  const allowedOrigins = Object.freeze([...(options.allowedOrigins ?? [])]);
+  async function external(token: string, unknownKid: unknown, fromCookie: boolean): Promise<Principal> {
     try {
-      return principalFromExternalJwt(await (issuers as Pick<IssuerVerifier, 'verify'>).verify(token));
+      return principalFromExternalJwt(await (issuers as Pick<IssuerVerifier, 'verify'>).verify(token), {
+        fromCookie,
+      });
     } catch (err) {
       // Not a trusted issuer's token either: answer as keyward's verifier did.
       if (isKeywardError(err) && err.details?.reason === 'issuer_untrusted') throw unknownKid;
       throw err;
     }
   }
-  async function optional(headers: HeaderBag): Promise<Principal | undefined> {
+  async function optional(headers: HeaderBag, method?: string): Promise<Principal | undefined> {
     const credential = extractCredential(headers, extractOptions);
     if (!credential) return undefined;
+    let principal: Principal;
     try {
       if (credential.type === 'bearer') {
+        const fromCookie = credential.fromCookie === true;
         try {
-          return principalFromJwt(kw.jwt.verify(credential.token));
+          principal = principalFromJwt(kw.jwt.verify(credential.token), { fromCookie });
         } catch (err) {
           if (issuers === undefined || !isUnknownKid(err)) throw err;
-          return await external(credential.token, err);
+          principal = await external(credential.token, err, fromCookie);
         }
+      } else {
+        principal = principalFromApiKey(
+          await (apiKeys as Pick<ApiKeyService, 'verify'>).verify(credential.key),
+        );
       }
-      return principalFromApiKey(await (apiKeys as Pick<ApiKeyService, 'verify'>).verify(credential.key));
     } catch (err) {
       if (credential.type === 'bearer' && isMalformedBearer(credential.token)) {
         throw invalidRequest('the Authorization header is malformed');
@@ -123,8 +155,19 @@ export function createAuthenticator(
       }
       throw err;
     }
+    if (principal.fromCookie) {
+      // Cookie mode: the browser adds the cookie to cross-site requests too (CSRF).
+      try {
+        checkSameOrigin(method, headers, allowedOrigins);
+      } catch (err) {
+        audit?.emit({ type: 'access.denied', code: 'csrf_rejected', via: principal.via, sub: principal.sub });
+        throw err;
+      }
+    }
+    return principal;
   }
   return {
+    cookie: options.cookie && bearer ? options.cookie : undefined,
     optional,
     authorize(principal, requirements) {
       try {
@@ -137,8 +180,8 @@ export function createAuthenticator(
         throw err;
       }
     },
-    async authenticate(headers) {
-      const principal = await optional(headers);
+    async authenticate(headers, method) {
+      const principal = await optional(headers, method);
       if (!principal) throw new KeywardError('missing_credentials', 'authentication required');
       return principal;
     },

@@ -1,16 +1,26 @@
+import { KeywardError } from '../errors.js';
 import { invalidRequest } from './errors.js';
 
 /** Request headers as Node gives them: lower-case names, string or string[] values. */
 export type HeaderBag = Record<string, string | string[] | undefined>;
 
-/** A credential found in a request. */
-export type Credential = { type: 'bearer'; token: string } | { type: 'api_key'; key: string };
+/**
+ * A credential found in a request. A bearer token read from the cookie (cookie mode) has
+ * `fromCookie: true`: the browser sends it on its own, so a state-changing request carrying it must
+ * pass {@link checkSameOrigin}.
+ */
+export type Credential =
+  | { type: 'bearer'; token: string; fromCookie?: true }
+  | { type: 'api_key'; key: string };
 
 /** Options of {@link extractCredential}. */
 export interface ExtractCredentialOptions {
   /** Accept an API key in this header. Default `x-api-key`; `false` to disable. */
   apiKeyHeader?: string | false;
-  /** Also read a bearer token from this cookie. Default: no cookie. */
+  /**
+   * Cookie mode: also read a bearer token from this cookie. An `Authorization` header in the same
+   * request wins over the cookie (the cookie is ignored). Default: no cookie.
+   */
   cookie?: string;
   /** Read `Authorization: Bearer`. Default true; when false the header is ignored (API-key-only routes). */
   bearer?: boolean;
@@ -29,7 +39,14 @@ function cookieValue(header: string | undefined, name: string): string | undefin
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        // A hostile `%` sequence is the caller's malformed request, never a 500.
+        throw invalidRequest(`the ${name} cookie is malformed`);
+      }
+    }
   }
   return undefined;
 }
@@ -48,7 +65,9 @@ export function isMalformedBearer(token: string): boolean {
 /**
  * Finds the one credential of a request: `Authorization: Bearer` (scheme case-insensitive),
  * an API-key header, or an optional cookie. No credential: `undefined`. A malformed header, or
- * two credentials at once: `invalid_request`.
+ * two header credentials at once (`Authorization` and the API-key header, or the API-key header and
+ * the cookie): `invalid_request`. `Authorization` and the cookie: the header wins, as with
+ * `@fastify/jwt` and `hono/jwt` (an explicit credential beats the one the browser adds on its own).
  *
  * @example
  * ```ts
@@ -82,11 +101,53 @@ export function extractCredential(
       found.push({ type: 'api_key', key: key.trim() });
     }
   }
-  if (options.cookie) {
+  // The Authorization header wins over the cookie: the cookie is not even parsed then.
+  if (options.cookie && found[0]?.type !== 'bearer') {
     const token = cookieValue(single(headers, 'cookie'), options.cookie);
-    if (token) found.push({ type: 'bearer', token });
+    if (token) found.push({ type: 'bearer', token, fromCookie: true });
   }
   if (found.length > 1)
     throw invalidRequest('send exactly one credential (bearer token, API key or cookie), not several');
   return found[0];
+}
+
+/** Methods that change nothing (RFC 9110 §9.2.1): a cookie credential needs no same-origin check on them. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/**
+ * True for a state-changing method (POST, PUT, PATCH, DELETE, anything not safe). An unknown
+ * method (`undefined`) counts as state-changing: the check then fails closed.
+ */
+export function isStateChanging(method: string | undefined): boolean {
+  return method === undefined || !SAFE_METHODS.has(method.toUpperCase());
+}
+
+/**
+ * The cross-site request forgery check of cookie mode, for a state-changing request whose
+ * credential came from the cookie: passes when the browser says the request is same-origin
+ * (`Sec-Fetch-Site: same-origin`, or `none` for a user-initiated navigation) or when its `Origin`
+ * is one of `allowedOrigins` (exact match, e.g. `https://app.example.com`). Anything else — a
+ * `cross-site` or `same-site` request, an `Origin` not on the list, `Origin: null`, neither
+ * header — throws `csrf_rejected` (403). A safe method (GET, HEAD, OPTIONS) always passes.
+ *
+ * @example
+ * ```ts
+ * if (credential?.type === 'bearer' && credential.fromCookie) checkSameOrigin(req.method, req.headers, ['https://app.example.com'])
+ * ```
+ */
+export function checkSameOrigin(
+  method: string | undefined,
+  headers: HeaderBag,
+  allowedOrigins: readonly string[] = [],
+): void {
+  if (!isStateChanging(method)) return;
+  const site = headers['sec-fetch-site'];
+  if (site === 'same-origin' || site === 'none') return;
+  const origin = headers.origin;
+  if (typeof origin === 'string' && allowedOrigins.includes(origin)) return;
+  throw new KeywardError(
+    'csrf_rejected',
+    'a state-changing request authenticated by a cookie must come from the same origin or an allowed origin',
+    { details: { site: typeof site === 'string' ? site.slice(0, 32) : undefined } },
+  );
 }

@@ -34,6 +34,8 @@ const STATUS: Partial<Record<KeywardErrorCode, number>> = {
   invalid_request: 400,
   config_invalid: 400,
   insufficient_scope: 403,
+  // Cookie mode, a cross-site state-changing request: no challenge, the credential is not the problem.
+  csrf_rejected: 403,
   not_found: 404,
   key_not_found: 404,
   secret_not_found: 404,

@@ -13,10 +13,19 @@ export {
   requireScopes,
 } from './authenticate.js';
 export {
+  assertCookieName,
+  type CookieModeOptions,
+  clearSessionCookie,
+  cookieModeFromEnv,
+  setSessionCookie,
+} from './cookie.js';
+export {
   type Credential,
+  checkSameOrigin,
   type ExtractCredentialOptions,
   extractCredential,
   type HeaderBag,
+  isStateChanging,
 } from './credentials.js';
 export {
   asKeywardError,

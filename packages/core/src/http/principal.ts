@@ -38,6 +38,12 @@ export interface Principal {
    * `https://sso.example.com/realms/main`. Absent for keyward's own tokens and for API keys.
    */
   issuer?: string;
+  /**
+   * `true` when the token came from the cookie of cookie mode (the authenticator's `cookie`
+   * option), not from a header: the browser sends a cookie on its own, so state-changing requests
+   * carrying it pass the same-origin check. Absent for header credentials.
+   */
+  fromCookie?: true;
 }
 
 function scopesOf(claims: JwtClaims): string[] {
@@ -49,16 +55,20 @@ function scopesOf(claims: JwtClaims): string[] {
 // A verified-token cache hit returns the same VerifiedJwt object, so its (frozen) principal is
 // built once per token rather than once per request.
 const principals = new WeakMap<VerifiedJwt, Principal>();
+const cookiePrincipals = new WeakMap<VerifiedJwt, Principal>();
 
 /**
  * The principal of a verified access token. It is frozen: the same object serves every request
- * that presents the same token.
+ * that presents the same token (the same way: `fromCookie` marks a token read from the cookie).
  */
-export function principalFromJwt(verified: VerifiedJwt): Principal {
-  let principal = principals.get(verified);
+export function principalFromJwt(verified: VerifiedJwt, options: { fromCookie?: boolean } = {}): Principal {
+  const cache = options.fromCookie ? cookiePrincipals : principals;
+  let principal = cache.get(verified);
   if (principal === undefined) {
-    principal = buildPrincipal(verified);
-    principals.set(verified, principal);
+    principal = options.fromCookie
+      ? Object.freeze({ ...principalFromJwt(verified), fromCookie: true as const })
+      : buildPrincipal(verified);
+    cache.set(verified, principal);
   }
   return principal;
 }
@@ -67,8 +77,12 @@ export function principalFromJwt(verified: VerifiedJwt): Principal {
  * The principal of a token of a trusted external issuer: like {@link principalFromJwt} (scopes
  * from `scope` or `scp`, roles from `roles`), plus `issuer`. Frozen.
  */
-export function principalFromExternalJwt(verified: ExternalVerifiedJwt): Principal {
-  return buildPrincipal(verified, verified.issuer);
+export function principalFromExternalJwt(
+  verified: ExternalVerifiedJwt,
+  options: { fromCookie?: boolean } = {},
+): Principal {
+  const principal = buildPrincipal(verified, verified.issuer);
+  return options.fromCookie ? Object.freeze({ ...principal, fromCookie: true as const }) : principal;
 }
 
 function buildPrincipal(verified: VerifiedJwt, issuer?: string): Principal {

@@ -8,6 +8,7 @@ import type { KeywardCore, KeywardJwt } from '../keyward.js';
 import type { SecretService } from '../secrets/types.js';
 import type { TokenService } from '../tokens/types.js';
 import type { Authenticator } from './authenticate.js';
+import { clearSessionCookie, setSessionCookie } from './cookie.js';
 import type { HeaderBag } from './credentials.js';
 import { type BodyFormat, type DeniedHook, invalidRequest, reportProblem } from './errors.js';
 import {
@@ -58,6 +59,11 @@ export interface KeywardRoute {
    * only, the OAuth endpoints of RFC 7662 / RFC 7009). Adapters parse it accordingly.
    */
   body?: BodyFormat;
+  /**
+   * Cookie mode (the authenticator's `cookie`): `set` stores the answer's `access_token` in the
+   * cookie (login, refresh), `clear` deletes it (logout). {@link handleRoute} adds the `Set-Cookie`.
+   */
+  sessionCookie?: 'set' | 'clear';
   handle(request: HttpRequest, principal: Principal | undefined): Promise<HttpResponse>;
 }
 
@@ -111,6 +117,16 @@ function objectBody(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || Array.isArray(body))
     throw invalidRequest('the request body must be a JSON object');
   return body as Record<string, unknown>;
+}
+
+/**
+ * The JSON object body of a route that needs one. A request without a body is a 400, never read as
+ * `{}`: a bodyless cross-site POST (a form or `fetch` with no body) must not run a route on defaults.
+ */
+function requiredBody(body: unknown): Record<string, unknown> {
+  if (body === undefined || body === null || body === '')
+    throw invalidRequest('the request needs a JSON object body');
+  return objectBody(body);
 }
 
 function stringField(
@@ -198,8 +214,9 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       method: 'POST',
       path: '/auth/login',
       auth: 'none',
+      sessionCookie: 'set',
       async handle(req) {
-        const body = objectBody(req.body);
+        const body = requiredBody(req.body);
         const username = stringField(body, 'username', { max: 256 }) as string;
         const password = stringField(body, 'password', { max: 1024 }) as string;
         const user = await users.verify(username, password);
@@ -216,8 +233,9 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     method: 'POST',
     path: '/auth/refresh',
     auth: 'none',
+    sessionCookie: 'set',
     async handle(req) {
-      const refreshToken = stringField(objectBody(req.body), 'refresh_token', { max: 512 }) as string;
+      const refreshToken = stringField(requiredBody(req.body), 'refresh_token', { max: 512 }) as string;
       return json(200, await kw.tokens.refresh(refreshToken), {
         'cache-control': 'no-store',
         pragma: 'no-cache',
@@ -229,6 +247,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     method: 'POST',
     path: '/auth/logout',
     auth: 'required',
+    sessionCookie: 'clear',
     async handle(req, principal) {
       const refreshToken = stringField(objectBody(req.body), 'refresh_token', { max: 512, optional: true });
       const p = principal as Principal;
@@ -262,7 +281,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     path: '/admin/keys/rotate',
     auth: admin,
     async handle(req, principal) {
-      const body = objectBody(req.body);
+      const body = requiredBody(req.body);
       const use = body.use ?? 'sig';
       if (!USES.includes(use as KeyUse)) throw invalidRequest('"use" must be one of sig, enc, data');
       const { kid, unpublished } = await kw.keys.rotate({
@@ -278,7 +297,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     path: '/admin/keys/:kid/revoke',
     auth: admin,
     async handle(req) {
-      const reason = stringField(objectBody(req.body), 'reason', { max: 512 }) as string;
+      const reason = stringField(requiredBody(req.body), 'reason', { max: 512 }) as string;
       const kid = req.params.kid ?? '';
       const { revoked, replacement, toRewrap, unpublished } = await kw.keys.revoke(kid, reason);
       // A data key: its records stay readable while a background rewrap moves them (`toRewrap`).
@@ -301,7 +320,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
         throw new KeywardError('insufficient_scope', 'API keys cannot create API keys', {
           details: { scope: '' },
         });
-      const body = objectBody(req.body);
+      const body = requiredBody(req.body);
       const name = stringField(body, 'name', { max: 128 }) as string;
       const scopes = body.scopes ?? p.scopes;
       if (
@@ -387,7 +406,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     auth: 'required',
     async handle(req, principal) {
       const name = secretName(req);
-      const value = objectBody(req.body).value;
+      const value = requiredBody(req.body).value;
       if (typeof value !== 'string' || value.length > 65_536)
         throw invalidRequest('"value" must be a string of at most 64 KiB');
       await kw.secrets.put(ownerOf(principal as Principal), name, value);
@@ -623,7 +642,7 @@ export async function handleRoute(
   try {
     let principal: Principal | undefined;
     if (route.auth !== 'none') {
-      principal = await auth.authenticate(request.headers);
+      principal = await auth.authenticate(request.headers, route.method);
       if (typeof route.auth === 'object') {
         if ('anyScope' in route.auth) {
           const wanted = route.auth.anyScope;
@@ -633,10 +652,25 @@ export async function handleRoute(
         } else auth.authorize(principal, route.auth);
       }
     }
-    return await route.handle(request, principal);
+    const answer = await route.handle(request, principal);
+    return auth.cookie && route.sessionCookie
+      ? withSessionCookie(answer, route.sessionCookie, auth.cookie)
+      : answer;
   } catch (err) {
     return problemResponse(err, onDenied);
   }
+}
+
+function withSessionCookie(answer: HttpResponse, action: 'set' | 'clear', name: string): HttpResponse {
+  if (answer.status >= 300) return answer;
+  if (action === 'clear')
+    return { ...answer, headers: { ...answer.headers, 'set-cookie': clearSessionCookie(name) } };
+  const body = answer.body as { access_token?: unknown; expires_in?: unknown } | undefined;
+  if (typeof body?.access_token !== 'string' || typeof body.expires_in !== 'number') return answer;
+  return {
+    ...answer,
+    headers: { ...answer.headers, 'set-cookie': setSessionCookie(name, body.access_token, body.expires_in) },
+  };
 }
 
 /** The contract's error response for any error. */
