@@ -35,7 +35,12 @@ export function keywardRouter(
           handleRoute(
             route,
             auth,
-            { headers: req.headers, params: req.params as Record<string, string>, body: req.body },
+            {
+              headers: req.headers,
+              params: req.params as Record<string, string>,
+              body: req.body,
+              remoteAddress: req.ip,
+            },
             onDenied,
           );
     request.then((answer) => send(res, answer), next);

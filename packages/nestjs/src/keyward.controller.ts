@@ -29,6 +29,8 @@ export class KeywardController {
       headers: req.headers,
       params: req.params,
       body: req.body,
+      // The platform request (Express or Fastify) reports the client address as `ip`.
+      remoteAddress: (req as { ip?: string }).ip,
     });
     writeResponse(this.adapterHost.httpAdapter, res, answer);
   }
