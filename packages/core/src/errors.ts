@@ -125,6 +125,12 @@ export type KeywardErrorCode =
    * a possible cross-site request forgery.
    */
   | 'csrf_rejected'
+  /**
+   * Too many failed attempts (login per username or per client address, refresh per address) in
+   * the limiter's sliding window (`rateLimit` option). HTTP 429 with `Retry-After`;
+   * `details.retryAfterSec` says how long to wait. Not a verdict on the credential.
+   */
+  | 'too_many_requests'
   | 'not_found'
   | 'internal_error';
 

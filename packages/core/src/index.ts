@@ -32,6 +32,7 @@ export {
   type KeywardOptions,
   keywardOptionsFromEnv,
 } from './options.js';
+export * from './ratelimit/index.js';
 export * from './secrets/index.js';
 export * from './store/index.js';
 export {

@@ -1,5 +1,6 @@
 import { createApiKeyService } from './apikeys/service.js';
 import type { ApiKeyService } from './apikeys/types.js';
+import { fingerprint } from './audit/events.js';
 import { createKeywardCore, type KeywardCore } from './core.js';
 import { createDataCipher, type DataCipher } from './data/cipher.js';
 import { createDataKeyRewrap, type DataKeyRewrap, type DataKeyRewrapOptions } from './data/compromise.js';
@@ -8,6 +9,7 @@ import { createHealth } from './health/health.js';
 import type { HealthReport } from './health/types.js';
 import { IDP_REWRAP_TARGET } from './idp/store.js';
 import type { KeywardOptions } from './options.js';
+import { createRateLimiter, type RateLimiter } from './ratelimit/limiter.js';
 import { createSecretService, SECRETS_REWRAP_TARGET } from './secrets/service.js';
 import type { SecretService } from './secrets/types.js';
 import { createIssuerVerifier, type IssuerVerifier } from './tokens/issuers.js';
@@ -68,6 +70,11 @@ export interface Keyward extends KeywardCore {
    * not know.
    */
   readonly issuers: IssuerVerifier | undefined;
+  /**
+   * The brute-force limiter of the login and refresh routes (the `rateLimit` option), `undefined`
+   * when it is off. Refusals are audited (`access.throttled`) and counted (`rate_limited_total`).
+   */
+  readonly rateLimit: RateLimiter | undefined;
 }
 
 /**
@@ -126,6 +133,7 @@ export async function createKeyward(options: KeywardServiceOptions = {}): Promis
       dataKeyRewrap: () => rewrap.status(),
     });
     return Object.assign(core, {
+      rateLimit: auditedRateLimiter(core, options),
       issuers: issuers && countedIssuers(core, issuers),
       dataRewrap,
       tokens,
@@ -138,6 +146,45 @@ export async function createKeyward(options: KeywardServiceOptions = {}): Promis
     await core.close();
     throw err;
   }
+}
+
+/**
+ * The limiter of the `rateLimit` option on the instance's store, its refusals audited and counted.
+ * A store failure is a warning and a count: the limiter then counts in memory (never a 5xx, never
+ * a 401 for the caller).
+ */
+function auditedRateLimiter(core: KeywardCore, options: KeywardServiceOptions): RateLimiter | undefined {
+  const limiter = createRateLimiter({
+    store: core.store,
+    limits: options.rateLimit,
+    now: core.now,
+    onStoreError(error) {
+      core.metrics.recordRateLimitStoreError?.();
+      core.logger.warn(
+        { code: isKeywardError(error) ? error.code : 'internal_error' },
+        'keyward rate limit: the store failed; counting login and refresh attempts in this instance only',
+      );
+    },
+  });
+  if (Object.keys(limiter.rules).length === 0) return undefined;
+  return {
+    rules: limiter.rules,
+    async attempt(route, subject) {
+      const decision = await limiter.attempt(route, subject);
+      if (!decision.allowed) {
+        core.metrics.recordThrottled?.(route, decision.limit);
+        core.audit.emit({
+          type: 'access.throttled',
+          route,
+          limit: decision.limit,
+          retryAfterSec: decision.retryAfterSec,
+          ...(subject.username !== undefined ? { userFingerprint: fingerprint(subject.username) } : {}),
+          ...(subject.address ? { address: subject.address } : {}),
+        });
+      }
+      return decision;
+    },
+  };
 }
 
 /** Builds the external-issuer verifier of `trustedIssuers` (before anything opens: bad config fails fast). */

@@ -5,6 +5,7 @@ import type { RotationPolicyInput } from './keys/rotation-policy.js';
 import type { SigningAlgorithm } from './keys/types.js';
 import type { AlertsOptions } from './metrics/alerts.js';
 import type { KeywardMetrics } from './metrics/metrics.js';
+import type { RateLimitOptions } from './ratelimit/limiter.js';
 import type { Store } from './store/types.js';
 import type { TrustedIssuer } from './tokens/issuers.js';
 
@@ -103,6 +104,16 @@ export interface KeywardOptions {
    * each fired at most once per window to `onAlert` and / or a webhook. Off unless given.
    */
   alerts?: AlertsOptions;
+  /**
+   * The brute-force limiter of `POST /auth/login` (failed attempts per username and per client
+   * address) and `POST /auth/refresh` (per address), over a sliding window, counted in the store
+   * so that every instance shares the counts; past a limit the route answers 429 with
+   * `Retry-After`, audited as `access.throttled`. On by default (`DEFAULT_RATE_LIMITS`: login 10
+   * per user and 100 per address per 60 s, refresh 60 per address per 60 s); `false` turns it off.
+   * Default: `KEYWARD_RATE_LIMIT`, `KEYWARD_RATE_LIMIT_LOGIN`, `KEYWARD_RATE_LIMIT_REFRESH` with
+   * {@link keywardOptionsFromEnv}.
+   */
+  rateLimit?: RateLimitOptions;
   /** Clock (epoch ms), for tests. */
   now?: () => number;
 }
@@ -122,12 +133,19 @@ export interface KeywardEnvironment {
   KEYWARD_SIGNING_ALG?: string | undefined;
   /** JSON array of {@link TrustedIssuer}, e.g. `[{"issuer":"https://sso.example.com/realms/main","discovery":true,"audience":"api"}]`. */
   KEYWARD_TRUSTED_ISSUERS?: string | undefined;
+  /** `off` turns the login and refresh limiter off (default on). */
+  KEYWARD_RATE_LIMIT?: string | undefined;
+  /** Login limits `perUser/perAddress/windowSec` (e.g. `10/100/60`), or `off`. */
+  KEYWARD_RATE_LIMIT_LOGIN?: string | undefined;
+  /** Refresh limits `perAddress/windowSec` (e.g. `60/60`), or `off`. */
+  KEYWARD_RATE_LIMIT_REFRESH?: string | undefined;
 }
 
 /**
  * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
  * `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_CLIENT_ID`, `KEYWARD_LEGACY_SIGNING`,
- * `KEYWARD_SIGNING_ALG`, `KEYWARD_TRUSTED_ISSUERS` (a JSON array of trusted issuers)).
+ * `KEYWARD_SIGNING_ALG`, `KEYWARD_TRUSTED_ISSUERS` (a JSON array of trusted issuers), `KEYWARD_RATE_LIMIT` (`off`),
+ * `KEYWARD_RATE_LIMIT_LOGIN` (`perUser/perAddress/windowSec`), `KEYWARD_RATE_LIMIT_REFRESH` (`perAddress/windowSec`)).
  *
  * @example
  * ```ts
@@ -147,6 +165,8 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
   if (env.KEYWARD_CLIENT_ID) options.clientId = env.KEYWARD_CLIENT_ID;
   if (env.KEYWARD_SIGNING_ALG) options.signingAlg = env.KEYWARD_SIGNING_ALG as SigningAlgorithm;
   if (env.KEYWARD_TRUSTED_ISSUERS) options.trustedIssuers = parseTrustedIssuers(env.KEYWARD_TRUSTED_ISSUERS);
+  const rateLimit = parseRateLimits(env);
+  if (rateLimit !== undefined) options.rateLimit = rateLimit;
   if (env.KEYWARD_LEGACY_SIGNING !== undefined && env.KEYWARD_LEGACY_SIGNING !== '') {
     if (!['true', 'false', '1', '0'].includes(env.KEYWARD_LEGACY_SIGNING)) {
       throw new KeywardError('config_invalid', 'KEYWARD_LEGACY_SIGNING must be true or false');
@@ -154,6 +174,36 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
     options.legacySigning = env.KEYWARD_LEGACY_SIGNING === 'true' || env.KEYWARD_LEGACY_SIGNING === '1';
   }
   return options;
+}
+
+/** Parses `KEYWARD_RATE_LIMIT*` (`undefined`: none is set, the defaults apply). */
+function parseRateLimits(env: KeywardEnvironment): RateLimitOptions | undefined {
+  const all = env.KEYWARD_RATE_LIMIT?.trim().toLowerCase();
+  if (all !== undefined && all !== '' && !['off', 'on'].includes(all)) {
+    throw new KeywardError('config_invalid', 'KEYWARD_RATE_LIMIT must be on or off');
+  }
+  if (all === 'off') return false;
+  const rule = (name: string, value: string | undefined, members: readonly string[]) => {
+    const text = value?.trim().toLowerCase();
+    if (text === undefined || text === '') return undefined;
+    if (text === 'off') return false as const;
+    const parts = text.split('/');
+    if (parts.length !== members.length || !parts.every((p) => /^\d{1,9}$/.test(p))) {
+      throw new KeywardError('config_invalid', `${name} must be ${members.join('/')} (whole numbers) or off`);
+    }
+    return Object.fromEntries(members.map((m, i) => [m, Number(parts[i])]));
+  };
+  const login = rule('KEYWARD_RATE_LIMIT_LOGIN', env.KEYWARD_RATE_LIMIT_LOGIN, [
+    'perUser',
+    'perAddress',
+    'windowSec',
+  ]);
+  const refresh = rule('KEYWARD_RATE_LIMIT_REFRESH', env.KEYWARD_RATE_LIMIT_REFRESH, [
+    'perAddress',
+    'windowSec',
+  ]);
+  if (login === undefined && refresh === undefined) return undefined;
+  return { ...(login !== undefined ? { login } : {}), ...(refresh !== undefined ? { refresh } : {}) };
 }
 
 /** Parses `KEYWARD_TRUSTED_ISSUERS`: a JSON array of objects (checked in full by `createKeyward`). */

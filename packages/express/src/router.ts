@@ -45,6 +45,7 @@ export function keywardRouter(
               headers: req.headers,
               params: req.params as Record<string, string>,
               body: emptyBodies.has(req) ? undefined : req.body,
+              remoteAddress: req.ip,
             },
             onDenied,
           );

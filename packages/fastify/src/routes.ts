@@ -61,7 +61,12 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
           route,
           authenticator,
           // The contract's paths have only named `:params` (strings).
-          { headers: request.headers, params: request.params as Record<string, string>, body: request.body },
+          {
+            headers: request.headers,
+            params: request.params as Record<string, string>,
+            body: request.body,
+            remoteAddress: request.ip,
+          },
           onDenied,
         );
         return sendResponse(reply, answer);

@@ -71,7 +71,12 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
       const answer = await handleRoute(
         route,
         authenticator,
-        { headers: c.req.header(), params: c.req.param(), body: body.value },
+        {
+          headers: c.req.header(),
+          params: c.req.param(),
+          body: body.value,
+          remoteAddress: remoteAddressOf(c),
+        },
         onDenied,
       );
       return toResponse(answer);
@@ -79,4 +84,14 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
     app.on(route.method, route.path, handler);
   }
   return app;
+}
+
+/**
+ * The client address on Node (`@hono/node-server` puts the request in `c.env`, as its `getConnInfo`
+ * reads it), for the login and refresh limiter; `undefined` on other runtimes and in `app.request()`.
+ */
+function remoteAddressOf(c: Context): string | undefined {
+  type Bindings = { incoming?: { socket?: { remoteAddress?: string } } };
+  const env = c.env as (Bindings & { server?: Bindings }) | undefined;
+  return (env?.server ?? env)?.incoming?.socket?.remoteAddress;
 }

@@ -30,6 +30,8 @@ export class KeywardController {
       params: req.params,
       // Nest's Express body parser reads an empty body as `{}`: a bodyless request is no body.
       body: req.headers['content-length'] === '0' ? undefined : req.body,
+      // The platform request (Express or Fastify) reports the client address as `ip`.
+      remoteAddress: (req as { ip?: string }).ip,
     });
     writeResponse(this.adapterHost.httpAdapter, res, answer);
   }

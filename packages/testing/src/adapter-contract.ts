@@ -9,6 +9,7 @@ import { createRedisStore, MasterKey } from '@keyward/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeCookieModeContract } from './adapter-contract-cookie.js';
 import { describeDataAtRestContract } from './adapter-contract-data.js';
+import { describeRateLimitContract } from './adapter-contract-ratelimit.js';
 import { describeWithRedis, redisTestUrl } from './redis.js';
 
 /** A running app under test. */
@@ -17,6 +18,8 @@ export interface RunningApp {
   url: string;
   /** Stops the app gracefully; rejects if it does not exit cleanly. */
   stop(): Promise<void>;
+  /** What the app printed so far (the last 20 kB of stdout and stderr), when the runner keeps it. */
+  output?(): string;
 }
 
 /** How {@link describeAdapterContract} starts an app: `env` holds the contract's variables. */
@@ -77,7 +80,7 @@ export function startExampleProcess(dir: string, env: Record<string, string>): P
       if (!url) return;
       clearTimeout(timer);
       child.removeListener('exit', early);
-      resolve({ url, stop: () => stopProcess(child, exited) });
+      resolve({ url, stop: () => stopProcess(child, exited), output: () => output });
     });
   });
 }
@@ -218,6 +221,7 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
+  describeRateLimitContract(name, target, envFor);
   describe(`adapter contract: ${name}`, () => {
     let app: RunningApp;
     let req: (method: string, path: string, o?: CallOptions) => Promise<Reply>;

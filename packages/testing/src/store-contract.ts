@@ -351,6 +351,26 @@ export function describeStoreContract(name: string, factory: StoreContractFactor
       expect(await store.get('hits')).toBe('104');
     });
 
+    it('increment with ttlMs gives a new counter an expiry and keeps an existing one (regression #11: limiter counters expire)', async () => {
+      expect(await store.increment('window', 1, { ttlMs: 100 })).toBe(1);
+      // Later increments (here from the other instance) neither extend nor drop the expiry.
+      expect(await peer.increment('window', 1, { ttlMs: 60_000 })).toBe(2);
+      expect(await store.increment('window')).toBe(3);
+      expect(await store.increment('window:kept', 1)).toBe(1);
+      expect(await store.increment('window:kept', 1, { ttlMs: 100 })).toBe(2); // had none: gets one
+      await store.increment('c/member', 4, { ttlMs: 100 });
+      expect((await readAll((o) => store.list('c/', o))).keys).toEqual(['c/member']);
+      await passTime(150);
+      expect(await store.get('window')).toBeNull();
+      expect(await store.get('window:kept')).toBeNull();
+      expect((await readAll((o) => peer.list('c/', o))).keys).toEqual([]);
+      // An expired counter starts again from 0, with a new expiry.
+      expect(await peer.increment('window', 1, { ttlMs: 100 })).toBe(1);
+      await passTime(150);
+      expect(await store.get('window')).toBeNull();
+      await expect(store.increment('n', 1, { ttlMs: 0 })).rejects.toMatchObject({ code: 'invalid_argument' });
+    });
+
     it('rejects increment of a non-integer value and bad arguments with KeywardError', async () => {
       await store.set('text', 'hello');
       await expect(store.increment('text')).rejects.toMatchObject({

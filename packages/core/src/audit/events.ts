@@ -93,6 +93,20 @@ export interface AuditEventFields {
     suppressedByCode?: Partial<Record<KeywardErrorCode, number>>;
   };
   'sync.lag': { lagMs: number; version?: number };
+  /**
+   * A login or refresh refused by the brute-force limiter (HTTP 429). Rate-limited like
+   * `access.denied` (one budget, one summary). The username only as a {@link fingerprint}.
+   */
+  'access.throttled': {
+    route: 'login' | 'refresh';
+    /** Which limit was reached. */
+    limit: 'user' | 'address';
+    retryAfterSec: number;
+    /** {@link fingerprint} of the username (login). */
+    userFingerprint?: string;
+    /** The client address as the framework reports it (its trust-proxy setting decides). */
+    address?: string;
+  };
 }
 
 /** Every audit event type. */
@@ -141,6 +155,7 @@ export const AUDIT_EVENT_TYPES: readonly AuditEventType[] = [
   'secret.rewrapped',
   'access.denied',
   'sync.lag',
+  'access.throttled',
 ];
 
 /**

@@ -199,12 +199,19 @@ export function createAuditLog(options: AuditLogOptions = {}): AuditLog {
       }
       settleWindow();
       const { actor, outcome, ...fields } = input;
-      if (input.type === 'access.denied' && !limiter.admit(input.code)) {
+      // `access.throttled` shares the budget of `access.denied`: a flood of refused logins must not
+      // flood the log either (its summary counts them under `too_many_requests`).
+      const limited =
+        input.type === 'access.denied' || input.type === 'access.throttled'
+          ? !limiter.admit(input.type === 'access.denied' ? input.code : 'too_many_requests')
+          : false;
+      if (limited) {
         stats.rateLimited += 1;
         armSummaryTimer();
         return undefined;
       }
-      const defaultOutcome = input.type === 'access.denied' ? 'denied' : 'success';
+      const defaultOutcome =
+        input.type === 'access.denied' || input.type === 'access.throttled' ? 'denied' : 'success';
       return append(fields, { type: 'system', ...actor, instanceId }, outcome ?? defaultOutcome);
     },
     async flush() {

@@ -117,6 +117,16 @@ export function toHttpProblem(err: unknown): HttpProblem {
       },
     };
   }
+  if (code === 'too_many_requests') {
+    // RFC 6585 §4: 429 with how long to wait, in seconds.
+    const retryAfter = Number(err.details?.retryAfterSec);
+    return {
+      status: 429,
+      error: code,
+      message,
+      headers: { 'retry-after': String(Number.isSafeInteger(retryAfter) && retryAfter > 0 ? retryAfter : 1) },
+    };
+  }
   if (code === 'refresh_token_invalid' || code === 'refresh_token_reused') {
     // Token endpoint (RFC 6749 §5.2): 400 invalid_grant, never cached.
     return { status: 400, error: 'invalid_grant', message, headers: { 'cache-control': 'no-store' } };

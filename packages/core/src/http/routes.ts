@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { ApiKeyService } from '../apikeys/types.js';
-import { KeywardError } from '../errors.js';
+import { isKeywardError, KeywardError } from '../errors.js';
 import type { HealthReport } from '../health/types.js';
 import { isSymmetric } from '../keys/algorithms.js';
 import type { KeyRecord, KeyUse } from '../keys/types.js';
 import type { KeywardCore, KeywardJwt } from '../keyward.js';
+import type { RateLimitedRoute, RateLimiter, RateLimitSubject } from '../ratelimit/limiter.js';
 import type { SecretService } from '../secrets/types.js';
 import type { TokenService } from '../tokens/types.js';
 import type { Authenticator } from './authenticate.js';
@@ -32,6 +33,12 @@ export interface HttpRequest {
    * parse it with the framework's own body parser.
    */
   body: unknown;
+  /**
+   * The client's address as the framework reports it (Express `req.ip`, Fastify `request.ip`…;
+   * the framework's trust-proxy setting decides whether a forwarded address counts). The login
+   * and refresh limiter counts per address with it; absent, only the per-user limit applies.
+   */
+  remoteAddress?: string | undefined;
 }
 
 /** A framework-neutral response: the adapter writes status, headers and body in its idiom. */
@@ -80,6 +87,8 @@ export interface RouteDeps
   secrets: SecretService;
   health(options?: { ready?: boolean }): Promise<HealthReport>;
   metrics: { text(): Promise<string>; contentType: string };
+  /** The brute-force limiter of login and refresh (`Keyward.rateLimit`); absent or `undefined`: none. */
+  rateLimit?: Pick<RateLimiter, 'attempt'> | undefined;
 }
 
 /** Options of {@link keywardRoutes}. */
@@ -207,6 +216,31 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
   };
   const jwksMaxAgeSec = Math.floor(Math.min(kw.policy.jwksMaxAge, kw.policy.publishLead) / 1000);
   const users = options.users;
+  // The brute-force limiter: counts the attempt, refuses it with 429 past a limit, and gives it
+  // back unless it failed on the credential (`failed`), so only wrong passwords or tokens count.
+  const limited = async <T>(
+    route: RateLimitedRoute,
+    subject: RateLimitSubject,
+    failed: (err: unknown) => boolean,
+    work: () => Promise<T>,
+  ): Promise<T> => {
+    const decision = await kw.rateLimit?.attempt(route, subject);
+    if (decision !== undefined && !decision.allowed) {
+      throw new KeywardError(
+        'too_many_requests',
+        `too many failed attempts; try again in ${decision.retryAfterSec} s`,
+        { details: { retryAfterSec: decision.retryAfterSec, limit: decision.limit } },
+      );
+    }
+    try {
+      const result = await work();
+      await decision?.succeeded();
+      return result;
+    } catch (err) {
+      if (!failed(err)) await decision?.succeeded();
+      throw err;
+    }
+  };
 
   if (users) {
     add('auth', {
@@ -219,8 +253,16 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
         const body = requiredBody(req.body);
         const username = stringField(body, 'username', { max: 256 }) as string;
         const password = stringField(body, 'password', { max: 1024 }) as string;
-        const user = await users.verify(username, password);
-        if (!user) throw new KeywardError('invalid_credentials', 'wrong username or password');
+        const user = await limited(
+          'login',
+          { username, address: req.remoteAddress },
+          (err) => isKeywardError(err, 'invalid_credentials'),
+          async () => {
+            const found = await users.verify(username, password);
+            if (!found) throw new KeywardError('invalid_credentials', 'wrong username or password');
+            return found;
+          },
+        );
         return json(200, await kw.tokens.issue({ sub: user.sub, scopes: user.scopes }), {
           'cache-control': 'no-store',
           pragma: 'no-cache',
@@ -236,7 +278,13 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     sessionCookie: 'set',
     async handle(req) {
       const refreshToken = stringField(requiredBody(req.body), 'refresh_token', { max: 512 }) as string;
-      return json(200, await kw.tokens.refresh(refreshToken), {
+      const pair = await limited(
+        'refresh',
+        { address: req.remoteAddress },
+        (err) => isKeywardError(err, 'refresh_token_invalid', 'refresh_token_reused'),
+        () => kw.tokens.refresh(refreshToken),
+      );
+      return json(200, pair, {
         'cache-control': 'no-store',
         pragma: 'no-cache',
       });

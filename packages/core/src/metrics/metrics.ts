@@ -76,6 +76,10 @@ export interface KeywardMetrics {
   observeKeys(records: readonly KeyRecord[]): void;
   /** Exposes an audit log's counters (events, rate-limited, scrubbed fields, sink errors). */
   observeAudit(source: AuditStatsSource): void;
+  /** A login or refresh refused by the brute-force limiter (`rate_limited_total`, by route and limit). */
+  recordThrottled?(route: 'login' | 'refresh', limit: 'user' | 'address'): void;
+  /** The limiter could not reach the store and counted in memory (`rate_limit_store_errors_total`). */
+  recordRateLimitStoreError?(): void;
 }
 
 function increment(map: Map<string, number>, key: string): void {
@@ -168,6 +172,17 @@ export function createKeywardMetrics(options: KeywardMetricsOptions = {}): Keywa
     help: 'Spent refresh tokens presented again (family revoked)',
     registers,
   });
+  const throttled = new Counter({
+    name: `${prefix}rate_limited_total`,
+    help: 'Logins and refreshes refused by the brute-force limiter (429), by route and limit',
+    labelNames: ['route', 'limit'],
+    registers,
+  });
+  const rateLimitStoreErrors = new Counter({
+    name: `${prefix}rate_limit_store_errors_total`,
+    help: "Limiter attempts that could not reach the store and counted in this instance's memory",
+    registers,
+  });
   const unpublishedActivations = new Counter({
     name: `${prefix}unpublished_activations_total`,
     help: 'Signing keys that started signing before they were in the JWKS for jwksMaxAge, by rotation type',
@@ -251,6 +266,8 @@ export function createKeywardMetrics(options: KeywardMetricsOptions = {}): Keywa
     recordIssue: (use, alg) => issued.inc({ use, alg }),
     recordRefresh: () => refreshes.inc(),
     recordReuseDetected: () => reuse.inc(),
+    recordThrottled: (route, limit) => throttled.inc({ route, limit }),
+    recordRateLimitStoreError: () => rateLimitStoreErrors.inc(),
     recordRotation: (type) => rotations.inc({ type }),
     recordUnpublishedActivation: (type) => unpublishedActivations.inc({ type }),
     recordRotationFailure: (code) => rotationFailures.inc({ code }),

@@ -207,13 +207,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
         .sort();
       return pageOf(keys, limit, (key) => key);
     },
-    async increment(key: string, by = 1) {
+    async increment(key: string, by = 1, incrementOptions?: StoreSetOptions) {
       checkStoreKey(key);
       const step = checkIncrement(by);
+      const ttl = ttlOf(incrementOptions);
       open();
       const entry = live(key);
       const next = parseCounter(entry?.value) + step;
-      put(key, { value: String(next), expiresAt: entry?.expiresAt });
+      const expiresAt = entry?.expiresAt ?? (ttl === undefined ? undefined : now() + ttl);
+      put(key, { value: String(next), expiresAt });
       return next;
     },
     async acquireLock(name: string, ttlMs: number) {

@@ -84,12 +84,25 @@ return value`),
 local removed = redis.call('DEL', KEYS[1])
 unindexed()
 return removed`),
-  // ARGV: id, by. INCRBY keeps the TTL; a counter without one (new, or its TTL long gone) leaves
-  // the expiry index, so the prune in list never drops it.
+  // ARGV: id, by, ttlMs ('' = none). INCRBY keeps the TTL; a counter without one (new, or its TTL
+  // long gone) gets `ttlMs` when given, else leaves the expiry index, so the prune in list never drops it.
   memberIncrement: script(`${INDEX_LUA}
 local value = redis.call('INCRBY', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
-if redis.call('PTTL', KEYS[1]) < 0 then redis.call('ZREM', KEYS[3], ARGV[1]) end
+if redis.call('PTTL', KEYS[1]) < 0 then
+  if ARGV[3] == '' then
+    redis.call('ZREM', KEYS[3], ARGV[1])
+  else
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    indexed(ARGV[3])
+  end
+end
+return value`),
+  // KEYS[1] key; ARGV: by, ttlMs. A counter without an expiry (a new one) gets `ttlMs`; one that
+  // has an expiry keeps it (PEXPIRE … NX needs Redis 7; this runs on older servers too).
+  incrementWithTtl: script(`
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return value`),
   // KEYS[1] index, KEYS[2] expiry index; ARGV: record-key prefix of the collection, last id of the
   // previous page ('' = first page), limit, prune budget. First drops up to `prune` expired members

@@ -341,20 +341,23 @@ export function createRedisStore(options: RedisStoreOptions = {}): Store {
         return { entries: [...page.values()], cursor: next };
       });
     },
-    async increment(key, by = 1) {
+    async increment(key, by = 1, incrementOptions) {
       checkStoreKey(key);
       const step = checkIncrement(by);
+      const ttl = ttlOf(incrementOptions);
       const member = collectionOf(key);
-      return run('increment', async () =>
-        member === undefined
-          ? client.incrby(dataKey(key), step)
-          : Number(
-              await runScript(client, SCRIPTS.memberIncrement, memberKeys(key, member.collection), [
-                member.id,
-                step,
-              ]),
-            ),
-      );
+      return run('increment', async () => {
+        if (member !== undefined)
+          return Number(
+            await runScript(client, SCRIPTS.memberIncrement, memberKeys(key, member.collection), [
+              member.id,
+              step,
+              ttl ?? '',
+            ]),
+          );
+        if (ttl === undefined) return client.incrby(dataKey(key), step);
+        return Number(await runScript(client, SCRIPTS.incrementWithTtl, [dataKey(key)], [step, ttl]));
+      });
     },
     async acquireLock(name, ttlMs) {
       checkKey(name, 'name');

@@ -244,7 +244,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     },
   );
 
-  const increment = database.transaction((key: string, by: number) => {
+  const increment = database.transaction((key: string, by: number, ttl: number | undefined) => {
     const t = now();
     const row = sql.get.get({ ns, key, now: t });
     const next = parseCounter(row?.value) + by;
@@ -252,7 +252,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       ns,
       key,
       value: String(next),
-      expiresAt: row?.expires_at ?? null,
+      expiresAt: row?.expires_at ?? (ttl === undefined ? null : t + ttl),
       collection: collectionColumn(key),
     });
     return next;
@@ -344,10 +344,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         return { entries, cursor: entries.length === limit && last ? encodeKeyCursor(last.key) : null };
       });
     },
-    async increment(key, by = 1) {
+    async increment(key, by = 1, incrementOptions) {
       checkStoreKey(key);
       const step = checkIncrement(by);
-      return run('increment', () => increment.immediate(key, step));
+      const ttl = ttlOf(incrementOptions);
+      return run('increment', () => increment.immediate(key, step, ttl));
     },
     async acquireLock(name, ttlMs) {
       checkKey(name, 'name');

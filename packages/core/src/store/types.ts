@@ -133,8 +133,18 @@ export interface Store {
    * ```
    */
   scan(prefix: string, options?: StoreListOptions): Promise<StoreListPage>;
-  /** Atomically adds `by` (default 1) to an integer counter (absent = 0); resolves the new value. */
-  increment(key: string, by?: number): Promise<number>;
+  /**
+   * Atomically adds `by` (default 1) to an integer counter (absent = 0); resolves the new value.
+   * With `ttlMs`, a counter that has no expiry after the addition (a new one) gets one, in the same
+   * atomic step; a counter that already expires keeps its expiry (fixed-window counters, the
+   * login limiter). Without it the expiry is left as it was.
+   *
+   * @example
+   * ```ts
+   * const hits = await store.increment(`hits:${bucket}`, 1, { ttlMs: 120_000 })
+   * ```
+   */
+  increment(key: string, by?: number, options?: StoreSetOptions): Promise<number>;
   /** Tries once to take the named lock for `ttlMs`. Resolves `null` if someone else holds it. */
   acquireLock(name: string, ttlMs: number): Promise<StoreLock | null>;
   /** Publishes a message to every subscriber of `channel`, in this and other processes. */

@@ -23,6 +23,7 @@ import { isKeywardError } from '../../src/errors.js';
 import { createHealth } from '../../src/health/health.js';
 import { checkKeyringInvariants } from '../../src/keys/lifecycle.js';
 import { parsePreviousMasterKeys } from '../../src/keys/master-key.js';
+import { createRateLimiter, type RateLimiter, type RateLimitOptions } from '../../src/ratelimit/limiter.js';
 import { createRedisStore } from '../../src/store/redis.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';
@@ -83,6 +84,7 @@ const tracked: string[] = [];
 let watching = false;
 const watchState = { sweeps: 0, acceptedAgain: 0 };
 
+let limiter: RateLimiter | undefined;
 const ops: Record<string, (req: Request) => unknown> = {
   sign: (req) => core.jwt.sign({ sub: String(req.sub ?? 'user'), ...(req.jti ? { jti: req.jti } : {}) }),
   verify: (req) => core.jwt.verify(String(req.token)).kid,
@@ -90,6 +92,19 @@ const ops: Record<string, (req: Request) => unknown> = {
   importKey: (req) => core.keys.import(req.options as Parameters<KeywardCore['keys']['import']>[0]),
   issueSession: (req) => tokens.issue({ sub: String(req.sub ?? 'user') }),
   refreshSession: (req) => tokens.refresh(String(req.refresh)),
+  // One login attempt through the brute-force limiter on this store (limits: `req.limits`, the
+  // `rateLimit` option); a failed attempt stays counted unless `succeeded` is set.
+  rateLimitAttempt: async (req) => {
+    limiter ??= createRateLimiter({ store, limits: req.limits as RateLimitOptions, now: () => core.now() });
+    const decision = await limiter.attempt('login', {
+      username: String(req.username),
+      address: String(req.address ?? '192.0.2.1'),
+    });
+    if (!decision.allowed)
+      return { allowed: false, limit: decision.limit, retryAfterSec: decision.retryAfterSec };
+    if (req.succeeded) await decision.succeeded();
+    return { allowed: true };
+  },
   // Verifies each token; counts instead of failing, so a caller can sum rejections across calls.
   verifyMany: (req) => {
     const rejected: Record<string, number> = {};
