@@ -111,6 +111,8 @@ export type KeywardErrorCode =
   | 'missing_credentials'
   | 'invalid_credentials'
   | 'invalid_request'
+  /** A request body over the route's size limit (HTTP 413). */
+  | 'body_too_large'
   | 'insufficient_scope'
   | 'not_found'
   | 'internal_error';

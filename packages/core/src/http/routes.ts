@@ -9,7 +9,14 @@ import type { SecretService } from '../secrets/types.js';
 import type { TokenService } from '../tokens/types.js';
 import type { Authenticator } from './authenticate.js';
 import type { HeaderBag } from './credentials.js';
-import { type BodyFormat, type DeniedHook, invalidRequest, reportProblem } from './errors.js';
+import {
+  type BodyFormat,
+  type DeniedHook,
+  invalidBody,
+  invalidParams,
+  invalidRequest,
+  reportProblem,
+} from './errors.js';
 import {
   formField,
   formFields,
@@ -614,6 +621,17 @@ export async function handleRoute(
   onDenied?: DeniedHook,
 ): Promise<HttpResponse> {
   try {
+    const badParams = invalidParams(request.params);
+    if (badParams) throw badParams;
+    // JSON routes take JSON only, whatever the platform parsed (NestJS parses forms app-wide).
+    if (
+      (route.method === 'POST' || route.method === 'PUT') &&
+      route.body !== 'form' &&
+      carriesBody(request.headers) &&
+      !isJsonRequest(request.headers)
+    ) {
+      throw invalidBody('unsupported_type');
+    }
     let principal: Principal | undefined;
     if (route.auth !== 'none') {
       principal = await auth.authenticate(request.headers);
@@ -630,6 +648,19 @@ export async function handleRoute(
   } catch (err) {
     return problemResponse(err, onDenied);
   }
+}
+
+const JSON_TYPE = /^application\/json\s*(;|$)/i;
+
+function isJsonRequest(headers: HeaderBag): boolean {
+  const type = headers['content-type'];
+  return typeof type === 'string' && JSON_TYPE.test(type);
+}
+
+/** A request with a body: a non-zero `Content-Length` or a `Transfer-Encoding` (RFC 9112 §6.3). */
+function carriesBody(headers: HeaderBag): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** The contract's error response for any error. */
