@@ -22,7 +22,7 @@ export type KeywardHonoDeps = AuthenticatorDeps & RouteDeps;
 
 /** Options of {@link keywardRoutes}. */
 export interface KeywardHonoRoutesOptions extends KeywardRoutesOptions, AuthenticatorOptions {
-  /** Largest accepted JSON body, in bytes; a larger one gets 400 `invalid_request`. Default 100 KiB. */
+  /** Largest accepted JSON body, in bytes; a larger one gets 413 `body_too_large`. Default 100 KiB. */
   bodyLimit?: number;
   /** Called for every 401 / 403 (audit, metrics). */
   onDenied?: DeniedHook;
