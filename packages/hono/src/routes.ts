@@ -34,7 +34,8 @@ function malformedPath(url: string): unknown {
     decodeURIComponent(new URL(url).pathname);
     return undefined;
   } catch (err) {
-    return routingFailureOf(err) ?? err;
+    // The client's path: a 400 for core's mapping, as a router's URIError is.
+    return routingFailureOf(Object.assign(err as URIError, { status: 400 })) ?? err;
   }
 }
 

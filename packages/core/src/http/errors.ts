@@ -250,7 +250,8 @@ export function routingFailureOf(err: unknown): KeywardError | undefined {
   const { code, status, statusCode } = err as { code?: unknown; status?: unknown; statusCode?: unknown };
   if (code === 'FST_ERR_MAX_PARAM_LENGTH') return invalidRequest(PARAM_TOO_LONG);
   if (code === 'FST_ERR_BAD_URL') return invalidRequest(MALFORMED_PATH);
-  const s = typeof status === 'number' ? status : typeof statusCode === 'number' ? statusCode : 400;
+  // Only a router's URIError carries a 4xx status: one the application's own code threw is its own.
+  const s = typeof status === 'number' ? status : typeof statusCode === 'number' ? statusCode : 0;
   if (err instanceof URIError && s >= 400 && s < 500) return invalidRequest(MALFORMED_PATH);
   return undefined;
 }
