@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { MasterKey } from '@keyward/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdapterContractTarget, RunningApp } from './adapter-contract.js';
@@ -150,6 +151,29 @@ export function describeHttpSurfaceContract(name: string, target: AdapterContrac
           expectCleanProblem(r, 400, 'invalid_request', [encoding === 'x-unknown' ? encoding : '\u00de']);
         }
       }
+      // A plain JSON login labelled with a coding, and a real gzip one: identity bodies only, in
+      // every app (Fastify and Hono read the bytes as they are; body-parser would inflate gzip).
+      const login = JSON.stringify({ username: 'alice', password: 'alice-password' });
+      for (const [encoding, body] of [
+        ['br', login],
+        ['zstd', login],
+        ['gzip', new Uint8Array(gzipSync(login))],
+      ] as const) {
+        const r = await req(
+          'POST',
+          '/auth/login',
+          { 'content-type': 'application/json', 'content-encoding': encoding },
+          body,
+        );
+        expectCleanProblem(r, 400, 'invalid_request', ['alice-password']);
+      }
+      const identity = await req(
+        'POST',
+        '/auth/login',
+        { 'content-type': 'application/json', 'content-encoding': 'identity' },
+        login,
+      );
+      expect(identity.status, identity.text).toBe(200);
     });
 
     it('regression #11: a JSON route refuses a form, text or multipart body (NestJS logged a user in from a form)', async () => {

@@ -175,6 +175,30 @@ describe('regression #11: handleRoute refuses what no adapter may pass on', () =
     expect(json.status).toBe(200);
   });
 
+  it('regression #11: a body under a Content-Encoding other than identity is 400 invalid_request in every adapter', async () => {
+    const { auth, route } = await setup();
+    const form = { username: 'alice', password: 'pw' };
+    const json = { 'content-type': 'application/json', 'content-length': '33' };
+    for (const encoding of ['gzip', 'br', 'zstd']) {
+      const r = await handleRoute(route('login'), auth, {
+        headers: { ...json, 'content-encoding': encoding },
+        params: {},
+        body: form,
+      });
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({
+        error: 'invalid_request',
+        message: expect.stringContaining('Content-Encoding'),
+      });
+    }
+    const identity = await handleRoute(route('login'), auth, {
+      headers: { ...json, 'content-encoding': 'identity' },
+      params: {},
+      body: form,
+    });
+    expect(identity.status).toBe(200);
+  });
+
   it('regression #11: a path parameter over 256 characters is 400 invalid_request, before authentication', async () => {
     const { kw, auth, route } = await setup();
     const token = kw.jwt.sign({ sub: 'alice', scope: 'read admin' });

@@ -623,14 +623,15 @@ export async function handleRoute(
   try {
     const badParams = invalidParams(request.params);
     if (badParams) throw badParams;
-    // JSON routes take JSON only, whatever the platform parsed (NestJS parses forms app-wide).
-    if (
-      (route.method === 'POST' || route.method === 'PUT') &&
-      route.body !== 'form' &&
-      carriesBody(request.headers) &&
-      !isJsonRequest(request.headers)
-    ) {
-      throw invalidBody('unsupported_type');
+    if ((route.method === 'POST' || route.method === 'PUT') && carriesBody(request.headers)) {
+      // Identity bodies only, in every adapter: Fastify and Hono read a compressed body's bytes as
+      // they are, so accepting a coding where body-parser decodes it would split the contract.
+      const encoding = request.headers['content-encoding'];
+      if (encoding !== undefined && String(encoding).trim().toLowerCase() !== 'identity') {
+        throw invalidBody('undecodable', route.body ?? 'json');
+      }
+      // JSON routes take JSON only, whatever the platform parsed (NestJS parses forms app-wide).
+      if (route.body !== 'form' && !isJsonRequest(request.headers)) throw invalidBody('unsupported_type');
     }
     let principal: Principal | undefined;
     if (route.auth !== 'none') {
