@@ -78,3 +78,66 @@ describe('an example started with only the old master key after a rekey', () => 
     }
   });
 });
+
+describe('regression #11: an example with a bad configuration prints one line with the code and exits non-zero', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kw-startup-config-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const masterKey = MasterKey.generate().exportText();
+  for (const name of ['express', 'fastify', 'hono', 'nestjs']) {
+    for (const [variable, value, code] of [
+      ['LOG_LEVEL', 'loud', 'config_invalid'],
+      ['KEYWARD_SIGNING_ALG', 'none', 'alg_unsupported'],
+      // Read by keywardOptionsFromEnv() itself (it threw before createKeyward: an uncaught stack).
+      ['KEYWARD_LEGACY_SIGNING', 'maybe', 'config_invalid'],
+    ] as const) {
+      it(`${name}: an invalid ${variable} is one line naming ${code}, no stack trace`, async () => {
+        const result = await runExample(name, {
+          KEYWARD_DIR: dir,
+          KEYWARD_MASTER_KEY: masterKey,
+          [variable]: value,
+        });
+        expect(result.code).toBe(1);
+        expect(result.stdout).not.toContain('listening on');
+        const lines = result.stderr.trim().split('\n');
+        expect(lines, result.stderr).toHaveLength(1);
+        expect(lines[0]).toMatch(new RegExp(`^keyward: .*\\[${code}\\]$`));
+        expect(result.stderr).not.toMatch(/\n\s+at |node_modules/);
+        expect(result.stderr).not.toContain(masterKey);
+      });
+    }
+  }
+
+  it('nestjs: an invalid NEST_PLATFORM is one line, no stack trace', async () => {
+    const result = await runExample('nestjs', {
+      KEYWARD_DIR: dir,
+      KEYWARD_MASTER_KEY: masterKey,
+      NEST_PLATFORM: 'koa',
+    });
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines, result.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^keyward: .*NEST_PLATFORM/);
+  });
+
+  it('LOG_LEVEL is honoured: "error" silences the warning of a generated master key, "warn" keeps it', async () => {
+    // Without KEYWARD_MASTER_KEY, keyward generates one in the directory and warns about it.
+    const warned = async (level: string) => {
+      const fresh = mkdtempSync(join(tmpdir(), 'kw-startup-level-'));
+      try {
+        const result = await runExample('express', { KEYWARD_DIR: fresh, LOG_LEVEL: level });
+        expect(result.stdout, result.stderr).toContain('listening on');
+        return result.stdout
+          .split('\n')
+          .filter((line) => line.includes('"name":"keyward"') && line.includes('"level":40')).length;
+      } finally {
+        rmSync(fresh, { recursive: true, force: true });
+      }
+    };
+    expect(await warned('warn')).toBeGreaterThan(0);
+    expect(await warned('error')).toBe(0);
+  });
+});

@@ -1,7 +1,7 @@
 // keyward on Express: serves docs/contract.md. Copy this file as the start of your app.
 import type { AddressInfo } from 'node:net';
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
-import { cookieModeFromEnv, staticUsers } from '@keyward/core/http';
+import { cookieModeFromEnv, routeNotFound, staticUsers } from '@keyward/core/http';
 import { keyward } from '@keyward/express';
 import express from 'express';
 
@@ -14,11 +14,14 @@ const users = staticUsers(
 // Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie.
 const cookieMode = cookieModeFromEnv();
 
-const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
-  // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
-  console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
-  process.exit(1);
-});
+// keywardOptionsFromEnv() runs inside the promise: a bad variable (LOG_LEVEL…) is the same one line.
+const kw = await Promise.resolve()
+  .then(() => createKeyward(keywardOptionsFromEnv()))
+  .catch((err: unknown) => {
+    // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
+    console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
+    process.exit(1);
+  });
 const auth = keyward(kw, cookieMode);
 let shuttingDown = false;
 
@@ -27,6 +30,8 @@ app.disable('x-powered-by');
 app.use(auth.router({ users, isShuttingDown: () => shuttingDown }));
 // Your own routes go here, e.g.:
 // app.get('/orders', auth.requireScopes('read'), (req, res) => res.json({ owner: req.auth?.sub }));
+// Unknown routes: the contract's JSON 404 (Express's default is an HTML page quoting the path).
+app.use((_req, _res, next) => next(routeNotFound()));
 app.use(auth.errorHandler());
 
 const server = app.listen(port, host, (err?: Error) => {

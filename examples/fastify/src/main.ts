@@ -1,7 +1,7 @@
 // keyward on Fastify: serves docs/contract.md. Copy this file as the start of your app.
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
-import { cookieModeFromEnv, staticUsers } from '@keyward/core/http';
-import { keyward, keywardRoutes } from '@keyward/fastify';
+import { cookieModeFromEnv, MAX_PATH_PARAM_LENGTH, staticUsers } from '@keyward/core/http';
+import { keyward, keywardFrameworkErrors, keywardNotFoundHandler, keywardRoutes } from '@keyward/fastify';
 import Fastify from 'fastify';
 
 const host = process.env.HOST || '127.0.0.1';
@@ -13,14 +13,20 @@ const users = staticUsers(
 // Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie.
 const cookieMode = cookieModeFromEnv();
 
-const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
-  // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
-  console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
-  process.exit(1);
-});
+// keywardOptionsFromEnv() runs inside the promise: a bad variable (LOG_LEVEL…) is the same one line.
+const kw = await Promise.resolve()
+  .then(() => createKeyward(keywardOptionsFromEnv()))
+  .catch((err: unknown) => {
+    // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
+    console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
+    process.exit(1);
+  });
 let shuttingDown = false;
 
-const app = Fastify();
+// A malformed URL or an over-long path parameter is the contract's 400 JSON (Fastify's own answer
+// quotes the URL); parameters up to keyward's own limit (secret names: 256 characters) reach the routes.
+const app = Fastify({ frameworkErrors: keywardFrameworkErrors, maxParamLength: MAX_PATH_PARAM_LENGTH });
+app.setNotFoundHandler(keywardNotFoundHandler);
 await app.register(keyward, { keyward: kw, ...cookieMode });
 await app.register(keywardRoutes, { users, isShuttingDown: () => shuttingDown });
 // Your own routes go here, e.g. (with `app.setErrorHandler(keywardErrorHandler)` for the contract's JSON errors):

@@ -1,8 +1,8 @@
 // keyward on Hono (Node, @hono/node-server): serves docs/contract.md. Copy this file as the start of your app.
 import { serve } from '@hono/node-server';
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
-import { cookieModeFromEnv, staticUsers } from '@keyward/core/http';
-import { type KeywardEnv, keywardRoutes } from '@keyward/hono';
+import { cookieModeFromEnv, routeNotFound, staticUsers } from '@keyward/core/http';
+import { type KeywardEnv, keywardRoutes, toHTTPException } from '@keyward/hono';
 import { Hono } from 'hono';
 
 const host = process.env.HOST || '127.0.0.1';
@@ -14,15 +14,20 @@ const users = staticUsers(
 // Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie.
 const cookieMode = cookieModeFromEnv();
 
-const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
-  // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
-  console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
-  process.exit(1);
-});
+// keywardOptionsFromEnv() runs inside the promise: a bad variable (LOG_LEVEL…) is the same one line.
+const kw = await Promise.resolve()
+  .then(() => createKeyward(keywardOptionsFromEnv()))
+  .catch((err: unknown) => {
+    // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
+    console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
+    process.exit(1);
+  });
 let shuttingDown = false;
 
 const app = new Hono<KeywardEnv>();
 app.route('/', keywardRoutes(kw, { users, isShuttingDown: () => shuttingDown, ...cookieMode }));
+// Unknown routes: the contract's JSON 404 (Hono's default is a text "404 Not Found").
+app.notFound(() => toHTTPException(routeNotFound()).getResponse());
 // Your own routes go here, e.g.:
 // app.get('/orders', keywardAuth(kw), requireScopes('read'), (c) => c.json({ owner: c.get('auth').sub }));
 

@@ -3,19 +3,42 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
-import { cookieModeFromEnv, staticUsers } from '@keyward/core/http';
+import {
+  cookieModeFromEnv,
+  problemResponse,
+  routeNotFound,
+  routingFailureOf,
+  staticUsers,
+} from '@keyward/core/http';
 import { KeywardExceptionFilter, KeywardGuard, KeywardModule } from '@keyward/nestjs';
-import { Module } from '@nestjs/common';
+import { type ArgumentsHost, Catch, type LogLevel, Module, NotFoundException } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+
+/** A refused start-up (bad configuration, wrong master key): one line for the operator, no stack. */
+function refuse(err: unknown): never {
+  console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : `keyward: ${String(err)}`);
+  process.exit(1);
+}
 
 const host = process.env.HOST || '127.0.0.1';
 const port = Number(process.env.PORT ?? 3000);
 const platform = process.env.NEST_PLATFORM || 'express';
 if (platform !== 'express' && platform !== 'fastify') {
-  throw new Error(`NEST_PLATFORM must be "express" or "fastify", not "${platform}"`);
+  refuse(new Error(`NEST_PLATFORM must be "express" or "fastify", not "${platform}"`));
 }
+// Nest's own log follows LOG_LEVEL too (pino's levels; keywardOptionsFromEnv() refuses any other).
+const NEST_LEVELS: Record<string, LogLevel[] | false> = {
+  silent: false,
+  fatal: ['fatal'],
+  error: ['fatal', 'error'],
+  warn: ['fatal', 'error', 'warn'],
+  info: ['fatal', 'error', 'warn', 'log'],
+  debug: ['fatal', 'error', 'warn', 'log', 'debug'],
+  trace: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
+};
+const nestLogger = NEST_LEVELS[process.env.LOG_LEVEL || 'warn'] ?? ['error', 'warn'];
 // Demo users only: bring your own UserDirectory (database, IdP…) in a real app.
 const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
@@ -25,10 +48,45 @@ const cookieMode = cookieModeFromEnv();
 
 // Created before Nest, so a refused start-up (wrong master key, bad configuration) is one line for the
 // operator instead of Nest's ExceptionHandler stack trace. The module then uses it; shutdown() closes it.
-const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => {
-  console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);
-  process.exit(1);
-});
+const kw = await Promise.resolve()
+  .then(() => createKeyward(keywardOptionsFromEnv()))
+  .catch(refuse);
+
+/** The Fastify platform's `frameworkErrors` handler (Fastify's own types, without importing fastify). */
+type FrameworkErrors = NonNullable<
+  Extract<
+    NonNullable<ConstructorParameters<typeof FastifyAdapter>[0]>,
+    { frameworkErrors?: unknown }
+  >['frameworkErrors']
+>;
+type ReplyLike = {
+  code(status: number): ReplyLike;
+  headers(values: object): ReplyLike;
+  send(body: unknown): void;
+};
+const frameworkErrors: FrameworkErrors = (error, _request, reply) => {
+  const answer = problemResponse(routingFailureOf(error) ?? error);
+  // Fastify's reply is generic over route schemas this handler has none of.
+  (reply as unknown as ReplyLike).code(answer.status).headers(answer.headers).send(answer.body);
+};
+
+/** KeywardExceptionFilter, plus the contract's JSON 404 for a route no controller serves. */
+@Catch()
+class AppExceptionFilter extends KeywardExceptionFilter {
+  override catch(exception: unknown, host: ArgumentsHost): void {
+    const adapter = this.httpAdapterHost?.httpAdapter;
+    if (exception instanceof NotFoundException && adapter && host.getType() === 'http') {
+      const request = host.switchToHttp().getRequest();
+      // Nest's own "Cannot GET /path" (it quotes the path), not a NotFoundException of a controller.
+      const own = `Cannot ${adapter.getRequestMethod(request)} ${adapter.getRequestUrl(request)}`;
+      if (exception.message === own) {
+        super.catch(routeNotFound(), host);
+        return;
+      }
+    }
+    super.catch(exception, host);
+  }
+}
 
 @Module({
   imports: [KeywardModule.forRoot({ keyward: kw, users, isGlobal: true, routes: true, ...cookieMode })],
@@ -36,7 +94,8 @@ const kw = await createKeyward(keywardOptionsFromEnv()).catch((err: unknown) => 
     // Every route needs a credential unless marked @Public(); @Scopes() / @Roles() add checks.
     { provide: APP_GUARD, useClass: KeywardGuard },
     // The contract's JSON errors, also for bodies the platform's parser refuses.
-    { provide: APP_FILTER, useClass: KeywardExceptionFilter },
+    // Unknown routes answer the contract's JSON 404.
+    { provide: APP_FILTER, useClass: AppExceptionFilter },
   ],
   // Your own controllers go here, e.g.:
   // @Controller('orders') class OrdersController {
@@ -48,9 +107,15 @@ class AppModule {}
 const adapter =
   platform === 'fastify'
     ? // 'remove' drops a "__proto__" key instead of refusing the body, as JSON.parse does on Express.
-      new FastifyAdapter({ onProtoPoisoning: 'remove' })
+      new FastifyAdapter({
+        onProtoPoisoning: 'remove',
+        // A malformed URL or an over-long path parameter: the contract's 400 JSON, not Fastify's
+        // answer quoting the URL; parameters up to keyward's limit (256 characters) reach the routes.
+        maxParamLength: 256,
+        frameworkErrors,
+      })
     : new ExpressAdapter();
-const app = await NestFactory.create(AppModule, adapter, { logger: ['error', 'warn'] });
+const app = await NestFactory.create(AppModule, adapter, { logger: nestLogger });
 app.getHttpAdapter().getInstance().disable?.('x-powered-by');
 await app.listen(port, host);
 const origin = `http://${host.includes(':') ? `[${host}]` : host}:${(app.getHttpServer().address() as AddressInfo).port}`;

@@ -117,6 +117,8 @@ export type KeywardErrorCode =
   | 'missing_credentials'
   | 'invalid_credentials'
   | 'invalid_request'
+  /** A request body over the route's size limit (HTTP 413). */
+  | 'body_too_large'
   | 'insufficient_scope'
   /**
    * Cookie mode: a state-changing request (POST, PUT, PATCH, DELETE) authenticated by the cookie

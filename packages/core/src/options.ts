@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import type { AuditLog, AuditLogOptions } from './audit/log.js';
 import { KeywardError } from './errors.js';
 import { parsePreviousMasterKeys } from './keys/master-key.js';
@@ -139,13 +140,19 @@ export interface KeywardEnvironment {
   KEYWARD_RATE_LIMIT_LOGIN?: string | undefined;
   /** Refresh limits `perAddress/windowSec` (e.g. `60/60`), or `off`. */
   KEYWARD_RATE_LIMIT_REFRESH?: string | undefined;
+  /** pino level of keyward's operational log: `fatal`, `error`, `warn`, `info` (default), `debug`, `trace` or `silent`. */
+  LOG_LEVEL?: string | undefined;
 }
+
+/** The levels `LOG_LEVEL` accepts (pino's). */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /**
  * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
  * `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_CLIENT_ID`, `KEYWARD_LEGACY_SIGNING`,
  * `KEYWARD_SIGNING_ALG`, `KEYWARD_TRUSTED_ISSUERS` (a JSON array of trusted issuers), `KEYWARD_RATE_LIMIT` (`off`),
- * `KEYWARD_RATE_LIMIT_LOGIN` (`perUser/perAddress/windowSec`), `KEYWARD_RATE_LIMIT_REFRESH` (`perAddress/windowSec`)).
+ * `KEYWARD_RATE_LIMIT_LOGIN` (`perUser/perAddress/windowSec`), `KEYWARD_RATE_LIMIT_REFRESH` (`perAddress/windowSec`), `LOG_LEVEL`
+ * (the level of the default pino logger; any other value is `config_invalid`)).
  *
  * @example
  * ```ts
@@ -167,6 +174,12 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
   if (env.KEYWARD_TRUSTED_ISSUERS) options.trustedIssuers = parseTrustedIssuers(env.KEYWARD_TRUSTED_ISSUERS);
   const rateLimit = parseRateLimits(env);
   if (rateLimit !== undefined) options.rateLimit = rateLimit;
+  if (env.LOG_LEVEL) {
+    if (!LOG_LEVELS.includes(env.LOG_LEVEL)) {
+      throw new KeywardError('config_invalid', `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+    }
+    options.logger = pino({ name: 'keyward', level: env.LOG_LEVEL });
+  }
   if (env.KEYWARD_LEGACY_SIGNING !== undefined && env.KEYWARD_LEGACY_SIGNING !== '') {
     if (!['true', 'false', '1', '0'].includes(env.KEYWARD_LEGACY_SIGNING)) {
       throw new KeywardError('config_invalid', 'KEYWARD_LEGACY_SIGNING must be true or false');

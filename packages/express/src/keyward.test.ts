@@ -172,10 +172,11 @@ describe('keyward().router()', () => {
       [await post(`{"x":"${'y'.repeat(2000)}"}`), 'too large'],
       [await post('a=b', 'application/x-www-form-urlencoded'), 'must be JSON'],
     ] as const) {
-      expect(reply.status).toBe(400);
+      const tooLarge = message === 'too large';
+      expect(reply.status).toBe(tooLarge ? 413 : 400);
       expect(reply.headers.get('content-type')).toMatch(/^application\/json/);
       const body = await json(reply);
-      expect(body.error).toBe('invalid_request');
+      expect(body.error).toBe(tooLarge ? 'body_too_large' : 'invalid_request');
       expect(body.message).toContain(message);
     }
   });

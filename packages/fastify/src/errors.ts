@@ -1,7 +1,13 @@
 import createError from '@fastify/error';
 import { isKeywardError } from '@keyward/core';
 import type { DeniedHook, HttpProblem, HttpResponse } from '@keyward/core/http';
-import { asKeywardError, problemResponse, reportProblem } from '@keyward/core/http';
+import {
+  asKeywardError,
+  problemResponse,
+  reportProblem,
+  routeNotFound,
+  routingFailureOf,
+} from '@keyward/core/http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 const FastifyKeywardError = createError<[message: string, options: { cause: unknown }]>(
@@ -66,4 +72,32 @@ export function keywardErrorHandler(error: FastifyError, _request: FastifyReques
   const known = error instanceof KeywardFastifyError ? error.cause : asKeywardError(error);
   if (known) return sendResponse(reply, problemResponse(known));
   throw error;
+}
+
+/**
+ * Fastify's `frameworkErrors` option: a `%`-malformed URL (`FST_ERR_BAD_URL`) or an over-long path
+ * parameter (`FST_ERR_MAX_PARAM_LENGTH`, 414 by default, which echoes the URL) becomes the
+ * contract's 400 `invalid_request` JSON; any other framework error a 500 `internal_error`. Fastify
+ * takes it only at construction, so pass it yourself.
+ *
+ * @example
+ * ```ts
+ * const app = Fastify({ frameworkErrors: keywardFrameworkErrors, maxParamLength: MAX_PATH_PARAM_LENGTH })
+ * ```
+ */
+export function keywardFrameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  return sendResponse(reply, problemResponse(routingFailureOf(error) ?? error));
+}
+
+/**
+ * A not-found handler answering the contract's JSON 404 `{error: 'not_found', message}`, which
+ * never quotes the path (Fastify's default does).
+ *
+ * @example
+ * ```ts
+ * app.setNotFoundHandler(keywardNotFoundHandler)
+ * ```
+ */
+export function keywardNotFoundHandler(_request: FastifyRequest, reply: FastifyReply) {
+  return sendResponse(reply, problemResponse(routeNotFound()));
 }

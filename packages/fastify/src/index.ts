@@ -7,7 +7,12 @@
  */
 
 export type { Principal } from '@keyward/core/http';
-export { KeywardFastifyError, keywardErrorHandler } from './errors.js';
+export {
+  KeywardFastifyError,
+  keywardErrorHandler,
+  keywardFrameworkErrors,
+  keywardNotFoundHandler,
+} from './errors.js';
 export {
   type KeywardHook,
   type KeywardPluginOptions,

@@ -61,9 +61,13 @@ describe('keywardRoutes', () => {
       [await post('a=b', 'text/plain'), 'must be JSON'],
       [await post(''), 'needs a JSON object body'],
     ] as const) {
-      expect(reply.statusCode, reply.body).toBe(400);
+      const tooLarge = message === 'too large';
+      expect(reply.statusCode, reply.body).toBe(tooLarge ? 413 : 400);
       expect(reply.headers['content-type']).toMatch(/^application\/json/);
-      expect(reply.json()).toEqual({ error: 'invalid_request', message: expect.stringContaining(message) });
+      expect(reply.json()).toEqual({
+        error: tooLarge ? 'body_too_large' : 'invalid_request',
+        message: expect.stringContaining(message),
+      });
     }
   });
 

@@ -14,7 +14,7 @@ import { internalsOf } from './plugin.js';
 
 /** Options of the {@link keywardRoutes} plugin. */
 export interface KeywardRoutesPluginOptions extends RouteTableOptions {
-  /** Largest accepted JSON body, in bytes. Default 102400 (100 KiB); larger bodies get 400 `invalid_request`. */
+  /** Largest accepted JSON body, in bytes. Default 102400 (100 KiB); larger bodies get 413 `body_too_large`. */
   bodyLimit?: number;
 }
 
@@ -107,8 +107,9 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
  * The HTTP contract's routes (login, refresh, logout, `/me`, admin keys, API keys, secrets, JWKS,
  * health, metrics, OAuth introspection and revocation) as an encapsulated plugin, mounted from
  * core's route table. Register it after the {@link keyward} plugin; `prefix` works as for any
- * Fastify plugin. Bad JSON, oversized and non-JSON bodies get the contract's 400
- * `invalid_request` JSON; the OAuth routes take form-encoded bodies only (same `bodyLimit`).
+ * Fastify plugin. Bad JSON and non-JSON bodies get the contract's 400 `invalid_request` JSON,
+ * oversized ones 413 `body_too_large`; the OAuth routes take form-encoded bodies only (same
+ * `bodyLimit`). Malformed URLs and unknown routes are the app's: see `keywardFrameworkErrors`.
  *
  * @example
  * ```ts

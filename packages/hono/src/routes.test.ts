@@ -63,7 +63,7 @@ describe('keywardRoutes', () => {
     expect((await body(form)).message).toMatch(/must be JSON/);
   });
 
-  it('answers a body over bodyLimit with 400 invalid_request', async () => {
+  it('answers a body over bodyLimit with 413 body_too_large', async () => {
     const app = keywardRoutes(kw, { users, bodyLimit: 1024 });
     const text = JSON.stringify({ username: 'alice', password: 'x'.repeat(2000) });
     const sized: Record<string, string> = {
@@ -72,8 +72,8 @@ describe('keywardRoutes', () => {
     };
     for (const headers of [sized, { 'content-type': 'application/json' }]) {
       const r = await app.request('/auth/login', { method: 'POST', headers, body: text });
-      expect(r.status).toBe(400);
-      expect(await body(r)).toEqual({ error: 'invalid_request', message: 'the request body is too large' });
+      expect(r.status).toBe(413);
+      expect(await body(r)).toEqual({ error: 'body_too_large', message: 'the request body is too large' });
     }
     const small = await post(app, '/auth/login', JSON.stringify({ username: 'alice', password: 'nope' }));
     expect(small.status).toBe(401);

@@ -11,6 +11,7 @@ import {
   handleRoute,
   invalidBody,
   problemResponse,
+  routingFailureOf,
 } from '@keyward/core/http';
 import { type Context, Hono } from 'hono';
 import { readFormBody, readJsonBody } from './body.js';
@@ -21,10 +22,21 @@ export type KeywardHonoDeps = AuthenticatorDeps & RouteDeps;
 
 /** Options of {@link keywardRoutes}. */
 export interface KeywardHonoRoutesOptions extends KeywardRoutesOptions, AuthenticatorOptions {
-  /** Largest accepted JSON body, in bytes; a larger one gets 400 `invalid_request`. Default 100 KiB. */
+  /** Largest accepted JSON body, in bytes; a larger one gets 413 `body_too_large`. Default 100 KiB. */
   bodyLimit?: number;
   /** Called for every 401 / 403 (audit, metrics). */
   onDenied?: DeniedHook;
+}
+
+/** The contract's 400 for a URL whose path does not `%`-decode, or `undefined`. */
+function malformedPath(url: string): unknown {
+  try {
+    decodeURIComponent(new URL(url).pathname);
+    return undefined;
+  } catch (err) {
+    // The client's path: a 400 for core's mapping, as a router's URIError is.
+    return routingFailureOf(Object.assign(err as URIError, { status: 400 })) ?? err;
+  }
 }
 
 /**
@@ -58,6 +70,9 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
     const hasBody = route.method === 'POST' || route.method === 'PUT';
     const format = route.body ?? 'json';
     const handler = async (c: Context) => {
+      // Hono leaves an undecodable `%` sequence in a parameter as it is: refuse the path instead.
+      const malformed = c.req.url.includes('%') ? malformedPath(c.req.url) : undefined;
+      if (malformed) return toResponse(problemResponse(malformed, onDenied));
       const body = !hasBody
         ? { ok: true as const, value: undefined }
         : format === 'form'

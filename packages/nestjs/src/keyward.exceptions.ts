@@ -1,11 +1,5 @@
 import { isKeywardError } from '@keyward/core';
-import {
-  asKeywardError,
-  type HttpResponse,
-  invalidRequest,
-  problemResponse,
-  toHttpProblem,
-} from '@keyward/core/http';
+import { asKeywardError, type HttpResponse, problemResponse, toHttpProblem } from '@keyward/core/http';
 import {
   type ArgumentsHost,
   BadRequestException,
@@ -39,8 +33,9 @@ export function toHttpException(err: unknown): unknown {
 
 /**
  * The keyward error behind an exception: a `KeywardError`, one wrapped by {@link toHttpException},
- * or a 4xx of the platform's body parser (Nest wraps those in an `HttpException` with the parser's
- * error as `cause`) as core's `invalid_request`. `undefined` for any other exception.
+ * or a 4xx of the platform's body parser or router (Nest wraps those in an `HttpException` with
+ * the original error as `cause`) as core maps it (`asKeywardError`). `undefined` for any other
+ * exception.
  *
  * @example
  * ```ts
@@ -51,10 +46,7 @@ export function toHttpException(err: unknown): unknown {
 export function keywardErrorOf(exception: unknown): unknown {
   if (isKeywardError(exception)) return exception;
   if (!(exception instanceof HttpException) || exception.getStatus() >= 500) return undefined;
-  const known = asKeywardError(exception.cause);
-  if (known) return known;
-  if (exception.cause instanceof URIError) return invalidRequest('the request path is malformed');
-  return undefined;
+  return asKeywardError(exception.cause);
 }
 
 /**

@@ -9,6 +9,7 @@ import { createRedisStore, MasterKey } from '@keyward/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeCookieModeContract } from './adapter-contract-cookie.js';
 import { describeDataAtRestContract } from './adapter-contract-data.js';
+import { describeHttpSurfaceContract } from './adapter-contract-http-surface.js';
 import { describeRateLimitContract } from './adapter-contract-ratelimit.js';
 import { describeWithRedis, redisTestUrl } from './redis.js';
 
@@ -220,6 +221,7 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
   afterAll(() => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
+  describeHttpSurfaceContract(name, target);
 
   describeRateLimitContract(name, target, envFor);
   describe(`adapter contract: ${name}`, () => {
@@ -719,7 +721,7 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
           'missing_credentials',
         );
       });
-      it('answers bad input with a clean 400 invalid_request: no token, a JSON body, a huge token or body', async () => {
+      it('answers bad input with a clean 400 invalid_request: no token, a JSON body, a huge token', async () => {
         const rs = (await login('rs')).access_token;
         for (const path of ['/oauth/introspect', '/oauth/revoke']) {
           const cases: CallOptions[] = [
@@ -729,7 +731,6 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
             { json: { token: rs } },
             { body: `token=${rs}`, contentType: 'text/plain' },
             { form: { token: 'a'.repeat(20_000) } },
-            { form: { token: 'a', pad: 'b'.repeat(2_000_000) } },
             {},
           ];
           for (const o of cases) {
@@ -792,15 +793,7 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
       });
       it('answers garbage bodies, wrong types and wrong content types with 400 invalid_request', async () => {
         const { access_token } = await login();
-        const bodies = [
-          '{',
-          '{"username":',
-          'null',
-          '"text"',
-          '\u0000\u0001',
-          '{"a":1}}',
-          `{"x":"${'y'.repeat(300_000)}"}`,
-        ];
+        const bodies = ['{', '{"username":', 'null', '"text"', '\u0000\u0001', '{"a":1}}'];
         const targets: Array<[string, string]> = [
           ['POST', '/auth/login'],
           ['POST', '/auth/refresh'],

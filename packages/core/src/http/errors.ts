@@ -32,6 +32,7 @@ const INVALID_TOKEN = new Set<KeywardErrorCode>([
 const STATUS: Partial<Record<KeywardErrorCode, number>> = {
   missing_credentials: 401,
   invalid_request: 400,
+  body_too_large: 413,
   config_invalid: 400,
   insufficient_scope: 403,
   // Cookie mode, a cross-site state-changing request: no challenge, the credential is not the problem.
@@ -142,14 +143,21 @@ export function toHttpProblem(err: unknown): HttpProblem {
   };
 }
 
-/** Why a framework's body parser refused a request body. */
-export type BodyFailure = 'malformed' | 'too_large' | 'unsupported_type' | 'unreadable';
+/**
+ * Why a framework's body parser refused a request body. `undecodable`: an unsupported
+ * `Content-Encoding` (`br` where the parser has none, `zstd`…) or a compressed body that does not
+ * decompress.
+ */
+export type BodyFailure = 'malformed' | 'too_large' | 'unsupported_type' | 'unreadable' | 'undecodable';
+
+const UNDECODABLE = 'the request body could not be decoded (unsupported or broken Content-Encoding)';
 
 const BODY_MESSAGES: Record<BodyFailure, string> = {
   malformed: 'the request body is not valid JSON',
   too_large: 'the request body is too large',
   unsupported_type: 'the request body must be JSON (Content-Type: application/json)',
   unreadable: 'the request body could not be read',
+  undecodable: UNDECODABLE,
 };
 
 /** The same failures for the routes that take a form-encoded body (the OAuth endpoints). */
@@ -158,15 +166,17 @@ const FORM_BODY_MESSAGES: Record<BodyFailure, string> = {
   too_large: 'the request body is too large',
   unsupported_type: 'the request body must be form-encoded (Content-Type: application/x-www-form-urlencoded)',
   unreadable: 'the request body could not be read',
+  undecodable: UNDECODABLE,
 };
 
 /** What a route's body is: JSON (most routes) or `application/x-www-form-urlencoded` (the OAuth endpoints). */
 export type BodyFormat = 'json' | 'form';
 
 /**
- * The 400 `invalid_request` for a body the framework's parser refused, with the same message in
- * every framework package (never the parser's own text, which may quote the body). `format`
- * names what the route expects (`form` for the OAuth endpoints; default `json`).
+ * The 400 `invalid_request` for a body the framework's parser refused (413 `body_too_large` for
+ * `too_large`), with the same message in every framework package (never the parser's own text,
+ * which may quote the body). `format` names what the route expects (`form` for the OAuth
+ * endpoints; default `json`).
  *
  * @example
  * ```ts
@@ -174,7 +184,8 @@ export type BodyFormat = 'json' | 'form';
  * ```
  */
 export function invalidBody(failure: BodyFailure, format: BodyFormat = 'json'): KeywardError {
-  return invalidRequest((format === 'form' ? FORM_BODY_MESSAGES : BODY_MESSAGES)[failure]);
+  const message = (format === 'form' ? FORM_BODY_MESSAGES : BODY_MESSAGES)[failure];
+  return failure === 'too_large' ? new KeywardError('body_too_large', message) : invalidRequest(message);
 }
 
 /** Shorthand for a 400 `invalid_request`. */
@@ -187,19 +198,21 @@ const PARSER_FAILURES: Record<string, BodyFailure> = {
   // body-parser `type`
   'entity.parse.failed': 'malformed',
   'entity.too.large': 'too_large',
-  'encoding.unsupported': 'unsupported_type',
+  'encoding.unsupported': 'undecodable',
   'charset.unsupported': 'unsupported_type',
   // Fastify `code`
   FST_ERR_CTP_INVALID_JSON_BODY: 'malformed',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed',
   FST_ERR_CTP_BODY_TOO_LARGE: 'too_large',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'malformed',
 };
 
 /**
  * Why a framework's body parser refused a request — body-parser (Express, NestJS on Express)
- * errors by `type`, Fastify's (also NestJS on Fastify) by `code` — or `undefined` when `err` is
- * not a parser 4xx. Any other parser 4xx is `unreadable`.
+ * errors by `type`, its zlib failures (`Z_DATA_ERROR`, brotli's `ERR__ERROR_FORMAT_…`, with a 4xx status) as
+ * `undecodable`, Fastify's (also NestJS on Fastify) by `code` — or `undefined` when `err` is not
+ * a parser 4xx. Any other parser 4xx is `unreadable`.
  *
  * @example
  * ```ts
@@ -215,6 +228,11 @@ export function bodyFailureOf(err: unknown): BodyFailure | undefined {
   if (typeof e !== 'object' || e === null) return undefined;
   const status =
     typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 0;
+  const clientError = status >= 400 && status < 500;
+  // body-parser hands on zlib's own error (status 400, no `type`) for a body that does not
+  // decompress: `Z_DATA_ERROR`, `Z_BUF_ERROR`… for gzip / deflate, `ERR__ERROR_FORMAT_…` for brotli.
+  if (typeof e.type !== 'string' && typeof e.code === 'string' && /^(Z_|ERR__)/.test(e.code) && clientError)
+    return 'undecodable';
   const id =
     typeof e.type === 'string'
       ? e.type
@@ -222,7 +240,59 @@ export function bodyFailureOf(err: unknown): BodyFailure | undefined {
         ? e.code
         : undefined;
   if (id === undefined) return undefined;
-  return PARSER_FAILURES[id] ?? (status >= 400 && status < 500 ? 'unreadable' : undefined);
+  return PARSER_FAILURES[id] ?? (clientError ? 'unreadable' : undefined);
+}
+
+/** Longest path parameter keyward's routes take (secret names and owners are at most 256 characters). */
+export const MAX_PATH_PARAM_LENGTH = 256;
+
+const MALFORMED_PATH = 'the request path is malformed';
+const PARAM_TOO_LONG = 'a path parameter is too long';
+
+/**
+ * The 400 `invalid_request` for a request the framework's router refused before any route ran,
+ * or `undefined`: a `%`-malformed path (Express's and the router's `URIError` with status 400,
+ * Fastify's `FST_ERR_BAD_URL`) or an over-long path parameter (Fastify's
+ * `FST_ERR_MAX_PARAM_LENGTH`). The message never quotes the path.
+ *
+ * @example
+ * ```ts
+ * Fastify({ frameworkErrors: (err, _req, reply) => send(reply, problemResponse(routingFailureOf(err) ?? err)) })
+ * ```
+ */
+export function routingFailureOf(err: unknown): KeywardError | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { code, status, statusCode } = err as { code?: unknown; status?: unknown; statusCode?: unknown };
+  if (code === 'FST_ERR_MAX_PARAM_LENGTH') return invalidRequest(PARAM_TOO_LONG);
+  if (code === 'FST_ERR_BAD_URL') return invalidRequest(MALFORMED_PATH);
+  // Only a router's URIError carries a 4xx status: one the application's own code threw is its own.
+  const s = typeof status === 'number' ? status : typeof statusCode === 'number' ? statusCode : 0;
+  if (err instanceof URIError && s >= 400 && s < 500) return invalidRequest(MALFORMED_PATH);
+  return undefined;
+}
+
+/**
+ * The 400 `invalid_request` for a path parameter over {@link MAX_PATH_PARAM_LENGTH} (the message
+ * never quotes it); `undefined` when every parameter is fine. `handleRoute` checks it first.
+ */
+export function invalidParams(params: Record<string, string | undefined>): KeywardError | undefined {
+  for (const value of Object.values(params)) {
+    if (value !== undefined && value.length > MAX_PATH_PARAM_LENGTH) return invalidRequest(PARAM_TOO_LONG);
+  }
+  return undefined;
+}
+
+/**
+ * The contract's 404 for a path no route serves: `{error: 'not_found', message}`, never quoting
+ * the path. The example apps answer unknown routes with it.
+ *
+ * @example
+ * ```ts
+ * app.use((_req, _res, next) => next(routeNotFound()))
+ * ```
+ */
+export function routeNotFound(): KeywardError {
+  return new KeywardError('not_found', 'no such route');
 }
 
 /** Optional hook called for every denied request (audit `access.denied`, metrics). */
@@ -245,9 +315,10 @@ export function reportProblem(err: unknown, onDenied?: DeniedHook): HttpProblem 
 }
 
 /**
- * The keyward error behind a thrown value: a `KeywardError` itself, or a framework body-parser 4xx
- * as core's `invalid_request` (see {@link bodyFailureOf}); `undefined` for anything else, which is
- * the application's to handle.
+ * The keyward error behind a thrown value: a `KeywardError` itself, a framework body-parser 4xx
+ * as core's `invalid_request` / `body_too_large` (see {@link bodyFailureOf}), or a router's
+ * refusal of a malformed path (see {@link routingFailureOf}); `undefined` for anything else,
+ * which is the application's to handle.
  *
  * @example
  * ```ts
@@ -258,5 +329,5 @@ export function reportProblem(err: unknown, onDenied?: DeniedHook): HttpProblem 
 export function asKeywardError(err: unknown): KeywardError | undefined {
   if (isKeywardError(err)) return err;
   const failure = bodyFailureOf(err);
-  return failure ? invalidBody(failure) : undefined;
+  return failure ? invalidBody(failure) : routingFailureOf(err);
 }

@@ -35,8 +35,12 @@ export {
   type DeniedHook,
   type HttpProblem,
   invalidBody,
+  invalidParams,
   invalidRequest,
+  MAX_PATH_PARAM_LENGTH,
   reportProblem,
+  routeNotFound,
+  routingFailureOf,
   toHttpProblem,
 } from './errors.js';
 export {

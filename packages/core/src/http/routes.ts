@@ -11,7 +11,14 @@ import type { TokenService } from '../tokens/types.js';
 import type { Authenticator } from './authenticate.js';
 import { clearSessionCookie, setSessionCookie } from './cookie.js';
 import type { HeaderBag } from './credentials.js';
-import { type BodyFormat, type DeniedHook, invalidRequest, reportProblem } from './errors.js';
+import {
+  type BodyFormat,
+  type DeniedHook,
+  invalidBody,
+  invalidParams,
+  invalidRequest,
+  reportProblem,
+} from './errors.js';
 import {
   formField,
   formFields,
@@ -688,6 +695,18 @@ export async function handleRoute(
   onDenied?: DeniedHook,
 ): Promise<HttpResponse> {
   try {
+    const badParams = invalidParams(request.params);
+    if (badParams) throw badParams;
+    if ((route.method === 'POST' || route.method === 'PUT') && carriesBody(request.headers)) {
+      // Identity bodies only, in every adapter: Fastify and Hono read a compressed body's bytes as
+      // they are, so accepting a coding where body-parser decodes it would split the contract.
+      const encoding = request.headers['content-encoding'];
+      if (encoding !== undefined && String(encoding).trim().toLowerCase() !== 'identity') {
+        throw invalidBody('undecodable', route.body ?? 'json');
+      }
+      // JSON routes take JSON only, whatever the platform parsed (NestJS parses forms app-wide).
+      if (route.body !== 'form' && !isJsonRequest(request.headers)) throw invalidBody('unsupported_type');
+    }
     let principal: Principal | undefined;
     if (route.auth !== 'none') {
       principal = await auth.authenticate(request.headers, route.method);
@@ -719,6 +738,19 @@ function withSessionCookie(answer: HttpResponse, action: 'set' | 'clear', name: 
     ...answer,
     headers: { ...answer.headers, 'set-cookie': setSessionCookie(name, body.access_token, body.expires_in) },
   };
+}
+
+const JSON_TYPE = /^application\/json\s*(;|$)/i;
+
+function isJsonRequest(headers: HeaderBag): boolean {
+  const type = headers['content-type'];
+  return typeof type === 'string' && JSON_TYPE.test(type);
+}
+
+/** A request with a body: a non-zero `Content-Length` or a `Transfer-Encoding` (RFC 9112 §6.3). */
+function carriesBody(headers: HeaderBag): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** The contract's error response for any error. */
