@@ -25,18 +25,86 @@ export function isJsonObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Deepest accepted nesting of a header or payload: the top-level object is level 1. */
+export const MAX_JSON_DEPTH = 32;
+
+/** Why {@link decodeJsonObject} refused a segment. */
+export type JsonObjectFault = 'not_object' | 'duplicate_member' | 'too_deep';
+
 /**
- * The JSON object a decoded JWS segment holds, or `undefined` when it is not valid UTF-8 (RFC 8259
- * §8.1: `toString()` would silently substitute U+FFFD), not JSON, or not an object.
+ * Scans JSON text that `JSON.parse` already accepted, for what `JSON.parse` lets through: a member
+ * name repeated within one object (last wins, RFC 8259 §4 leaves it open; RFC 7515 §4 and RFC 7519
+ * §4 require rejecting it) and nesting deeper than {@link MAX_JSON_DEPTH}. Only structure is
+ * tracked; strings are skipped with `indexOf`, and a member name is decoded only when it contains
+ * an escape (`"s\u0075b"` is `"sub"`).
  */
-export function decodeJsonObject(bytes: Buffer): Record<string, unknown> | undefined {
-  if (!isUtf8(bytes)) return undefined;
-  try {
-    const value: unknown = JSON.parse(bytes.toString('utf8'));
-    return isJsonObject(value) ? value : undefined;
-  } catch {
-    return undefined;
+function structureFault(text: string): JsonObjectFault | undefined {
+  /** Member names of each open object; `undefined` for an array. */
+  const open: (Set<string> | undefined)[] = [];
+  let names: Set<string> | undefined;
+  let expectName = false;
+  const length = text.length;
+  for (let i = 0; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        let backslashes = 0;
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++;
+        if ((backslashes & 1) === 0) break;
+      }
+      if (expectName && names !== undefined) {
+        const raw = text.slice(i + 1, end);
+        const name = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+        if (names.has(name)) return 'duplicate_member';
+        names.add(name);
+        expectName = false;
+      }
+      i = end;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (open.length === MAX_JSON_DEPTH) return 'too_deep';
+      open.push(names);
+      names = c === 0x7b ? new Set() : undefined;
+      expectName = c === 0x7b;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      names = open.pop();
+      expectName = false;
+    } else if (c === 0x2c /* , */) {
+      expectName = names !== undefined;
+    }
   }
+  return undefined;
+}
+
+/**
+ * Decodes a JWS segment into a JSON object, or names the fault: not valid UTF-8 (RFC 8259 §8.1:
+ * `toString()` would silently substitute U+FFFD), not JSON, or not an object (`not_object`); a
+ * duplicate member name anywhere (`duplicate_member`); nesting deeper than {@link MAX_JSON_DEPTH}
+ * (`too_deep`).
+ */
+export function decodeJsonObject(bytes: Buffer): Record<string, unknown> | JsonObjectFault {
+  if (!isUtf8(bytes)) return 'not_object';
+  const text = bytes.toString('utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'not_object';
+  }
+  if (!isJsonObject(value)) return 'not_object';
+  return structureFault(text) ?? value;
+}
+
+/** The `token_malformed` error for a {@link JsonObjectFault} of the `part` segment. */
+export function jsonFaultError(part: 'header' | 'payload', fault: JsonObjectFault): KeywardError {
+  const message =
+    fault === 'duplicate_member'
+      ? `${part} has a duplicate member name`
+      : fault === 'too_deep'
+        ? `${part} is nested deeper than ${MAX_JSON_DEPTH} levels`
+        : `${part} is not a JSON object`;
+  return new KeywardError('token_malformed', message, { details: { reason: fault } });
 }
 
 /**
@@ -47,7 +115,7 @@ export function parseHeader(segment: string): ParsedHeader {
   const bytes = decodeBase64UrlStrict(segment);
   if (bytes === undefined) throw new KeywardError('token_malformed', 'header segment is not base64url');
   const header = decodeJsonObject(bytes);
-  if (header === undefined) throw new KeywardError('token_malformed', 'header is not a JSON object');
+  if (typeof header === 'string') throw jsonFaultError('header', header);
   const { alg, kid } = header;
   if (typeof alg !== 'string' || alg.length === 0) throw invalid('header "alg" missing', 'alg_missing');
   if (alg.toLowerCase() === 'none') throw invalid('unsecured token ("alg": "none")', 'alg_none');

@@ -3,7 +3,7 @@ import { KeywardError } from '../errors.js';
 import type { VerificationKey } from '../keys/types.js';
 import { decodeBase64UrlStrict } from './base64url.js';
 import { type ClaimExpectations, checkExpectations, checkTimes, toExpectations } from './claims.js';
-import { decodeJsonObject, HeaderMemo } from './header.js';
+import { decodeJsonObject, HeaderMemo, jsonFaultError } from './header.js';
 import { verifySignature } from './signature.js';
 import type { JwtClaims, JwtVerifierOptions, JwtVerifyOverrides, VerifiedJwt } from './types.js';
 import { validateVerifierOptions } from './verify-options.js';
@@ -99,8 +99,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     nowMs: number,
     overrides?: JwtVerifyOverrides,
   ): VerifiedJwt {
+    let key: VerificationKey | undefined;
     try {
-      const key = keys.verificationKey(hit.kid);
+      key = keys.verificationKey(hit.kid);
       if (key === undefined || key.alg !== hit.header.alg) {
         throw new KeywardError('token_invalid', 'unknown "kid"', { details: { reason: 'kid_unknown' } });
       }
@@ -111,7 +112,8 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       cache!.delete(token);
       throw err;
     }
-    if (overrides !== undefined) checkExpectations(hit.header.typ, hit.payload, expectationsFor(overrides));
+    if (overrides !== undefined)
+      checkExpectations(hit.header.typ, hit.payload, expectationsFor(overrides), key?.typ);
     return hit;
   }
 
@@ -156,9 +158,14 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     }
 
     const payload = decodeJsonObject(bytes);
-    if (payload === undefined) throw malformed('payload is not a JSON object');
+    if (typeof payload === 'string') throw jsonFaultError('payload', payload);
     const claims = payload as JwtClaims;
-    checkExpectations(header.typ, claims, overrides === undefined ? defaults : expectationsFor(overrides));
+    checkExpectations(
+      header.typ,
+      claims,
+      overrides === undefined ? defaults : expectationsFor(overrides),
+      key.typ,
+    );
     checkTimes(claims, Math.floor(nowMs / 1000), toleranceSec);
     checkRevocation(claims);
 
