@@ -32,17 +32,13 @@ export const MAX_JSON_DEPTH = 32;
 export type JsonObjectFault = 'not_object' | 'duplicate_member' | 'too_deep';
 
 /**
- * Scans JSON text that `JSON.parse` already accepted, for what `JSON.parse` lets through: a member
- * name repeated within one object (last wins, RFC 8259 §4 leaves it open; RFC 7515 §4 and RFC 7519
- * §4 require rejecting it) and nesting deeper than {@link MAX_JSON_DEPTH}. Only structure is
- * tracked; strings are skipped with `indexOf`, and a member name is decoded only when it contains
- * an escape (`"s\u0075b"` is `"sub"`).
+ * Scans JSON text that `JSON.parse` already accepted: `too_deep` past {@link MAX_JSON_DEPTH}, else
+ * the number of members it spells (a `:` outside a string separates each name from its value).
+ * Strings are skipped with `indexOf`; only the few characters between them are looked at.
  */
-function structureFault(text: string): JsonObjectFault | undefined {
-  /** Member names of each open object; `undefined` for an array. */
-  const open: (Set<string> | undefined)[] = [];
-  let names: Set<string> | undefined;
-  let expectName = false;
+function scanMembers(text: string): number | 'too_deep' {
+  let depth = 0;
+  let members = 0;
   const length = text.length;
   for (let i = 0; i < length; i++) {
     const c = text.charCodeAt(i);
@@ -51,30 +47,43 @@ function structureFault(text: string): JsonObjectFault | undefined {
       for (;;) {
         end = text.indexOf('"', end + 1);
         let backslashes = 0;
-        while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++;
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c /* \ */) backslashes++;
         if ((backslashes & 1) === 0) break;
       }
-      if (expectName && names !== undefined) {
-        const raw = text.slice(i + 1, end);
-        const name = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
-        if (names.has(name)) return 'duplicate_member';
-        names.add(name);
-        expectName = false;
-      }
       i = end;
-    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (open.length === MAX_JSON_DEPTH) return 'too_deep';
-      open.push(names);
-      names = c === 0x7b ? new Set() : undefined;
-      expectName = c === 0x7b;
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      names = open.pop();
-      expectName = false;
-    } else if (c === 0x2c /* , */) {
-      expectName = names !== undefined;
-    }
+    } else if (c === 0x3a /* : */) members++;
+    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > MAX_JSON_DEPTH) return 'too_deep';
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
   }
-  return undefined;
+  return members;
+}
+
+/** The number of members of every object in a parsed JSON value (its depth is already bounded). */
+function countMembers(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  let n = 0;
+  if (Array.isArray(value)) {
+    for (const item of value) n += countMembers(item);
+    return n;
+  }
+  const keys = Object.keys(value);
+  n = keys.length;
+  for (const key of keys) n += countMembers((value as Record<string, unknown>)[key]);
+  return n;
+}
+
+/**
+ * What `JSON.parse` lets through: a member name repeated within one object (it keeps the last;
+ * RFC 7515 §4 and RFC 7519 §4 require rejecting the JWS / JWT) and nesting deeper than
+ * {@link MAX_JSON_DEPTH}. A repeated name (however escaped: `"s\u0075b"` is `"sub"`) is one member
+ * of the text that the parsed value lacks, so comparing the two counts finds it with no name
+ * decoding or set per object.
+ */
+function structureFault(text: string, value: unknown): JsonObjectFault | undefined {
+  const members = scanMembers(text);
+  if (members === 'too_deep') return 'too_deep';
+  return members === countMembers(value) ? undefined : 'duplicate_member';
 }
 
 /**
@@ -93,7 +102,7 @@ export function decodeJsonObject(bytes: Buffer): Record<string, unknown> | JsonO
     return 'not_object';
   }
   if (!isJsonObject(value)) return 'not_object';
-  return structureFault(text) ?? value;
+  return structureFault(text, value) ?? value;
 }
 
 /** The `token_malformed` error for a {@link JsonObjectFault} of the `part` segment. */
