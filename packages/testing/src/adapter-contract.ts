@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createRedisStore, MasterKey } from '@keyward/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeTokenPolicyContract } from './adapter-contract-token-policy.js';
 import { describeWithRedis, redisTestUrl } from './redis.js';
 
 /** A running app under test. */
@@ -818,6 +819,7 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
         expectProblem(r, 400, 'invalid_request');
       });
     });
+    describeTokenPolicyContract({ url: () => app.url, legacySecret: LEGACY_SECRET });
   });
 
   describeWithRedis(`adapter contract across instances: ${name}`, () => {
