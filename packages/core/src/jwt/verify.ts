@@ -49,7 +49,9 @@ function checkKey(key: VerificationKey, nowMs: number): void {
  * `alg` must equal the key record's; a token without `kid` is checked against `keys.kidlessKey()`
  * alone, and refused with `kid_missing` when there is none), the signature, key state, `exp`
  * (required) / `nbf` / `iat`,
- * `iss` / `aud` / `typ`, and the revocation view. Verified tokens are cached until `exp`; every
+ * `iss` / `aud` / `typ` (the `typ` option, else the key's own {@link VerificationKey.typ} policy),
+ * and the revocation view. A header or payload with a duplicate member name or nested deeper than
+ * 32 levels is `token_malformed`. Verified tokens are cached until `exp`; every
  * cache hit re-checks the key state, the revocation view and `exp`.
  *
  * @throws KeywardError `config_invalid` when an option is out of range.
