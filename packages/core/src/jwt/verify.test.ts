@@ -50,6 +50,15 @@ describe('createJwtVerifier: happy path', () => {
     expect(result.kid).toBe(ed.kid);
   });
 
+  it('accepts any typ of a typ list option, and no token without typ', () => {
+    const { verifier } = setup({ typ: ['at+jwt', 'JWT'] });
+    expect(verifier.verify(signJwt(hs.signing, claims(), { typ: 'jwt' })).kid).toBe(hs.kid);
+    expect(verifier.verify(signJwt(hs.signing, claims(), { typ: 'at+jwt' })).kid).toBe(hs.kid);
+    expect(codeOf(() => verifier.verify(hmacToken({ alg: 'HS256', kid: hs.kid }, claims())))).toBe(
+      'token_claim_invalid',
+    );
+  });
+
   it('accepts "application/at+jwt" for typ "at+jwt" case-insensitively, rejects "JWT"', () => {
     const { verifier } = setup({ typ: 'at+jwt' });
     expect(verifier.verify(signJwt(hs.signing, claims(), { typ: 'Application/AT+JWT' })).kid).toBe(hs.kid);
@@ -269,6 +278,8 @@ describe('createJwtVerifier: configuration', () => {
     ['cache.max 0', { cache: { max: 0 } }],
     ['empty issuer', { issuer: '' }],
     ['audience of numbers', { audience: [1] as unknown as string[] }],
+    ['typ as an empty list', { typ: [] }],
+    ['typ with an empty name', { typ: ['at+jwt', ''] }],
   ])('fails with config_invalid for %s', (_name, bad) => {
     expect(codeOf(() => createJwtVerifier({ keys: new TestKeyring(), ...bad }))).toBe('config_invalid');
   });
