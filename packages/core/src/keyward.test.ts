@@ -169,8 +169,9 @@ describe('legacy JWT_SECRET', () => {
     const legacy = kw.keys.list().find((r) => r.origin === 'legacy' && r.use === 'sig');
     expect(legacy?.kid).toBe(expectedKid);
     const now = Math.floor(Date.now() / 1000);
+    // The reference system's tokens carry `typ: JWT` (RFC 8725 §3.11, keyward issue #11).
     const token = await new SignJWT({ sub: 'bob' })
-      .setProtectedHeader({ alg: 'HS256', kid: expectedKid })
+      .setProtectedHeader({ alg: 'HS256', kid: expectedKid, typ: 'JWT' })
       .setIssuedAt(now)
       .setExpirationTime(now + 300)
       .sign(Buffer.from(secret));

@@ -11,6 +11,7 @@ import { describeCookieModeContract } from './adapter-contract-cookie.js';
 import { describeDataAtRestContract } from './adapter-contract-data.js';
 import { describeHttpSurfaceContract } from './adapter-contract-http-surface.js';
 import { describeRateLimitContract } from './adapter-contract-ratelimit.js';
+import { describeTokenPolicyContract } from './adapter-contract-token-policy.js';
 import { describeWithRedis, redisTestUrl } from './redis.js';
 
 /** A running app under test. */
@@ -820,6 +821,7 @@ export function describeAdapterContract(name: string, target: AdapterContractTar
         expectProblem(r, 400, 'invalid_request');
       });
     });
+    describeTokenPolicyContract({ url: () => app.url, legacySecret: LEGACY_SECRET });
   });
 
   describeCookieModeContract(name, target, envFor);

@@ -1,3 +1,4 @@
+import { isWellFormedUnicode } from '../_internal/unicode.js';
 import { KeywardError } from '../errors.js';
 import type { KeywardCore } from '../keyward.js';
 import { generateApiKey, isApiKeyId } from './format.js';
@@ -60,6 +61,8 @@ export interface ApiKeyServiceInstance extends ApiKeyService {
 
 const OWNER_MAX = 256;
 const NAME_MAX = 200;
+/** Longest API-key lifetime: ten years, as the HTTP route allows. */
+export const MAX_API_KEY_TTL_SEC = 10 * 365 * 86_400;
 const REVOKE_ATTEMPTS = 5;
 
 function invalid(option: string, expected: string): KeywardError {
@@ -77,18 +80,29 @@ function positive(value: number | undefined, fallback: number, option: string, a
 }
 
 function checkInput(input: CreateApiKeyInput): void {
-  if (typeof input?.owner !== 'string' || input.owner.length === 0 || input.owner.length > OWNER_MAX)
-    throw invalid('owner', `a non-empty string of at most ${OWNER_MAX} characters`);
-  if (typeof input.name !== 'string' || input.name.length > NAME_MAX)
-    throw invalid('name', `a string of at most ${NAME_MAX} characters`);
+  if (
+    typeof input?.owner !== 'string' ||
+    input.owner.length === 0 ||
+    input.owner.length > OWNER_MAX ||
+    !isWellFormedUnicode(input.owner)
+  )
+    throw invalid('owner', `a non-empty, well-formed Unicode string of at most ${OWNER_MAX} characters`);
+  if (typeof input.name !== 'string' || input.name.length > NAME_MAX || !isWellFormedUnicode(input.name))
+    throw invalid('name', `a well-formed Unicode string of at most ${NAME_MAX} characters`);
   if (
     input.scopes !== undefined &&
     (!Array.isArray(input.scopes) || input.scopes.some((s) => typeof s !== 'string'))
   )
     throw invalid('scopes', 'an array of strings');
   const ttl = input.expiresInSec;
-  if (ttl !== undefined && (!Number.isFinite(ttl) || ttl <= 0))
-    throw invalid('expiresInSec', 'a positive number');
+  if (
+    ttl !== undefined &&
+    (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_API_KEY_TTL_SEC)
+  )
+    throw invalid(
+      'expiresInSec',
+      `a positive number of seconds of at most ${MAX_API_KEY_TTL_SEC} (ten years)`,
+    );
 }
 
 /**
@@ -212,7 +226,8 @@ export async function createApiKeyService(
     verify: (key) => verifier.verify(key),
 
     async list(owner) {
-      if (typeof owner !== 'string' || owner.length === 0) throw invalid('owner', 'a non-empty string');
+      if (typeof owner !== 'string' || owner.length === 0 || !isWellFormedUnicode(owner))
+        throw invalid('owner', 'a non-empty, well-formed Unicode string');
       const prefix = storeKeys.ownerPrefix(owner);
       const ids: string[] = [];
       let cursor: string | null | undefined;

@@ -4,7 +4,7 @@ export interface CreateApiKeyInput {
   owner: string;
   name: string;
   scopes?: readonly string[];
-  /** Lifetime in seconds; absent = no expiry. */
+  /** Lifetime in seconds, at most ten years (`invalid_argument` otherwise); absent = no expiry. */
   expiresInSec?: number;
 }
 

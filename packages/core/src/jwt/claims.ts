@@ -1,12 +1,16 @@
 import { KeywardError } from '../errors.js';
+import type { TypPolicy } from '../keys/types.js';
 import type { JwtClaims } from './types.js';
 
 /** Claim expectations, normalised once at construction so the hot path only compares. */
 export interface ClaimExpectations {
   issuers: readonly string[] | undefined;
   audiences: readonly string[] | undefined;
-  /** Normalised with {@link normalizeTyp}. */
-  typ: string | undefined;
+  /**
+   * Accepted `typ` values, normalised with {@link normalizeTyp}; a token without `typ` fails.
+   * `undefined` = the key's own {@link TypPolicy}, if any.
+   */
+  typ: readonly string[] | undefined;
 }
 
 /** RFC 8725 §3.11 / RFC 9068 §2.1: `at+jwt` and `application/at+jwt` name the same media type. */
@@ -19,12 +23,13 @@ export function normalizeTyp(typ: string): string {
 export function toExpectations(
   issuer: string | string[] | undefined,
   audience: string | string[] | undefined,
-  typ: string | undefined,
+  typ: string | readonly string[] | undefined,
 ): ClaimExpectations {
   return {
     issuers: issuer === undefined ? undefined : typeof issuer === 'string' ? [issuer] : [...issuer],
     audiences: audience === undefined ? undefined : typeof audience === 'string' ? [audience] : [...audience],
-    typ: typ === undefined ? undefined : normalizeTyp(typ),
+    typ:
+      typ === undefined ? undefined : typeof typ === 'string' ? [normalizeTyp(typ)] : typ.map(normalizeTyp),
   };
 }
 
@@ -32,11 +37,48 @@ function claimInvalid(claim: string, message: string): KeywardError {
   return new KeywardError('token_claim_invalid', message, { details: { claim } });
 }
 
-/** Checks `iss`, `aud` and the `typ` header (RFC 7519 §4.1.1, §4.1.3; RFC 8725 §3.11). */
-export function checkExpectations(headerTyp: unknown, payload: JwtClaims, expect: ClaimExpectations): void {
-  if (expect.typ !== undefined && (typeof headerTyp !== 'string' || normalizeTyp(headerTyp) !== expect.typ)) {
-    throw claimInvalid('typ', 'unexpected "typ" header');
-  }
+/** Policy of the generated keys: access tokens only (RFC 9068 §2.1). */
+export const AT_JWT_ONLY: TypPolicy = Object.freeze({
+  accept: Object.freeze(['application/at+jwt']),
+  allowMissing: false,
+});
+
+/** Policy of the legacy `JWT_SECRET` key: keyward's access tokens and the reference system's `JWT`. */
+export const AT_JWT_OR_JWT: TypPolicy = Object.freeze({
+  accept: Object.freeze(['application/at+jwt', 'application/jwt']),
+  allowMissing: false,
+});
+
+/**
+ * Policy of imported keys: also a token without `typ`. The app's previous library may not write one
+ * (jose and jjwt do not by default; jsonwebtoken always writes `JWT`), and refusing it protects
+ * nothing `JWT` does not already let through: every token keyward itself signs carries a `typ`.
+ */
+export const IMPORTED_TYP: TypPolicy = Object.freeze({
+  accept: Object.freeze(['application/at+jwt', 'application/jwt']),
+  allowMissing: true,
+});
+
+function typAccepted(headerTyp: unknown, accept: readonly string[], allowMissing: boolean): boolean {
+  if (headerTyp === undefined) return allowMissing;
+  return typeof headerTyp === 'string' && accept.includes(normalizeTyp(headerTyp));
+}
+
+/**
+ * Checks `iss`, `aud` and the `typ` header (RFC 7519 §4.1.1, §4.1.3; RFC 8725 §3.11). An explicit
+ * `expect.typ` replaces the key's `keyTyp` policy.
+ */
+export function checkExpectations(
+  headerTyp: unknown,
+  payload: JwtClaims,
+  expect: ClaimExpectations,
+  keyTyp?: TypPolicy,
+): void {
+  const ok =
+    expect.typ !== undefined
+      ? typAccepted(headerTyp, expect.typ, false)
+      : keyTyp === undefined || typAccepted(headerTyp, keyTyp.accept, keyTyp.allowMissing);
+  if (!ok) throw claimInvalid('typ', 'unexpected "typ" header');
   if (expect.issuers !== undefined && !expect.issuers.includes(payload.iss as string)) {
     throw claimInvalid('iss', 'unexpected "iss" claim');
   }

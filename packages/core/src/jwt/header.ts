@@ -25,18 +25,95 @@ export function isJsonObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Deepest accepted nesting of a header or payload: the top-level object is level 1. */
+export const MAX_JSON_DEPTH = 32;
+
+/** Why {@link decodeJsonObject} refused a segment. */
+export type JsonObjectFault = 'not_object' | 'duplicate_member' | 'too_deep';
+
 /**
- * The JSON object a decoded JWS segment holds, or `undefined` when it is not valid UTF-8 (RFC 8259
- * §8.1: `toString()` would silently substitute U+FFFD), not JSON, or not an object.
+ * Scans JSON text that `JSON.parse` already accepted: `too_deep` past {@link MAX_JSON_DEPTH}, else
+ * the number of members it spells (a `:` outside a string separates each name from its value).
+ * Strings are skipped with `indexOf`; only the few characters between them are looked at.
  */
-export function decodeJsonObject(bytes: Buffer): Record<string, unknown> | undefined {
-  if (!isUtf8(bytes)) return undefined;
-  try {
-    const value: unknown = JSON.parse(bytes.toString('utf8'));
-    return isJsonObject(value) ? value : undefined;
-  } catch {
-    return undefined;
+function scanMembers(text: string): number | 'too_deep' {
+  let depth = 0;
+  let members = 0;
+  const length = text.length;
+  for (let i = 0; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        let backslashes = 0;
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+        if ((backslashes & 1) === 0) break;
+      }
+      i = end;
+    } else if (c === 0x3a /* : */) members++;
+    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > MAX_JSON_DEPTH) return 'too_deep';
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
   }
+  return members;
+}
+
+/** The number of members of every object in a parsed JSON value (its depth is already bounded). */
+function countMembers(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  let n = 0;
+  if (Array.isArray(value)) {
+    for (const item of value) n += countMembers(item);
+    return n;
+  }
+  const keys = Object.keys(value);
+  n = keys.length;
+  for (const key of keys) n += countMembers((value as Record<string, unknown>)[key]);
+  return n;
+}
+
+/**
+ * What `JSON.parse` lets through: a member name repeated within one object (it keeps the last;
+ * RFC 7515 §4 and RFC 7519 §4 require rejecting the JWS / JWT) and nesting deeper than
+ * {@link MAX_JSON_DEPTH}. A repeated name (however escaped: `"s\u0075b"` is `"sub"`) is one member
+ * of the text that the parsed value lacks, so comparing the two counts finds it with no name
+ * decoding or set per object.
+ */
+function structureFault(text: string, value: unknown): JsonObjectFault | undefined {
+  const members = scanMembers(text);
+  if (members === 'too_deep') return 'too_deep';
+  return members === countMembers(value) ? undefined : 'duplicate_member';
+}
+
+/**
+ * Decodes a JWS segment into a JSON object, or names the fault: not valid UTF-8 (RFC 8259 §8.1:
+ * `toString()` would silently substitute U+FFFD), not JSON, or not an object (`not_object`); a
+ * duplicate member name anywhere (`duplicate_member`); nesting deeper than {@link MAX_JSON_DEPTH}
+ * (`too_deep`).
+ */
+export function decodeJsonObject(bytes: Buffer): Record<string, unknown> | JsonObjectFault {
+  if (!isUtf8(bytes)) return 'not_object';
+  const text = bytes.toString('utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'not_object';
+  }
+  if (!isJsonObject(value)) return 'not_object';
+  return structureFault(text, value) ?? value;
+}
+
+/** The `token_malformed` error for a {@link JsonObjectFault} of the `part` segment. */
+export function jsonFaultError(part: 'header' | 'payload', fault: JsonObjectFault): KeywardError {
+  const message =
+    fault === 'duplicate_member'
+      ? `${part} has a duplicate member name`
+      : fault === 'too_deep'
+        ? `${part} is nested deeper than ${MAX_JSON_DEPTH} levels`
+        : `${part} is not a JSON object`;
+  return new KeywardError('token_malformed', message, { details: { reason: fault } });
 }
 
 /**
@@ -47,7 +124,7 @@ export function parseHeader(segment: string): ParsedHeader {
   const bytes = decodeBase64UrlStrict(segment);
   if (bytes === undefined) throw new KeywardError('token_malformed', 'header segment is not base64url');
   const header = decodeJsonObject(bytes);
-  if (header === undefined) throw new KeywardError('token_malformed', 'header is not a JSON object');
+  if (typeof header === 'string') throw jsonFaultError('header', header);
   const { alg, kid } = header;
   if (typeof alg !== 'string' || alg.length === 0) throw invalid('header "alg" missing', 'alg_missing');
   if (alg.toLowerCase() === 'none') throw invalid('unsecured token ("alg": "none")', 'alg_none');

@@ -81,7 +81,8 @@ export interface RevocationView {
 export interface JwtVerifyOverrides {
   issuer?: string | string[];
   audience?: string | string[];
-  typ?: string;
+  /** Accepted `typ` header(s); replaces the option and the key's own `typ` policy for this call. */
+  typ?: string | readonly string[];
 }
 
 /**
@@ -101,8 +102,13 @@ export interface JwtVerifierOptions {
   issuer?: string | string[];
   /** Accepted `aud` value(s); the token's `aud` must contain at least one. */
   audience?: string | string[];
-  /** Required `typ` header, compared case-insensitively, `application/` prefix optional (RFC 8725 §3.11). */
-  typ?: string;
+  /**
+   * Accepted `typ` header(s), compared case-insensitively, `application/` prefix optional (RFC 8725
+   * §3.11); a token without `typ` fails. Without it, each key's own `typ` policy applies
+   * (`VerificationKey.typ`; keyward's keyring sets one for every key), and keys without one are
+   * not checked.
+   */
+  typ?: string | readonly string[];
   /** Allowed clock skew for `exp`, `nbf` and `iat`, in seconds. Default 60, at most 600. */
   clockToleranceSec?: number;
   /** Longest accepted token, in bytes. Default 16384. */

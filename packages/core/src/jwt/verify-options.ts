@@ -46,8 +46,8 @@ export function validateVerifierOptions(options: JwtVerifierOptions): VerifierCo
   if (options.audience !== undefined && !isStringOrStrings(options.audience)) {
     throw configInvalid('audience', 'a non-empty string or array of non-empty strings');
   }
-  if (options.typ !== undefined && (typeof options.typ !== 'string' || options.typ.length === 0)) {
-    throw configInvalid('typ', 'a non-empty string such as "at+jwt"');
+  if (options.typ !== undefined && !isStringOrStrings(options.typ)) {
+    throw configInvalid('typ', 'a non-empty string such as "at+jwt", or an array of them');
   }
   const toleranceSec = options.clockToleranceSec ?? 60;
   if (

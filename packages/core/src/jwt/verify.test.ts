@@ -1,7 +1,9 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, sign as cryptoSign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { codeOf } from '../../../testing/src/errors.js';
 import type { KeywardError, KeywardErrorCode } from '../errors.js';
+import { generateKey } from '../keys/generate.js';
+import { Keyring } from '../keys/keyring.js';
 import { makeTestKey, TestKeyring } from './__fixtures__/keys.js';
 import { signJwt } from './sign.js';
 import type { JwtVerifierOptions, RevocationView } from './types.js';
@@ -46,6 +48,15 @@ describe('createJwtVerifier: happy path', () => {
     expect(result.payload).toEqual(claims({ scope: 'read' }));
     expect(result.header).toEqual({ alg: 'EdDSA', kid: ed.kid, typ: 'at+jwt' });
     expect(result.kid).toBe(ed.kid);
+  });
+
+  it('accepts any typ of a typ list option, and no token without typ', () => {
+    const { verifier } = setup({ typ: ['at+jwt', 'JWT'] });
+    expect(verifier.verify(signJwt(hs.signing, claims(), { typ: 'jwt' })).kid).toBe(hs.kid);
+    expect(verifier.verify(signJwt(hs.signing, claims(), { typ: 'at+jwt' })).kid).toBe(hs.kid);
+    expect(codeOf(() => verifier.verify(hmacToken({ alg: 'HS256', kid: hs.kid }, claims())))).toBe(
+      'token_claim_invalid',
+    );
   });
 
   it('accepts "application/at+jwt" for typ "at+jwt" case-insensitively, rejects "JWT"', () => {
@@ -267,6 +278,8 @@ describe('createJwtVerifier: configuration', () => {
     ['cache.max 0', { cache: { max: 0 } }],
     ['empty issuer', { issuer: '' }],
     ['audience of numbers', { audience: [1] as unknown as string[] }],
+    ['typ as an empty list', { typ: [] }],
+    ['typ with an empty name', { typ: ['at+jwt', ''] }],
   ])('fails with config_invalid for %s', (_name, bad) => {
     expect(codeOf(() => createJwtVerifier({ keys: new TestKeyring(), ...bad }))).toBe('config_invalid');
   });
@@ -297,5 +310,174 @@ describe('error messages never contain the token', () => {
       const text = `${err.message} ${JSON.stringify(err.details ?? {})} ${err.stack ?? ''}`;
       for (const part of token.split('.').filter((s) => s.length > 8)) expect(text).not.toContain(part);
     }
+  });
+});
+
+describe('regression #11: token policy, hostile tokens signed with a real keyring key', () => {
+  /** A real {@link Keyring} with one key of each origin: only the policy can reject these tokens. */
+  async function realKeyring() {
+    const generated = await generateKey({ use: 'sig', alg: 'ES256', state: 'active', now: NOW });
+    const legacy = await generateKey({ use: 'sig', alg: 'HS256', state: 'active', now: NOW });
+    const imported = await generateKey({ use: 'sig', alg: 'HS256', state: 'retiring', now: NOW });
+    const keyring = new Keyring(
+      [
+        generated,
+        { record: { ...legacy.record, kid: 'legacy-kid', origin: 'legacy' }, material: legacy.material },
+        {
+          record: { ...imported.record, kid: 'imported-kid', origin: 'imported' },
+          material: imported.material,
+        },
+      ],
+      1,
+    );
+    const verifier = createJwtVerifier({ keys: keyring, now: () => NOW });
+    /** Signs exactly the header and payload text given (duplicates and all) with a keyring key. */
+    const signRaw = (kid: string, headerJson: string, payloadJson: string) => {
+      const key = kid === generated.record.kid ? keyring.signingKey() : undefined;
+      const input = `${Buffer.from(headerJson).toString('base64url')}.${Buffer.from(payloadJson).toString('base64url')}`;
+      if (key !== undefined) {
+        const sig = cryptoSign('sha256', Buffer.from(input), {
+          key: key.keyObject,
+          dsaEncoding: 'ieee-p1363',
+        });
+        return `${input}.${sig.toString('base64url')}`;
+      }
+      const material = kid === 'legacy-kid' ? legacy.material : imported.material;
+      const secret = Buffer.from(material.k as string, 'base64url');
+      return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+    };
+    const gen = generated.record.kid;
+    const es = (typ: string | undefined) =>
+      JSON.stringify({ alg: 'ES256', kid: gen, ...(typ === undefined ? {} : { typ }) });
+    return { keyring, verifier, signRaw, gen, es, payload: JSON.stringify(claims()) };
+  }
+
+  it('accepts a well-formed at+jwt token of the generated key (the cases below differ in one thing only)', async () => {
+    const { verifier, signRaw, gen, es, payload } = await realKeyring();
+    expect(verifier.verify(signRaw(gen, es('at+jwt'), payload)).kid).toBe(gen);
+    expect(verifier.verify(signRaw(gen, es('application/at+jwt'), payload)).kid).toBe(gen);
+  });
+
+  it.each([
+    ['a wrong typ (invite+jwt) on a generated key', 'invite+jwt'],
+    ['typ JWT on a generated key', 'JWT'],
+    ['a missing typ on a generated key', undefined],
+  ])('regression #11: %s is token_claim_invalid', async (_name, typ) => {
+    const { verifier, signRaw, gen, es, payload } = await realKeyring();
+    const err = (() => {
+      try {
+        verifier.verify(signRaw(gen, es(typ), payload));
+      } catch (e) {
+        return e as KeywardError;
+      }
+      throw new Error('accepted');
+    })();
+    expect(err.code).toBe('token_claim_invalid');
+    expect(err.details).toMatchObject({ claim: 'typ' });
+  });
+
+  it('regression #11: the legacy key accepts at+jwt and JWT, refuses a missing or other typ', async () => {
+    const { verifier, signRaw, payload } = await realKeyring();
+    const hs = (typ?: string) =>
+      JSON.stringify({ alg: 'HS256', kid: 'legacy-kid', ...(typ === undefined ? {} : { typ }) });
+    expect(verifier.verify(signRaw('legacy-kid', hs('at+jwt'), payload)).kid).toBe('legacy-kid');
+    expect(verifier.verify(signRaw('legacy-kid', hs('JWT'), payload)).kid).toBe('legacy-kid');
+    expect(codeOf(() => verifier.verify(signRaw('legacy-kid', hs(), payload)))).toBe('token_claim_invalid');
+    expect(codeOf(() => verifier.verify(signRaw('legacy-kid', hs('invite+jwt'), payload)))).toBe(
+      'token_claim_invalid',
+    );
+  });
+
+  it('regression #11: an imported key accepts at+jwt, JWT and a missing typ, refuses another typ', async () => {
+    const { verifier, signRaw, payload } = await realKeyring();
+    const hs = (typ?: string) =>
+      JSON.stringify({ alg: 'HS256', kid: 'imported-kid', ...(typ === undefined ? {} : { typ }) });
+    for (const typ of ['at+jwt', 'JWT', 'jwt', undefined]) {
+      expect(verifier.verify(signRaw('imported-kid', hs(typ), payload)).kid).toBe('imported-kid');
+    }
+    expect(codeOf(() => verifier.verify(signRaw('imported-kid', hs('invite+jwt'), payload)))).toBe(
+      'token_claim_invalid',
+    );
+  });
+
+  it('regression #11: a per-verify typ override replaces the key policy, also on a cache hit', async () => {
+    const { verifier, signRaw, gen, es, payload } = await realKeyring();
+    const invite = signRaw(gen, es('invite+jwt'), payload);
+    expect(verifier.verify(invite, { typ: 'invite+jwt' }).kid).toBe(gen);
+    expect(verifier.verify(invite, { typ: ['x+jwt', 'invite+jwt'] }).kid).toBe(gen);
+    const access = signRaw(gen, es('at+jwt'), payload);
+    verifier.verify(access); // cached under the default policy
+    expect(codeOf(() => verifier.verify(access, { typ: 'invite+jwt' }))).toBe('token_claim_invalid');
+    // An override of issuer only keeps the key's typ policy.
+    expect(codeOf(() => verifier.verify(invite, { audience: undefined }))).toBe('token_claim_invalid');
+  });
+
+  it.each<[string, (r: Awaited<ReturnType<typeof realKeyring>>) => string, string]>([
+    [
+      'a duplicate member in the payload',
+      ({ signRaw, gen, es }) =>
+        signRaw(gen, es('at+jwt'), `{"sub":"a","sub":"b","exp":${nowSec + 900},"iat":${nowSec}}`),
+      'duplicate_member',
+    ],
+    [
+      'a duplicate member spelled with an escape in the payload',
+      ({ signRaw, gen, es }) =>
+        signRaw(gen, es('at+jwt'), `{"sub":"a","s\\u0075b":"admin","exp":${nowSec + 900}}`),
+      'duplicate_member',
+    ],
+    [
+      'a duplicate member in a nested payload object',
+      ({ signRaw, gen, es }) =>
+        signRaw(gen, es('at+jwt'), `{"exp":${nowSec + 900},"ctx":[{"role":"user","role":"admin"}]}`),
+      'duplicate_member',
+    ],
+    [
+      'a duplicate member in the header',
+      ({ signRaw, gen, payload }) =>
+        signRaw(gen, `{"alg":"none","alg":"ES256","kid":"${gen}","typ":"at+jwt"}`, payload),
+      'duplicate_member',
+    ],
+    [
+      'a duplicate typ in the header',
+      ({ signRaw, gen, payload }) =>
+        signRaw(gen, `{"alg":"ES256","kid":"${gen}","typ":"invite+jwt","typ":"at+jwt"}`, payload),
+      'duplicate_member',
+    ],
+    [
+      '33-level nesting in the payload',
+      ({ signRaw, gen, es }) =>
+        signRaw(gen, es('at+jwt'), `{"exp":${nowSec + 900},"n":${'['.repeat(32)}${']'.repeat(32)}}`),
+      'too_deep',
+    ],
+    [
+      '33-level nesting in the header',
+      ({ signRaw, gen }) =>
+        signRaw(
+          gen,
+          `{"alg":"ES256","kid":"${gen}","typ":"at+jwt","x":${'{"a":'.repeat(32)}1${'}'.repeat(32)}}`,
+          JSON.stringify(claims()),
+        ),
+      'too_deep',
+    ],
+  ])('regression #11: %s is token_malformed', async (_name, make, reason) => {
+    const setup = await realKeyring();
+    const err = (() => {
+      try {
+        setup.verifier.verify(make(setup));
+      } catch (e) {
+        return e as KeywardError;
+      }
+      throw new Error('accepted');
+    })();
+    expect(err.code).toBe('token_malformed');
+    expect(err.details).toMatchObject({ reason });
+  });
+
+  it('regression #11: 32 levels of nesting and same names in different objects still verify', async () => {
+    const { verifier, signRaw, gen, es } = await realKeyring();
+    const deep = `{"exp":${nowSec + 900},"n":${'['.repeat(31)}${']'.repeat(31)}}`;
+    expect(verifier.verify(signRaw(gen, es('at+jwt'), deep)).kid).toBe(gen);
+    const sameNames = `{"exp":${nowSec + 900},"a":{"id":1},"b":{"id":2},"c":["id","id"],"id":"\\"id\\""}`;
+    expect(verifier.verify(signRaw(gen, es('at+jwt'), sameNames)).payload.id).toBe('"id"');
   });
 });

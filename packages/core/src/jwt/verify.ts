@@ -3,7 +3,7 @@ import { KeywardError } from '../errors.js';
 import type { VerificationKey } from '../keys/types.js';
 import { decodeBase64UrlStrict } from './base64url.js';
 import { type ClaimExpectations, checkExpectations, checkTimes, toExpectations } from './claims.js';
-import { decodeJsonObject, HeaderMemo } from './header.js';
+import { decodeJsonObject, HeaderMemo, jsonFaultError } from './header.js';
 import { verifySignature } from './signature.js';
 import type { JwtClaims, JwtVerifierOptions, JwtVerifyOverrides, VerifiedJwt } from './types.js';
 import { validateVerifierOptions } from './verify-options.js';
@@ -49,7 +49,9 @@ function checkKey(key: VerificationKey, nowMs: number): void {
  * `alg` must equal the key record's; a token without `kid` is checked against `keys.kidlessKey()`
  * alone, and refused with `kid_missing` when there is none), the signature, key state, `exp`
  * (required) / `nbf` / `iat`,
- * `iss` / `aud` / `typ`, and the revocation view. Verified tokens are cached until `exp`; every
+ * `iss` / `aud` / `typ` (the `typ` option, else the key's own {@link VerificationKey.typ} policy),
+ * and the revocation view. A header or payload with a duplicate member name or nested deeper than
+ * 32 levels is `token_malformed`. Verified tokens are cached until `exp`; every
  * cache hit re-checks the key state, the revocation view and `exp`.
  *
  * @throws KeywardError `config_invalid` when an option is out of range.
@@ -99,8 +101,9 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     nowMs: number,
     overrides?: JwtVerifyOverrides,
   ): VerifiedJwt {
+    let key: VerificationKey | undefined;
     try {
-      const key = keys.verificationKey(hit.kid);
+      key = keys.verificationKey(hit.kid);
       if (key === undefined || key.alg !== hit.header.alg) {
         throw new KeywardError('token_invalid', 'unknown "kid"', { details: { reason: 'kid_unknown' } });
       }
@@ -111,7 +114,8 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       cache!.delete(token);
       throw err;
     }
-    if (overrides !== undefined) checkExpectations(hit.header.typ, hit.payload, expectationsFor(overrides));
+    if (overrides !== undefined)
+      checkExpectations(hit.header.typ, hit.payload, expectationsFor(overrides), key?.typ);
     return hit;
   }
 
@@ -156,9 +160,14 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     }
 
     const payload = decodeJsonObject(bytes);
-    if (payload === undefined) throw malformed('payload is not a JSON object');
+    if (typeof payload === 'string') throw jsonFaultError('payload', payload);
     const claims = payload as JwtClaims;
-    checkExpectations(header.typ, claims, overrides === undefined ? defaults : expectationsFor(overrides));
+    checkExpectations(
+      header.typ,
+      claims,
+      overrides === undefined ? defaults : expectationsFor(overrides),
+      key.typ,
+    );
     checkTimes(claims, Math.floor(nowMs / 1000), toleranceSec);
     checkRevocation(claims);
 

@@ -87,5 +87,6 @@ export type {
   KeyUse,
   SigningAlgorithm,
   SigningKey,
+  TypPolicy,
   VerificationKey,
 } from './types.js';

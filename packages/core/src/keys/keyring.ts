@@ -3,6 +3,7 @@ import { inspect } from 'node:util';
 import type { JWK } from 'jose';
 import { KeywardError } from '../errors.js';
 import { Fernet } from '../fernet/fernet.js';
+import { AT_JWT_ONLY, AT_JWT_OR_JWT, IMPORTED_TYP } from '../jwt/claims.js';
 import { isSymmetric } from './algorithms.js';
 import { type KeyMaterial, keyObjectsFor, publicJwk } from './generate.js';
 import type {
@@ -12,6 +13,7 @@ import type {
   KeyUse,
   SigningAlgorithm,
   SigningKey,
+  TypPolicy,
   VerificationKey,
 } from './types.js';
 
@@ -99,6 +101,7 @@ export class Keyring implements KeyLookup {
           state: record.state,
           keyObject: entry.verify,
           verifyUntil: record.verifyUntil,
+          typ: typPolicyOf(record.origin),
         });
       }
     }
@@ -264,6 +267,11 @@ function kidlessDefault(
     revoked ??= key;
   }
   return revoked;
+}
+
+/** RFC 8725 §3.11: which `typ` a key's tokens may carry, by where the key came from. */
+function typPolicyOf(origin: KeyRecord['origin']): TypPolicy {
+  return origin === 'legacy' ? AT_JWT_OR_JWT : origin === 'imported' ? IMPORTED_TYP : AT_JWT_ONLY;
 }
 
 function stateOrder(state: KeyRecord['state']): number {

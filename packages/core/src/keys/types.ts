@@ -83,6 +83,30 @@ export interface VerificationKey {
   readonly keyObject: KeyObject;
   /** Epoch ms after which tokens of this key are rejected; `undefined` = no limit. */
   readonly verifyUntil: number | undefined;
+  /**
+   * The `typ` headers this key's tokens may carry when the verifier is given no `typ` option or
+   * override (RFC 8725 §3.11). `undefined` = no default check. The keyring sets it from the key's
+   * origin; see {@link TypPolicy}.
+   */
+  readonly typ?: TypPolicy;
+}
+
+/**
+ * Explicit typing of one key's tokens (RFC 8725 §3.11). keyward's keyring sets: generated keys
+ * accept `at+jwt` only; the legacy `JWT_SECRET` key `at+jwt` and `JWT`; imported keys `at+jwt`,
+ * `JWT` and a token without `typ` (the app's previous library may not write one). Anything else
+ * is `token_claim_invalid`.
+ *
+ * @example
+ * ```ts
+ * const policy: TypPolicy = { accept: ['application/at+jwt'], allowMissing: false };
+ * ```
+ */
+export interface TypPolicy {
+  /** Accepted media types, lower case with the `application/` prefix (`application/at+jwt`). */
+  readonly accept: readonly string[];
+  /** Whether a token without a `typ` header passes. */
+  readonly allowMissing: boolean;
 }
 
 /** A signing key: a private (or secret) KeyObject plus its record's algorithm. */

@@ -1,3 +1,4 @@
+import { isWellFormedUnicode } from '../_internal/unicode.js';
 import { KeywardError } from '../errors.js';
 
 /** Store-key prefix of every secret record. */
@@ -23,12 +24,21 @@ export const MAX_NAME_LENGTH = 256;
 export const MAX_DESCRIPTION_LENGTH = 1024;
 export const MAX_VALUE_BYTES = 64 * 1024;
 
-/** Checks an owner or secret name: a non-empty string of bounded length, without control characters. */
+/**
+ * Checks an owner or secret name: a non-empty, well-formed Unicode string (no lone surrogate, which
+ * `encodeURIComponent` would throw a raw `URIError` on) of bounded length, without control characters.
+ */
 export function checkIdentifier(value: unknown, option: 'owner' | 'name', max: number): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > max || hasControlCharacter(value)) {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > max ||
+    hasControlCharacter(value) ||
+    !isWellFormedUnicode(value)
+  ) {
     throw new KeywardError(
       'invalid_argument',
-      `${option} must be a non-empty string of at most ${max} characters without control characters`,
+      `${option} must be a non-empty, well-formed Unicode string of at most ${max} characters without control characters`,
       { details: { option } },
     );
   }

@@ -129,6 +129,9 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'client_id',
 ]);
 
+/** Largest serialized custom claims of `issue({ claims })`, in UTF-8 bytes (8 KiB). */
+export const MAX_CUSTOM_CLAIMS_BYTES = 8192;
+
 /** The header `alg` and payload `jti` / `exp` of a JWS this process just signed (no verification needed). */
 export function readSigned(token: string): { alg: string; jti: string; exp: number } {
   const [header, payload] = token.split('.');

@@ -1,6 +1,7 @@
 import { fingerprint } from '../audit/events.js';
 import type { KeywardCore } from '../core.js';
 import { KeywardError } from '../errors.js';
+import { decodeJsonObject, MAX_JSON_DEPTH } from '../jwt/header.js';
 import { FamilyRepository } from './families.js';
 import { consumeOneTimeToken, createOneTimeToken } from './one-time.js';
 import {
@@ -10,6 +11,7 @@ import {
   hashIfWellFormed,
   hashToken,
   keys,
+  MAX_CUSTOM_CLAIMS_BYTES,
   newId,
   newOpaqueToken,
   parseRecord,
@@ -48,6 +50,31 @@ export interface TokenServiceOptions {
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/; // RFC 6749 §3.3 scope-token
 /** Rounds of read → compare-and-set before a refresh gives up (each lost round means another caller won). */
 const REFRESH_ATTEMPTS = 4;
+
+/**
+ * Custom claims ride in every access token of the family (and its stored record): refuse more than
+ * {@link MAX_CUSTOM_CLAIMS_BYTES} serialized, and what keyward's verifier would refuse anyway
+ * (nesting deeper than {@link MAX_JSON_DEPTH}), at issue time instead of at every verify.
+ */
+function checkClaimsSize(claims: Record<string, unknown>): void {
+  let json: string;
+  try {
+    json = JSON.stringify(claims);
+  } catch {
+    throw badInput('claims', 'JSON-serialisable');
+  }
+  const size = Buffer.byteLength(json);
+  if (size > MAX_CUSTOM_CLAIMS_BYTES) {
+    throw new KeywardError(
+      'invalid_request',
+      `claims must serialize to at most ${MAX_CUSTOM_CLAIMS_BYTES} bytes of JSON (got ${size})`,
+      { details: { field: 'claims', limit: MAX_CUSTOM_CLAIMS_BYTES, size } },
+    );
+  }
+  if (decodeJsonObject(Buffer.from(json)) === 'too_deep') {
+    throw badInput('claims', `nested at most ${MAX_JSON_DEPTH} levels deep`);
+  }
+}
 
 function invalidRefresh(): KeywardError {
   return new KeywardError('refresh_token_invalid', 'refresh token is unknown, expired or revoked');
@@ -219,6 +246,7 @@ export function createTokenService(core: KeywardCore, options: TokenServiceOptio
       if (reserved.length > 0) {
         throw badInput('claims', `free of reserved claims (found: ${reserved.join(', ')})`);
       }
+      checkClaimsSize(claims);
       const id = newId();
       const first = mint({ sub, scopes, claims });
       const at = now();

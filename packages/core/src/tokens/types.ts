@@ -13,7 +13,10 @@ export interface TokenPair {
 export interface IssueTokensInput {
   sub: string;
   scopes?: readonly string[];
-  /** Extra claims for the access token (never `exp`, `iat`, `jti`, `sub`, `scope`). */
+  /**
+   * Extra claims for the access token (never `exp`, `iat`, `jti`, `sub`, `scope`): at most 8 KiB of
+   * serialized JSON, nested at most 32 levels (`invalid_request` otherwise).
+   */
   claims?: Record<string, unknown>;
 }
 
