@@ -93,6 +93,8 @@ describe('regression #11: an example with a bad configuration prints one line wi
       ['KEYWARD_SIGNING_ALG', 'none', 'alg_unsupported'],
       // Read by keywardOptionsFromEnv() itself (it threw before createKeyward: an uncaught stack).
       ['KEYWARD_LEGACY_SIGNING', 'maybe', 'config_invalid'],
+      // Cookie mode is read beside them: a bad cookie name is the same one line.
+      ['KEYWARD_COOKIE', 'bad name;', 'config_invalid'],
     ] as const) {
       it(`${name}: an invalid ${variable} is one line naming ${code}, no stack trace`, async () => {
         const result = await runExample(name, {

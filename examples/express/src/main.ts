@@ -11,12 +11,14 @@ const port = Number(process.env.PORT ?? 3000);
 const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
 );
-// Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie.
-const cookieMode = cookieModeFromEnv();
-
 // keywardOptionsFromEnv() runs inside the promise: a bad variable (LOG_LEVEL…) is the same one line.
-const kw = await Promise.resolve()
-  .then(() => createKeyward(keywardOptionsFromEnv()))
+// Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie;
+// read inside the promise too, so a bad value is the same one line.
+const { kw, cookieMode } = await Promise.resolve()
+  .then(async () => {
+    const cookieMode = cookieModeFromEnv();
+    return { cookieMode, kw: await createKeyward(keywardOptionsFromEnv()) };
+  })
   .catch((err: unknown) => {
     // A refused start-up (wrong master key, bad configuration) is one line for the operator, no stack.
     console.error(isKeywardError(err) ? `keyward: ${err.message} [${err.code}]` : err);

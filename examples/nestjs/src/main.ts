@@ -43,13 +43,15 @@ const nestLogger = NEST_LEVELS[process.env.LOG_LEVEL || 'warn'] ?? ['error', 'wa
 const users = staticUsers(
   process.env.DEMO_USERS || 'alice:alice-password:read,admin:admin-password:read admin',
 );
-// Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie.
-const cookieMode = cookieModeFromEnv();
-
 // Created before Nest, so a refused start-up (wrong master key, bad configuration) is one line for the
 // operator instead of Nest's ExceptionHandler stack trace. The module then uses it; shutdown() closes it.
-const kw = await Promise.resolve()
-  .then(() => createKeyward(keywardOptionsFromEnv()))
+// Cookie mode (KEYWARD_COOKIE, KEYWARD_ALLOWED_ORIGINS): the access token also in an HttpOnly cookie;
+// read inside the promise too, so a bad value is the same one line.
+const { kw, cookieMode } = await Promise.resolve()
+  .then(async () => {
+    const cookieMode = cookieModeFromEnv();
+    return { cookieMode, kw: await createKeyward(keywardOptionsFromEnv()) };
+  })
   .catch(refuse);
 
 /** The Fastify platform's `frameworkErrors` handler (Fastify's own types, without importing fastify). */

@@ -117,6 +117,7 @@ describe('regression #11: framework and body-parser 4xx map to the contract', ()
     expect(extractCredential({ cookie: 'kw_session=a%2Eb.c' }, { cookie: 'kw_session' })).toEqual({
       type: 'bearer',
       token: 'a.b.c',
+      fromCookie: true,
     });
   });
 });

@@ -1,3 +1,4 @@
+import { isWellFormedUnicode } from '../_internal/unicode.js';
 import { KeywardError } from '../errors.js';
 
 /** Store-key prefix of every IdP token record. */
@@ -53,10 +54,11 @@ export function idpKey(sub: unknown, provider: unknown): string {
 }
 
 function checkId(value: unknown, option: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID)
+  // A lone surrogate would make encodeURIComponent throw a raw URIError: refuse it here.
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID || !isWellFormedUnicode(value))
     throw new KeywardError(
       'invalid_argument',
-      `${option} must be a non-empty string of at most ${MAX_ID} characters`,
+      `${option} must be a non-empty string of at most ${MAX_ID} characters, well-formed Unicode`,
       {
         details: { option },
       },

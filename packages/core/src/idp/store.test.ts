@@ -135,6 +135,9 @@ describe('createIdpTokenStore', () => {
       { sub: 'u', provider: 'gh', accessToken: 'a', expiresAt: Number.NaN },
       { sub: 'u', provider: 'gh', accessToken: 7, expiresAt: 1 },
       { sub: 'u', provider: 'gh', accessToken: 'a', refreshToken: '', expiresAt: 1 },
+      // regression #11: a lone surrogate is a KeywardError, not encodeURIComponent's raw URIError
+      { sub: 'u\ud800', provider: 'gh', accessToken: 'a', expiresAt: 1 },
+      { sub: 'u', provider: '\udfffgh', accessToken: 'a', expiresAt: 1 },
     ])
       expect(isKeywardError(await idp.save(bad as never).catch((e: unknown) => e), 'invalid_argument')).toBe(
         true,
