@@ -10,4 +10,5 @@ export {
   type RewrapProgress,
   type RewrapResult,
   type RewrapTarget,
+  versionedJsonField,
 } from './rewrap.js';

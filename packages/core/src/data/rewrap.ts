@@ -182,6 +182,39 @@ export function jsonField(field: string): Pick<RewrapJobOptions, 'extract' | 'in
 }
 
 /**
+ * {@link jsonField} for records that carry a format version `v`: `inject` writes `version` (every
+ * plaintext a pass writes is in the current format, `migrate` having run on older records), and
+ * `migrated` tells the job which records are already in it.
+ *
+ * @example
+ * ```ts
+ * createRewrapJob(core, { prefixes: ['secret:'], ...versionedJsonField('value', 2), migrate })
+ * ```
+ */
+export function versionedJsonField(
+  field: string,
+  version: number,
+): Required<Pick<RewrapTarget, 'extract' | 'inject' | 'migrated'>> {
+  return {
+    extract: jsonField(field).extract!,
+    inject(value: string, ciphertext: string): string {
+      return JSON.stringify({
+        ...(JSON.parse(value) as Record<string, unknown>),
+        v: version,
+        [field]: ciphertext,
+      });
+    },
+    migrated(value: string): boolean {
+      try {
+        return (JSON.parse(value) as { v?: unknown } | null)?.v === version;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+/**
  * Creates the rewrap job: after a data-key rotation, walks every record under `prefixes` in
  * batches and re-encrypts what is not under the active data key, keeping each token's original
  * timestamp. Each record is written with compare-and-set, so a concurrent `put` always wins. The

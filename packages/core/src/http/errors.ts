@@ -12,7 +12,7 @@ export interface HttpProblem {
 const REALM = 'Bearer realm="keyward"';
 
 /** Codes that mean "the presented credential is bad": 401 `invalid_token` (RFC 6750 §3.1). */
-const INVALID_TOKEN = new Set<KeywardErrorCode>([
+export const INVALID_TOKEN: ReadonlySet<KeywardErrorCode> = new Set<KeywardErrorCode>([
   'token_malformed',
   'token_too_large',
   'token_invalid',

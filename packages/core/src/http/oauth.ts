@@ -4,7 +4,7 @@ import type { JwtClaims } from '../jwt/types.js';
 import type { KeywardJwt } from '../keyward.js';
 import type { TokenService } from '../tokens/types.js';
 import type { HeaderBag } from './credentials.js';
-import { invalidBody, invalidRequest } from './errors.js';
+import { INVALID_TOKEN, invalidBody, invalidRequest } from './errors.js';
 
 /** Longest `token` accepted by the OAuth endpoints (16 KiB); a longer one is `invalid_request`. */
 export const MAX_OAUTH_TOKEN_LENGTH = 16 * 1024;
@@ -88,21 +88,9 @@ export function tokenKind(token: string): TokenKind {
 }
 
 /** Errors that mean "this credential is not (or no longer) good", as opposed to a server problem. */
-const INACTIVE = new Set<KeywardErrorCode>([
-  'token_malformed',
-  'token_too_large',
-  'token_invalid',
-  'token_signature_invalid',
-  'token_expired',
-  'token_not_yet_valid',
-  'token_revoked',
-  'token_claim_invalid',
-  'key_revoked',
+const INACTIVE: ReadonlySet<KeywardErrorCode> = new Set<KeywardErrorCode>([
+  ...INVALID_TOKEN,
   'key_not_found',
-  'api_key_malformed',
-  'api_key_invalid',
-  'api_key_expired',
-  'api_key_revoked',
 ]);
 
 /** True when `err` says the credential is bad (inactive), false for anything else (rethrow it). */

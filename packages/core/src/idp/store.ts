@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { KeywardCore } from '../core.js';
 import { createDataCipher, type DataCipher } from '../data/cipher.js';
-import { jsonField, type RewrapTarget } from '../data/rewrap.js';
+import { type RewrapTarget, versionedJsonField } from '../data/rewrap.js';
 import { KeywardError } from '../errors.js';
 import type { StoreLock } from '../store/types.js';
 import {
@@ -258,18 +258,8 @@ export function createIdpTokenStore(
  */
 export const IDP_REWRAP_TARGET: RewrapTarget = Object.freeze({
   prefixes: [IDP_PREFIX],
-  extract: jsonField('value').extract!,
-  inject(value: string, ciphertext: string): string {
-    // Every plaintext the pass writes names its key (migrate ran on any v1 record), so the record is v2.
-    return JSON.stringify({ ...(JSON.parse(value) as Record<string, unknown>), v: 2, value: ciphertext });
-  },
-  migrated(value: string): boolean {
-    try {
-      return (JSON.parse(value) as { v?: unknown } | null)?.v === 2;
-    } catch {
-      return false;
-    }
-  },
+  // Every plaintext a pass writes is bound to its key (migrate ran on any v1 record): v2.
+  ...versionedJsonField('value', 2),
   migrate(plaintext: Uint8Array, key: string): Uint8Array | undefined {
     let tokens: SealedTokens | null;
     try {

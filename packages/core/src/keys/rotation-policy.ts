@@ -1,4 +1,5 @@
 import { KeywardError } from '../errors.js';
+import { SIGNING_ALGORITHMS } from './algorithms.js';
 import type { KeyAlgorithm, KeyUse, SigningAlgorithm } from './types.js';
 
 /** A duration: milliseconds as a number, or a string such as `'90d'`, `'15m'`, `'1h'`, `'30s'`, `'500ms'`. */
@@ -68,16 +69,7 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
 const UNITS: Record<string, number> = { ms: 1, s: SECOND, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY };
-const SIGNING_ALGS: readonly string[] = [
-  'ES256',
-  'EdDSA',
-  'Ed25519',
-  'RS256',
-  'PS256',
-  'HS256',
-  'HS384',
-  'HS512',
-];
+const SIGNING_ALGS: readonly string[] = SIGNING_ALGORITHMS;
 const USES: readonly string[] = ['sig', 'enc', 'data'];
 /** Options that may be zero; every other duration must be positive. */
 const MAY_BE_ZERO: ReadonlySet<RotationDurationOption> = new Set(['clockSkew', 'grace']);

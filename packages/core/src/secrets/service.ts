@@ -1,6 +1,6 @@
 import type { KeywardCore } from '../core.js';
 import { createDataCipher, type DataCipher } from '../data/cipher.js';
-import { jsonField, type RewrapTarget } from '../data/rewrap.js';
+import { type RewrapTarget, versionedJsonField } from '../data/rewrap.js';
 import { KeywardError } from '../errors.js';
 import {
   checkIdentifier,
@@ -146,18 +146,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 export const SECRETS_REWRAP_TARGET: RewrapTarget = Object.freeze({
   prefixes: [SECRET_PREFIX],
-  extract: jsonField('value').extract!,
-  inject(value: string, ciphertext: string): string {
-    // Every plaintext the pass writes is bound (migrate ran on any v1 record), so the record is v2.
-    return JSON.stringify({ ...(JSON.parse(value) as Record<string, unknown>), v: 2, value: ciphertext });
-  },
-  migrated(value: string): boolean {
-    try {
-      return (JSON.parse(value) as { v?: unknown } | null)?.v === 2;
-    } catch {
-      return false;
-    }
-  },
+  // Every plaintext a pass writes is bound to its key (migrate ran on any v1 record): v2.
+  ...versionedJsonField('value', 2),
   migrate(plaintext: Uint8Array, key: string): Uint8Array | undefined {
     // A record no secret read can reach (a key that names no owner and name, a non-UTF-8 value) is
     // only re-encrypted, never left behind: it must not keep its data key from retiring.
