@@ -127,24 +127,26 @@ function prepareStatements(db: Database.Database) {
  * A file this process may not chmod (another user's) is left as it is; opening it then decides.
  */
 function ownerOnly(path: string, create: boolean): void {
-  let fd: number;
-  try {
-    fd = openSync(path, create ? 'a' : 'r+', 0o600);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+  // Never open and close a file that may already be open: closing any descriptor of a database
+  // file drops every POSIX lock this process holds on it, including another connection's
+  // (sqlite.org/howtocorrupt.html §2.2). An existing file is changed by path; only a file this
+  // call creates itself (`wx`: it did not exist, so no connection has it) gets a descriptor.
+  if (create) {
+    let fd: number | undefined;
     try {
-      chmodSync(path, 0o600);
-    } catch {
-      // not ours to change
+      fd = openSync(path, 'wx', 0o600);
+      fchmodSync(fd, 0o600); // the umask may have taken bits off
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return; // opening it will say why
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
-    return;
   }
   try {
-    fchmodSync(fd, 0o600); // the umask may have taken bits off, or the file may be older and wider
+    chmodSync(path, 0o600); // an older, wider file; a missing -wal / -shm is fine
   } catch {
-    // not ours to change
-  } finally {
-    closeSync(fd);
+    // absent, or not ours to change: opening it decides
   }
 }
 
