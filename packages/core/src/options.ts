@@ -89,6 +89,13 @@ export interface KeywardOptions {
   /** How often each instance polls the store for changes it may have missed, in ms. Default 1000. */
   syncIntervalMs?: number;
   /**
+   * How often this instance registers itself in the store (`instances/<id>`: host, pid, version,
+   * the keyring and revocation generations it applied, clock offset, sync lag), in ms, from its own
+   * timer; the record expires after three intervals. `keyward instances` and the health check
+   * `instances` read them. Default 10,000; `false` turns the heartbeat off (the CLI does).
+   */
+  instanceHeartbeatMs?: number | false;
+  /**
    * The rotation scheduler: every instance checks the rotation plan every `intervalMs` (default
    * 60 s) and one of them, under a store lock, rotates what is due. `false` turns the periodic runs
    * off (rotation then only happens on demand, or through `kw.scheduler.tick()`).
