@@ -507,6 +507,12 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         onError: (error) => logger.warn({ code: error.code }, `keyward heartbeat: ${error.message}`),
       });
       await heartbeat.start();
+      // A new keyring generation is announced at once, so `keyward instances` and health do not
+      // report a synced instance as behind until its next interval.
+      const beatNow = heartbeat.beat;
+      listeners.add((change) => {
+        if (change.kind === 'keyring') void beatNow();
+      });
     }
 
     const applyRevocation = (event: RevocationEvent, generation: number) => {

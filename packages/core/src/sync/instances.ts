@@ -155,7 +155,10 @@ export interface InstanceHeartbeatOptions {
 /** The heartbeat of one instance (see {@link createInstanceHeartbeat}). */
 export interface InstanceHeartbeat {
   readonly id: string;
-  /** Writes the record now (and lists the collection for `onListed`). Never throws. */
+  /**
+   * Writes the record now (and lists the collection for `onListed`). While a beat is running, one
+   * more follows it. Never throws.
+   */
   beat(): Promise<void>;
   /** Starts the timer (unref'd) after a first beat. */
   start(): Promise<void>;
@@ -203,6 +206,7 @@ export function createInstanceHeartbeat(options: InstanceHeartbeatOptions): Inst
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
 
   const fail = (err: unknown) => {
     if (err instanceof KeywardError) options.onError?.(err);
@@ -228,10 +232,17 @@ export function createInstanceHeartbeat(options: InstanceHeartbeatOptions): Inst
     if (options.onListed) options.onListed(await listInstances(store, { now }));
   }
 
-  const beat = async (): Promise<void> => {
-    if (stopped) return;
-    // One beat at a time: a slow store never piles up writes.
-    if (running) return running;
+  const beat = (): Promise<void> => {
+    if (stopped) return Promise.resolve();
+    // One beat at a time (a slow store never piles up writes); a beat asked for meanwhile runs
+    // once after it, so a change applied during a write is not left out until the next interval.
+    if (running) {
+      queued ??= running.then(() => {
+        queued = undefined;
+        return beat();
+      });
+      return queued;
+    }
     running = write()
       .catch(fail)
       .finally(() => {
