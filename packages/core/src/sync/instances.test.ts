@@ -13,6 +13,7 @@ import { isKeywardError } from '../errors.js';
 import { createHealth } from '../health/health.js';
 import { MasterKey } from '../keys/master-key.js';
 import { createKeywardMetrics } from '../metrics/metrics.js';
+import { keywardOptionsFromEnv } from '../options.js';
 import { createMemoryStore } from '../store/memory.js';
 import { createRedisStore } from '../store/redis.js';
 import { createSqliteStore } from '../store/sqlite.js';
@@ -216,6 +217,18 @@ function describeInstances(driver: string, makeTarget: (now: () => number) => Ta
     });
   });
 }
+
+describe('KEYWARD_INSTANCE_HEARTBEAT_MS', () => {
+  it('sets instanceHeartbeatMs: ms or off; anything else is config_invalid', () => {
+    expect(keywardOptionsFromEnv({ KEYWARD_INSTANCE_HEARTBEAT_MS: '5000' }).instanceHeartbeatMs).toBe(5000);
+    expect(keywardOptionsFromEnv({ KEYWARD_INSTANCE_HEARTBEAT_MS: 'off' }).instanceHeartbeatMs).toBe(false);
+    expect(keywardOptionsFromEnv({}).instanceHeartbeatMs).toBeUndefined();
+    for (const bad of ['10s', '50', '-1', '1e4'])
+      expect(() => keywardOptionsFromEnv({ KEYWARD_INSTANCE_HEARTBEAT_MS: bad })).toThrow(
+        expect.objectContaining({ code: 'config_invalid' }),
+      );
+  });
+});
 
 describeInstances('memory', (now) => ({
   store: createMemoryStore({ now }),
