@@ -145,6 +145,8 @@ export async function withKeyward<T>(
       audit: options.audit ? { sinks: [jsonlFileSink(auditFile(g))] } : false,
       // The CLI lives for one command; the poll timer must not keep it alive.
       syncIntervalMs: 60_000,
+      // A one-shot command is no instance of the app: it never registers in `instances/`.
+      instanceHeartbeatMs: false,
       // A data-key revocation's rewrap runs on the app's instances, never in a one-shot command.
       dataKeyRewrap: { background: false },
     };

@@ -5,6 +5,7 @@ import { registerBackup } from './commands/backup.js';
 import { registerFernet } from './commands/fernet.js';
 import { registerImportLegacy } from './commands/import-legacy.js';
 import { registerInit } from './commands/init.js';
+import { registerInstances } from './commands/instances.js';
 import { registerJwks } from './commands/jwks.js';
 import { registerKeys } from './commands/keys.js';
 import { registerRekey } from './commands/rekey.js';
@@ -54,6 +55,7 @@ Examples:
   $ keyward init
   $ keyward keys list
   $ keyward keys revoke <kid> --reason "leaked" --yes && keyward keys rotate --reason "after revoke"
+  $ keyward instances
   $ keyward --redis redis://10.0.0.5:6379 jwks`,
     );
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
@@ -67,6 +69,7 @@ Examples:
   registerApiKeys(program, globals);
   registerImportLegacy(program, globals);
   registerAudit(program, globals);
+  registerInstances(program, globals);
   const exitOverride = (cmd: Command) => {
     cmd.exitOverride();
     for (const sub of cmd.commands) exitOverride(sub);

@@ -38,6 +38,13 @@ import { createRedisStore } from './store/redis.js';
 import { createSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import {
+  createInstanceHeartbeat,
+  type InstanceHeartbeat,
+  type InstancesReport,
+  listInstances,
+  resolveHeartbeatMs,
+} from './sync/instances.js';
+import {
   persistRevocation,
   type RevocationEvent,
   RevocationSet,
@@ -171,6 +178,24 @@ export interface KeywardScheduler {
   readonly clockUnsafe: boolean;
 }
 
+/** The instances registered in the store (heartbeats), see {@link KeywardCore.instances}. */
+export interface KeywardInstances {
+  /** This instance's id in `instances/<id>`, or `undefined` when its heartbeat is off. */
+  readonly id: string | undefined;
+  /**
+   * Lists every registered instance (one `list` of `instances/`, O(instances)) with its state
+   * against the store's keyring generation: `current`, `behind` or `stale`.
+   *
+   * @example
+   * ```ts
+   * const { generation, counts } = await kw.instances.list()
+   * ```
+   */
+  list(): Promise<InstancesReport>;
+  /** Writes this instance's heartbeat now (no-op when off). Never throws. */
+  beat(): Promise<void>;
+}
+
 /**
  * The keyring part of a keyward instance, without the services built on it (sessions, API
  * keys, secrets). Services take it as their dependency; users get a {@link Keyward}.
@@ -184,6 +209,8 @@ export interface KeywardCore {
   readonly sync: KeywardSync;
   /** The rotation scheduler. */
   readonly scheduler: KeywardScheduler;
+  /** Instance heartbeats: what every instance in the store has applied (`instanceHeartbeatMs`). */
+  readonly instances: KeywardInstances;
   readonly logger: KeywardLogger;
   /** The audit log (hash-chained events; pino JSON to stdout by default). */
   readonly audit: AuditLog;
@@ -261,6 +288,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
         details: { option: 'clientId' },
       },
     );
+  const heartbeatMs = resolveHeartbeatMs(options.instanceHeartbeatMs);
   let defaultIssuer: string | undefined;
   const dir = options.dir ?? './.keyward';
   const loaded = loadMasterKey({
@@ -398,6 +426,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
     await service.bootstrap();
     await revocations.load(store, now());
 
+    let lastSyncLagMs: number | undefined;
     const sync = new KeyringSync({
       store,
       revocations,
@@ -410,6 +439,7 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       now,
       onError: (error) => logger.warn({ code: error.code }, `keyward sync: ${error.message}`),
       onApplied: (_kind, lagMs) => {
+        if (lagMs !== undefined) lastSyncLagMs = lagMs;
         if (lagMs !== undefined) metrics.recordSyncLag(lagMs);
         if (lagMs !== undefined) alerts?.recordSyncLag(lagMs);
       },
@@ -458,6 +488,32 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
       options.scheduler === false ? {} : (options.scheduler ?? {}),
     );
     if (options.scheduler !== false) scheduler.start();
+
+    // The heartbeat has its own timer: never on a request path, and a slow store only delays it.
+    let heartbeat: InstanceHeartbeat | undefined;
+    if (heartbeatMs !== false) {
+      heartbeat = createInstanceHeartbeat({
+        store,
+        intervalMs: heartbeatMs,
+        now,
+        source: {
+          keyringGeneration: () => keyring.generation,
+          revocationGeneration: () => sync.status().revocationGeneration,
+          clockOffsetMs: () => scheduler.clockOffsetMs,
+          syncLagMs: () => lastSyncLagMs,
+          syncStale: () => sync.status().stale,
+        },
+        onListed: (report) => metrics.observeInstances?.(report.counts),
+        onError: (error) => logger.warn({ code: error.code }, `keyward heartbeat: ${error.message}`),
+      });
+      await heartbeat.start();
+      // A new keyring generation is announced at once, so `keyward instances` and health do not
+      // report a synced instance as behind until its next interval.
+      const beatNow = heartbeat.beat;
+      listeners.add((change) => {
+        if (change.kind === 'keyring') void beatNow();
+      });
+    }
 
     const applyRevocation = (event: RevocationEvent, generation: number) => {
       if (revocations.apply(event, generation)) notify({ kind: 'revocation', revocation: event });
@@ -642,10 +698,16 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
           return scheduler.clockUnsafe;
         },
       },
+      instances: {
+        id: heartbeat?.id,
+        list: () => listInstances(store, { now }),
+        beat: async () => heartbeat?.beat(),
+      },
       async close() {
         if (closed) return;
         closed = true;
         if (alertTimer) clearInterval(alertTimer);
+        await heartbeat?.stop();
         await scheduler.stop();
         for (const fn of closers.reverse()) await fn();
         await sync.stop();

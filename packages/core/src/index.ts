@@ -17,6 +17,7 @@ export {
   createKeywardCore,
   type Keyward,
   type KeywardCore,
+  type KeywardInstances,
   type KeywardJwt,
   type KeywardKeys,
   type KeywardRevocations,
@@ -35,6 +36,16 @@ export {
 export * from './ratelimit/index.js';
 export * from './secrets/index.js';
 export * from './store/index.js';
+export {
+  DEFAULT_HEARTBEAT_MS,
+  INSTANCES_COLLECTION,
+  type InstanceRecord,
+  type InstanceState,
+  type InstancesReport,
+  type InstanceView,
+  KEYWARD_VERSION,
+  listInstances,
+} from './sync/instances.js';
 export {
   type RevocationEvent,
   RevocationSet,

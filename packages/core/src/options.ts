@@ -89,6 +89,13 @@ export interface KeywardOptions {
   /** How often each instance polls the store for changes it may have missed, in ms. Default 1000. */
   syncIntervalMs?: number;
   /**
+   * How often this instance registers itself in the store (`instances/<id>`: host, pid, version,
+   * the keyring and revocation generations it applied, clock offset, sync lag), in ms, from its own
+   * timer; the record expires after three intervals. `keyward instances` and the health check
+   * `instances` read them. Default 10,000; `false` turns the heartbeat off (the CLI does).
+   */
+  instanceHeartbeatMs?: number | false;
+  /**
    * The rotation scheduler: every instance checks the rotation plan every `intervalMs` (default
    * 60 s) and one of them, under a store lock, rotates what is due. `false` turns the periodic runs
    * off (rotation then only happens on demand, or through `kw.scheduler.tick()`).
@@ -140,6 +147,8 @@ export interface KeywardEnvironment {
   KEYWARD_RATE_LIMIT_LOGIN?: string | undefined;
   /** Refresh limits `perAddress/windowSec` (e.g. `60/60`), or `off`. */
   KEYWARD_RATE_LIMIT_REFRESH?: string | undefined;
+  /** Instance heartbeat interval in ms (`instanceHeartbeatMs`, default 10000), or `off`. */
+  KEYWARD_INSTANCE_HEARTBEAT_MS?: string | undefined;
   /** pino level of keyward's operational log: `fatal`, `error`, `warn`, `info` (default), `debug`, `trace` or `silent`. */
   LOG_LEVEL?: string | undefined;
 }
@@ -151,7 +160,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
  * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
  * `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_CLIENT_ID`, `KEYWARD_LEGACY_SIGNING`,
  * `KEYWARD_SIGNING_ALG`, `KEYWARD_TRUSTED_ISSUERS` (a JSON array of trusted issuers), `KEYWARD_RATE_LIMIT` (`off`),
- * `KEYWARD_RATE_LIMIT_LOGIN` (`perUser/perAddress/windowSec`), `KEYWARD_RATE_LIMIT_REFRESH` (`perAddress/windowSec`), `LOG_LEVEL`
+ * `KEYWARD_RATE_LIMIT_LOGIN` (`perUser/perAddress/windowSec`), `KEYWARD_RATE_LIMIT_REFRESH` (`perAddress/windowSec`),
+ * `KEYWARD_INSTANCE_HEARTBEAT_MS` (whole ms of at least 100, or `off`), `LOG_LEVEL`
  * (the level of the default pino logger; any other value is `config_invalid`)).
  *
  * @example
@@ -174,6 +184,16 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
   if (env.KEYWARD_TRUSTED_ISSUERS) options.trustedIssuers = parseTrustedIssuers(env.KEYWARD_TRUSTED_ISSUERS);
   const rateLimit = parseRateLimits(env);
   if (rateLimit !== undefined) options.rateLimit = rateLimit;
+  const heartbeat = env.KEYWARD_INSTANCE_HEARTBEAT_MS?.trim().toLowerCase();
+  if (heartbeat !== undefined && heartbeat !== '') {
+    if (heartbeat !== 'off' && !(/^\d{1,9}$/.test(heartbeat) && Number(heartbeat) >= 100))
+      throw new KeywardError(
+        'config_invalid',
+        'KEYWARD_INSTANCE_HEARTBEAT_MS must be a whole number of ms (at least 100) or off',
+        { details: { option: 'KEYWARD_INSTANCE_HEARTBEAT_MS' } },
+      );
+    options.instanceHeartbeatMs = heartbeat === 'off' ? false : Number(heartbeat);
+  }
   if (env.LOG_LEVEL) {
     if (!LOG_LEVELS.includes(env.LOG_LEVEL)) {
       throw new KeywardError('config_invalid', `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);

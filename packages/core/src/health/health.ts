@@ -50,7 +50,7 @@ const worst = (statuses: HealthStatus[]): HealthStatus =>
 
 /**
  * Creates the `application/health+json` report (draft-inadarei-api-health-check) of a keyward
- * instance, with five checks:
+ * instance, with these checks:
  *
  * - `keys:age` — one entry per configured use: `fail` without an active key, `warn` when the
  *   active key is past its rotation period (the scheduler is not running or failing), and for `sig`
@@ -63,6 +63,10 @@ const worst = (statuses: HealthStatus[]): HealthStatus =>
  *   (re-published, until a later read finds it back) or holds one of another lineage;
  * - `clock:offset` — this clock minus the store's, in seconds, as the scheduler last measured it;
  *   `warn` beyond the policy's `clockSkew` (the scheduler then activates and retires nothing).
+ * - `instances` — readiness only: the instances registered in the store (heartbeats) as
+ *   `observedValue`; `warn` while any live one is behind the store's keyring generation (never
+ *   `fail`: another instance being behind does not make this one unready), stale ones are named in
+ *   `output`;
  * - `data:rewrap` — only while a revoked data key still has material: `warn`, the records still
  *   to rewrap as `observedValue` (readiness only; a liveness report names the key without counts).
  *
@@ -206,6 +210,28 @@ export function createHealth(
     };
   }
 
+  async function instancesCheck(time: string): Promise<HealthCheck> {
+    const base = { componentType: 'system', time };
+    let report: Awaited<ReturnType<KeywardCore['instances']['list']>>;
+    try {
+      report = await core.instances.list();
+    } catch {
+      return { ...base, status: 'warn', output: 'instances unknown: store unreachable' };
+    }
+    const { behind, stale } = report.counts;
+    const output = [
+      ...(behind > 0 ? [`${behind} behind keyring generation ${report.generation}`] : []),
+      ...(stale > 0 ? [`${stale} stale (no heartbeat for two intervals)`] : []),
+    ].join('; ');
+    return {
+      ...base,
+      status: behind > 0 ? 'warn' : 'pass',
+      observedValue: report.instances.length,
+      observedUnit: 'instances',
+      ...(output ? { output } : {}),
+    };
+  }
+
   async function rewrapChecks(time: string, ready: boolean): Promise<HealthCheck[]> {
     const revoked = core.keys
       .list()
@@ -244,6 +270,7 @@ export function createHealth(
     const lineage = lineageCheck(time);
     const clock = clockCheck(time);
     const rewrap = await rewrapChecks(time, call.ready !== false);
+    const instances = call.ready !== false ? await instancesCheck(time) : undefined;
     const storeWeight: HealthStatus =
       store.status === 'fail' && canSign(core.keys.list()) ? 'warn' : store.status;
     const status = worst([
@@ -253,6 +280,7 @@ export function createHealth(
       lineage.status,
       clock.status,
       ...rewrap.map((r) => r.status),
+      ...(instances ? [instances.status] : []),
     ]);
     return {
       status,
@@ -265,6 +293,7 @@ export function createHealth(
         'keyring:lineage': [lineage],
         'clock:offset': [clock],
         ...(rewrap.length > 0 ? { 'data:rewrap': rewrap } : {}),
+        ...(instances ? { instances: [instances] } : {}),
       },
     };
   };

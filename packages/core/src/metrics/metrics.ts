@@ -74,6 +74,8 @@ export interface KeywardMetrics {
   recordClockOffset(offsetMs: number): void;
   /** The current key records; `keys` and `key_age_seconds` are computed from them at scrape time. */
   observeKeys(records: readonly KeyRecord[]): void;
+  /** Instances registered in the store by state, from the last heartbeat's listing (`instances` gauge). */
+  observeInstances?(counts: Readonly<Record<'current' | 'behind' | 'stale', number>>): void;
   /** Exposes an audit log's counters (events, rate-limited, scrubbed fields, sink errors). */
   observeAudit(source: AuditStatsSource): void;
   /** A login or refresh refused by the brute-force limiter (`rate_limited_total`, by route and limit). */
@@ -237,6 +239,18 @@ export function createKeywardMetrics(options: KeywardMetricsOptions = {}): Keywa
         this.set({ kid: r.kid, use: r.use, state: r.state }, (at - r.createdAt) / 1000);
     },
   });
+  let instanceCounts: Readonly<Record<'current' | 'behind' | 'stale', number>> | undefined;
+  new Gauge({
+    name: `${prefix}instances`,
+    help: 'Instances registered in the store by state (current, behind the keyring generation, stale), as the last heartbeat listed them',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      this.reset();
+      if (instanceCounts)
+        for (const [state, count] of Object.entries(instanceCounts)) this.set({ state }, count);
+    },
+  });
   const clockOffset = new Gauge({
     name: `${prefix}clock_offset_seconds`,
     help: "This instance's clock minus the store's, in seconds, as last measured by the rotation scheduler",
@@ -277,6 +291,9 @@ export function createKeywardMetrics(options: KeywardMetricsOptions = {}): Keywa
     },
     recordClockOffset(offsetMs) {
       if (Number.isFinite(offsetMs)) clockOffset.set(offsetMs / 1000);
+    },
+    observeInstances(counts) {
+      instanceCounts = { ...counts };
     },
     observeKeys(records) {
       keyRecords = [...records];

@@ -16,6 +16,7 @@
  * A start-up failure is printed as one line on stderr (`keyward: <message> [<code>]`, no stack)
  * and the process exits with 1, as an app should. KW_REUSE_INTERVAL_MS: the sessions' refresh reuse
  * interval (ops issueSession / refreshSession). KW_SIGNING_ALG: algorithm of generated signing keys.
+ * KW_HEARTBEAT_MS: the instance heartbeat interval (ops instances / beat / instanceId; default off).
  */
 import { createInterface } from 'node:readline';
 import { createKeywardCore, type KeywardCore } from '../../src/core.js';
@@ -57,6 +58,7 @@ try {
     scheduler: env.KW_SCHEDULER_MS ? { intervalMs: Number(env.KW_SCHEDULER_MS) } : false,
     ...(env.KW_MAX_RETIRING ? { rotation: { maxRetiringKeys: Number(env.KW_MAX_RETIRING) } } : {}),
     syncIntervalMs: Number(env.KW_SYNC_MS ?? 1000),
+    instanceHeartbeatMs: env.KW_HEARTBEAT_MS ? Number(env.KW_HEARTBEAT_MS) : false,
     ...(env.KW_SIGNING_ALG ? { signingAlg: env.KW_SIGNING_ALG as 'HS256' } : {}),
     now: () => Date.now() + offset,
   });
@@ -218,6 +220,10 @@ const ops: Record<string, (req: Request) => unknown> = {
     return watchState;
   },
   status: () => core.sync.status(),
+  // Instance heartbeats (KW_HEARTBEAT_MS): this instance's id, the listing, a beat now.
+  instanceId: () => core.instances.id ?? null,
+  instances: () => core.instances.list(),
+  beat: () => core.instances.beat(),
   refresh: () => core.sync.refresh(),
   keys: () => core.keys.list(),
   jwks: () => core.keys.jwks().keys.map((k) => k.kid),
