@@ -38,6 +38,11 @@ export interface PostgresStoreOptions {
   connectTimeoutMs?: number;
   /** Maximum connections of the pool the store opens. Default 10. */
   maxConnections?: number;
+  /**
+   * Reopen the LISTEN connection (and listen again) when it drops. Default true; `false` is for
+   * tests of the polling that repairs a deaf instance.
+   */
+  resubscribe?: boolean;
 }
 
 /**
@@ -284,7 +289,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
   }
 
   function scheduleReconnect(): void {
-    if (closed || handlers.size === 0 || reconnectTimer) return;
+    if (closed || handlers.size === 0 || reconnectTimer || options.resubscribe === false) return;
     reconnectTimer = setTimeout(() => {
       reconnectTimer = undefined;
       connectListener().catch(() => scheduleReconnect());
