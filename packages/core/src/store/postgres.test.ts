@@ -172,6 +172,23 @@ describeWithPostgres('postgres store', () => {
     await store.close();
   });
 
+  it('fails a write blocked past queryTimeoutMs with store_unavailable, and the write did not happen', async () => {
+    const schema = freshSchema();
+    const store = createPostgresStore({ connectionString: url, schema, queryTimeoutMs: 300 });
+    await store.set('k', 'before');
+    const blocker = await admin.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT 1 FROM "${schema}"."keyward" WHERE key = 'k' FOR UPDATE`);
+      await expect(store.set('k', 'after')).rejects.toMatchObject({ code: 'store_unavailable' });
+      await blocker.query('ROLLBACK');
+    } finally {
+      blocker.release();
+    }
+    expect(await store.get('k')).toBe('before');
+    await store.close();
+  });
+
   it('refuses a bad schema or table name with config_invalid', () => {
     expect(() => createPostgresStore({ connectionString: url, schema: 'a"; DROP' })).toThrow(
       expect.objectContaining({ code: 'config_invalid' }),

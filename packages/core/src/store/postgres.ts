@@ -36,6 +36,13 @@ export interface PostgresStoreOptions {
   table?: string;
   /** How long to wait for a connection before failing with `store_unavailable`, in ms. Default 2000. */
   connectTimeoutMs?: number;
+  /**
+   * How long one statement may take before it fails with `store_unavailable`, in ms: the server
+   * cancels it (`statement_timeout`, so a cancelled write did not happen), and the client gives up
+   * 2 s later on a server that stopped answering (then the outcome of a write is unknown). Applies
+   * to the pool the store opens. Default 10 000.
+   */
+  queryTimeoutMs?: number;
   /** Maximum connections of the pool the store opens. Default 10. */
   maxConnections?: number;
   /**
@@ -61,11 +68,13 @@ function configError(message: string, option: string): KeywardError {
   return new KeywardError('config_invalid', `createPostgresStore: ${message}`, { details: { option } });
 }
 
-const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[1-3])/;
+/** Connection failures, resource exhaustion, a cancelled (timed-out) statement, server shutdown. */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57014|57P0[1-3])/;
 
 /**
  * Maps a `pg` failure to a keyward error: no connection (refused, reset, timed out, terminated,
- * server shutting down, too many connections) is `store_unavailable`; any other failure is `store_error`.
+ * server shutting down, too many connections) or a statement past its timeout is
+ * `store_unavailable`; any other failure is `store_error`.
  */
 export function postgresError(err: unknown, operation: string): KeywardError {
   if (err instanceof KeywardError) return err;
@@ -187,6 +196,9 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
   const connectTimeoutMs = options.connectTimeoutMs ?? 2000;
   if (!Number.isFinite(connectTimeoutMs) || connectTimeoutMs <= 0)
     throw configError('connectTimeoutMs must be a positive number', 'connectTimeoutMs');
+  const queryTimeoutMs = options.queryTimeoutMs ?? 10_000;
+  if (!Number.isFinite(queryTimeoutMs) || queryTimeoutMs <= 0)
+    throw configError('queryTimeoutMs must be a positive number', 'queryTimeoutMs');
   const owned = options.pool === undefined;
   if (owned && (typeof options.connectionString !== 'string' || options.connectionString.length === 0))
     throw configError('give connectionString or pool', 'connectionString');
@@ -194,9 +206,14 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     connectionString: options.connectionString,
     connectionTimeoutMillis: connectTimeoutMs,
   };
+  const poolConfig: pg.PoolConfig = {
+    ...clientConfig,
+    statement_timeout: queryTimeoutMs,
+    query_timeout: queryTimeoutMs + 2000,
+  };
   const pool =
     options.pool ??
-    new pg.Pool({ ...clientConfig, max: options.maxConnections ?? 10, idleTimeoutMillis: 30_000 });
+    new pg.Pool({ ...poolConfig, max: options.maxConnections ?? 10, idleTimeoutMillis: 30_000 });
   // An idle connection dropped by the server must not crash the process; the next query reconnects.
   const onPoolError = () => {};
   pool.on('error', onPoolError);
@@ -210,9 +227,11 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
-      // One migrator at a time across processes; the lock ends with the transaction.
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`keyward:${schema}.${table}`]);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+      // One migrator per schema at a time across processes; the lock ends with the transaction.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`keyward:${schema}`]);
+      // CREATE SCHEMA checks the CREATE privilege on the database even when the schema exists.
+      const schemaRow = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+      if (schemaRow.rowCount === 0) await client.query(`CREATE SCHEMA "${schema}"`);
       await client.query(
         `CREATE TABLE IF NOT EXISTS ${sql.migrations} (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
       );
