@@ -23,6 +23,25 @@ it('keywardOptionsFromEnv reads DATABASE_URL', () => {
   expect(keywardOptionsFromEnv({}).databaseUrl).toBeUndefined();
 });
 
+it('with both REDIS_URL and DATABASE_URL, Redis wins and a warning says DATABASE_URL is ignored', async () => {
+  const warnings: string[] = [];
+  const logger = { info() {}, error() {}, warn: (m: object | string) => warnings.push(String(m)) };
+  const env = {
+    REDIS_URL: 'redis://127.0.0.1:1', // nothing listens: start-up fails on the Redis store
+    DATABASE_URL: 'postgres://kw:hunter2@127.0.0.1:1/db',
+    KEYWARD_DIR: mkdtempSync(join(tmpdir(), 'keyward-both-')),
+  };
+  const err = await createKeyward({
+    ...keywardOptionsFromEnv(env),
+    masterKey: MasterKey.generate().exportText(),
+    logger,
+    audit: false,
+  }).catch((e: unknown) => e);
+  expect(err).toMatchObject({ code: 'store_unavailable', details: { driver: 'redis' } });
+  expect(warnings.filter((w) => w.includes('ignores DATABASE_URL'))).toHaveLength(1);
+  expect(warnings.join('\n')).not.toContain('hunter2');
+});
+
 describeWithPostgres('createKeyward with DATABASE_URL', () => {
   beforeAll(async () => {
     await admin.query(`CREATE DATABASE "${database}"`);
