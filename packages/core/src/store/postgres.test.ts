@@ -120,6 +120,35 @@ describeWithPostgres('postgres store', () => {
     await Promise.all(stores.map((s) => s.close()));
   });
 
+  it('opens an up-to-date database as a role that may only read and write the tables', async () => {
+    const schema = freshSchema();
+    const role = `${schema}_rw`;
+    const owner = createPostgresStore({ connectionString: url, schema });
+    await owner.set('k', 'v'); // migrates as the superuser
+    await owner.close();
+    await admin.query(`CREATE ROLE "${role}" LOGIN`);
+    try {
+      await admin.query(`GRANT USAGE ON SCHEMA "${schema}" TO "${role}"`);
+      await admin.query(
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "${schema}" TO "${role}"`,
+      );
+      const u = new URL(url);
+      u.username = role;
+      const store = createPostgresStore({ connectionString: u.toString(), schema });
+      try {
+        expect(await store.get('k')).toBe('v');
+        await store.set('k', 'w');
+        expect(await store.increment('n')).toBe(1);
+        expect(await store.acquireLock('l', 10_000)).not.toBeNull();
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await admin.query(`DROP OWNED BY "${role}"`);
+      await admin.query(`DROP ROLE "${role}"`);
+    }
+  });
+
   it('keeps two tables in one schema apart, pub/sub included', async () => {
     const schema = freshSchema();
     const a = createPostgresStore({ connectionString: url, schema, table: 'kw_a' });

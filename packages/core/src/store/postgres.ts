@@ -225,6 +225,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
 
   async function migrate(): Promise<void> {
     const client = await pool.connect();
+    let failure: Error | undefined;
     try {
       await client.query('BEGIN');
       // One migrator per schema at a time across processes; the lock ends with the transaction.
@@ -232,9 +233,14 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       // CREATE SCHEMA checks the CREATE privilege on the database even when the schema exists.
       const schemaRow = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
       if (schemaRow.rowCount === 0) await client.query(`CREATE SCHEMA "${schema}"`);
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${sql.migrations} (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
-      );
+      // Likewise CREATE TABLE IF NOT EXISTS needs CREATE on the schema: a runtime role with only
+      // read/write rights opens an up-to-date database without it.
+      const known = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [sql.migrations]);
+      if (known.rows[0]?.t == null) {
+        await client.query(
+          `CREATE TABLE ${sql.migrations} (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+        );
+      }
       const { rows } = await client.query<{ v: number | null }>(
         `SELECT max(version) AS v FROM ${sql.migrations}`,
       );
@@ -252,10 +258,11 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       }
       await client.query('COMMIT');
     } catch (err) {
+      failure = err instanceof Error ? err : new Error(String(err));
       await client.query('ROLLBACK').catch(() => {});
       throw err;
     } finally {
-      client.release();
+      client.release(failure); // a connection that failed is destroyed, not pooled again
     }
   }
 
