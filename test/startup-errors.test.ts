@@ -16,7 +16,7 @@ function runExample(
 ): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(
-      ([k]) => !k.startsWith('KEYWARD_') && k !== 'REDIS_URL' && k !== 'JWT_SECRET',
+      ([k]) => !k.startsWith('KEYWARD_') && k !== 'REDIS_URL' && k !== 'DATABASE_URL' && k !== 'JWT_SECRET',
     ),
   );
   const child = spawn(process.execPath, ['--conditions=@keyward/source', '--import', 'tsx', 'src/main.ts'], {

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   createKeyward,
+  createPostgresStore,
   createRedisStore,
   createSqliteStore,
   jsonlFileSink,
@@ -24,13 +25,16 @@ export interface GlobalOptions {
   redis?: string;
   /** Key prefix in Redis. */
   redisPrefix?: string;
+  /** PostgreSQL URL: use PostgreSQL as the store (when `redis` is not set). */
+  database?: string;
   /** JSON file with the app's rotation policy (as passed to `createKeyward({ rotation })`). */
   policy?: string;
 }
 
-/** Where the keyring lives, for messages: never the Redis URL, which may carry a password. */
+/** Where the keyring lives, for messages: never the Redis or PostgreSQL URL, which may carry a password. */
 export function describeStore(g: GlobalOptions): string {
-  return g.redis ? 'the Redis store' : join(g.dir, 'keyward.db');
+  if (g.redis) return 'the Redis store';
+  return g.database ? 'the PostgreSQL store' : join(g.dir, 'keyward.db');
 }
 
 /** The CLI's own audit file. */
@@ -46,11 +50,12 @@ export function openStore(g: GlobalOptions, create = false): Store {
   if (g.redis) {
     return createRedisStore({ url: g.redis, ...(g.redisPrefix ? { prefix: g.redisPrefix } : {}) });
   }
+  if (g.database) return createPostgresStore({ connectionString: g.database });
   const path = join(g.dir, 'keyward.db');
   if (!create && !existsSync(path)) {
     throw new CliError(
       'keyring_missing',
-      `no keyring at ${path}: run \`keyward init\` first, or pass --dir or --redis`,
+      `no keyring at ${path}: run \`keyward init\` first, or pass --dir, --redis or --database`,
       EXIT.failure,
     );
   }

@@ -36,6 +36,11 @@ export function createProgram(): Command {
     )
     .option('--redis-prefix <prefix>', 'key prefix in Redis (default "keyward:")')
     .option(
+      '--database <url>',
+      'use this PostgreSQL as the store instead of --dir, when --redis is not set (default: DATABASE_URL)',
+      process.env.DATABASE_URL || undefined,
+    )
+    .option(
       '--policy <file>',
       'JSON rotation policy, as the app passes to createKeyward({ rotation }), for keys plan/rotate',
     )

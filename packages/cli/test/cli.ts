@@ -59,9 +59,16 @@ export interface RunOptions {
   cwd?: string;
 }
 
-/** Runs the built `keyward` binary with a clean environment (no inherited REDIS_URL, master key or JWT_SECRET). */
+/** Runs the built `keyward` binary with a clean environment (no inherited REDIS_URL, DATABASE_URL, master key or JWT_SECRET). */
 export function keyward(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
-  const { REDIS_URL: _r, KEYWARD_MASTER_KEY: _m, JWT_SECRET: _j, KEYWARD_DIR: _d, ...base } = process.env;
+  const {
+    REDIS_URL: _r,
+    DATABASE_URL: _p,
+    KEYWARD_MASTER_KEY: _m,
+    JWT_SECRET: _j,
+    KEYWARD_DIR: _d,
+    ...base
+  } = process.env;
   const env = { ...base, ...options.env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
   return new Promise((resolve, reject) => {

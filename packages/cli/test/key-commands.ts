@@ -9,7 +9,7 @@ export interface StoreTarget {
   args: string[];
   dir: string;
   /** Options for `createKeyward` to open the same keyring from a test. */
-  keywardOptions: { dir: string; redisUrl?: string; redisPrefix?: string };
+  keywardOptions: { dir: string; redisUrl?: string; redisPrefix?: string; databaseUrl?: string };
   cleanup(): Promise<void> | void;
 }
 

@@ -34,6 +34,7 @@ import type { KeyRecord } from './keys/types.js';
 import { type Alerts, createAlerts } from './metrics/alerts.js';
 import { createKeywardMetrics, type KeywardMetrics } from './metrics/metrics.js';
 import type { KeywardLogger, KeywardOptions } from './options.js';
+import { createPostgresStore } from './store/postgres.js';
 import { createRedisStore } from './store/redis.js';
 import { createSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
@@ -308,7 +309,11 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
           url: options.redisUrl,
           ...(options.redisPrefix ? { prefix: options.redisPrefix } : {}),
         })
-      : createSqliteStore({ path: join(dir, 'keyward.db') }));
+      : options.databaseUrl
+        ? createPostgresStore({ connectionString: options.databaseUrl })
+        : createSqliteStore({ path: join(dir, 'keyward.db') }));
+  if (ownsStore && options.redisUrl && options.databaseUrl)
+    logger.warn('both REDIS_URL and DATABASE_URL are set: keyward uses Redis and ignores DATABASE_URL');
 
   try {
     const legacy: UnsealedKey[] = [];

@@ -26,7 +26,10 @@ export interface KeywardLogger {
  * ```
  */
 export interface KeywardOptions {
-  /** The store. Default: Redis when `redisUrl` is set, else the embedded SQLite store in `dir`. */
+  /**
+   * The store. Default: Redis when `redisUrl` is set, else PostgreSQL when `databaseUrl` is set,
+   * else the embedded SQLite store in `dir`.
+   */
   store?: Store;
   /** Use Redis (`redis://…`, `rediss://…`) as store and sync bus; keyward opens and closes the connection. */
   redisUrl?: string;
@@ -35,6 +38,12 @@ export interface KeywardOptions {
    * needed for Redis Cluster (the driver tags each collection itself; see `createRedisStore`).
    */
   redisPrefix?: string;
+  /**
+   * Use PostgreSQL (`postgres://…`) as store and sync bus (`LISTEN/NOTIFY`), in the `keyward` tables
+   * of the `public` schema (see `createPostgresStore`); keyward opens and closes the pool. When
+   * `redisUrl` is set too, Redis wins and `databaseUrl` is ignored (with a warning).
+   */
+  databaseUrl?: string;
   /** Folder of the embedded store and, in development, of the generated master key file. Default `./.keyward`. */
   dir?: string;
   /** Master key (Fernet format). Default: `KEYWARD_MASTER_KEY`, then `<dir>/master.key` (generated with a warning). */
@@ -130,6 +139,8 @@ export interface KeywardOptions {
 export interface KeywardEnvironment {
   REDIS_URL?: string | undefined;
   KEYWARD_REDIS_PREFIX?: string | undefined;
+  /** PostgreSQL URL (`postgres://…`): the store when `REDIS_URL` is not set. */
+  DATABASE_URL?: string | undefined;
   KEYWARD_DIR?: string | undefined;
   KEYWARD_MASTER_KEY?: string | undefined;
   KEYWARD_MASTER_KEY_PREVIOUS?: string | undefined;
@@ -157,7 +168,7 @@ export interface KeywardEnvironment {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /**
- * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
+ * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `DATABASE_URL`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
  * `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_CLIENT_ID`, `KEYWARD_LEGACY_SIGNING`,
  * `KEYWARD_SIGNING_ALG`, `KEYWARD_TRUSTED_ISSUERS` (a JSON array of trusted issuers), `KEYWARD_RATE_LIMIT` (`off`),
  * `KEYWARD_RATE_LIMIT_LOGIN` (`perUser/perAddress/windowSec`), `KEYWARD_RATE_LIMIT_REFRESH` (`perAddress/windowSec`),
@@ -173,6 +184,7 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
   const options: KeywardOptions = { dir: env.KEYWARD_DIR || './.keyward' };
   if (env.REDIS_URL) options.redisUrl = env.REDIS_URL;
   if (env.KEYWARD_REDIS_PREFIX) options.redisPrefix = env.KEYWARD_REDIS_PREFIX;
+  if (env.DATABASE_URL) options.databaseUrl = env.DATABASE_URL;
   if (env.KEYWARD_MASTER_KEY) options.masterKey = env.KEYWARD_MASTER_KEY;
   if (env.KEYWARD_MASTER_KEY_PREVIOUS)
     options.previousMasterKeys = parsePreviousMasterKeys(env.KEYWARD_MASTER_KEY_PREVIOUS);

@@ -33,7 +33,15 @@ export interface AdapterContractTarget {
   redisDb?: number;
 }
 
-const CONTRACT_ENV = ['PORT', 'HOST', 'KEYWARD_DIR', 'REDIS_URL', 'KEYWARD_MASTER_KEY', 'JWT_SECRET'];
+const CONTRACT_ENV = [
+  'PORT',
+  'HOST',
+  'KEYWARD_DIR',
+  'REDIS_URL',
+  'DATABASE_URL',
+  'KEYWARD_MASTER_KEY',
+  'JWT_SECRET',
+];
 const STOP_TIMEOUT_MS = 10_000;
 
 /**

@@ -8,6 +8,7 @@ export {
 } from './adapter-contract.js';
 export { codeOf, expectKeywardError } from './errors.js';
 export { startTestIdp, type TestIdp, type TestIdpKey, type TestIdpMode } from './idp.js';
+export { describeWithPostgres, postgresTestUrl } from './postgres.js';
 export { describeWithRedis, dropRedisPrefix, redisTestUrl, uniquePrefix } from './redis.js';
 export { describeStoreContract, type StoreContractFactory } from './store-contract.js';
 export { freePort, hasTool, python } from './tools.js';

@@ -17,6 +17,9 @@
  * and the process exits with 1, as an app should. KW_REUSE_INTERVAL_MS: the sessions' refresh reuse
  * interval (ops issueSession / refreshSession). KW_SIGNING_ALG: algorithm of generated signing keys.
  * KW_HEARTBEAT_MS: the instance heartbeat interval (ops instances / beat / instanceId; default off).
+ * KW_DATABASE_URL: a PostgreSQL URL to use as the store instead of Redis, in schema KW_PG_SCHEMA
+ * (default `public`; KW_NO_RESUBSCRIBE=1 keeps a dropped LISTEN connection down; name the
+ * connections with `?application_name=` in the URL).
  */
 import { createInterface } from 'node:readline';
 import { createKeywardCore, type KeywardCore } from '../../src/core.js';
@@ -25,6 +28,7 @@ import { createHealth } from '../../src/health/health.js';
 import { checkKeyringInvariants } from '../../src/keys/lifecycle.js';
 import { parsePreviousMasterKeys } from '../../src/keys/master-key.js';
 import { createRateLimiter, type RateLimiter, type RateLimitOptions } from '../../src/ratelimit/limiter.js';
+import { createPostgresStore } from '../../src/store/postgres.js';
 import { createRedisStore } from '../../src/store/redis.js';
 import { createSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';
@@ -36,16 +40,24 @@ const sharedNow = () => performance.timeOrigin + performance.now();
 const write = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
 const sqlitePath = env.KW_SQLITE_PATH;
+const databaseUrl = env.KW_DATABASE_URL;
 const store: Store = sqlitePath
   ? createSqliteStore({ path: sqlitePath, pollIntervalMs: 50 })
-  : createRedisStore({
-      url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-      prefix: env.KW_PREFIX ?? 'keyward:',
-      redisOptions: {
-        ...(env.KW_NO_RESUBSCRIBE === '1' ? { autoResubscribe: false } : {}),
-        ...(env.KW_CONNECTION_NAME ? { connectionName: env.KW_CONNECTION_NAME } : {}),
-      },
-    });
+  : databaseUrl
+    ? createPostgresStore({
+        connectionString: databaseUrl,
+        ...(env.KW_PG_SCHEMA ? { schema: env.KW_PG_SCHEMA } : {}),
+        ...(env.KW_NO_RESUBSCRIBE === '1' ? { resubscribe: false } : {}),
+        connectTimeoutMs: 1000,
+      })
+    : createRedisStore({
+        url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+        prefix: env.KW_PREFIX ?? 'keyward:',
+        redisOptions: {
+          ...(env.KW_NO_RESUBSCRIBE === '1' ? { autoResubscribe: false } : {}),
+          ...(env.KW_CONNECTION_NAME ? { connectionName: env.KW_CONNECTION_NAME } : {}),
+        },
+      });
 const storeTime = store.time?.bind(store);
 let core: KeywardCore;
 try {
