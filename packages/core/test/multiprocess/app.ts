@@ -16,6 +16,8 @@
  * A start-up failure is printed as one line on stderr (`keyward: <message> [<code>]`, no stack)
  * and the process exits with 1, as an app should. KW_REUSE_INTERVAL_MS: the sessions' refresh reuse
  * interval (ops issueSession / refreshSession). KW_SIGNING_ALG: algorithm of generated signing keys.
+ * KW_REDIS_CLUSTER (seed nodes `host:port,…`) or KW_REDIS_SENTINELS (`host:port,…`, with
+ * KW_REDIS_SENTINEL_NAME) instead of REDIS_URL; KW_STORE_TIMEOUT_MS: the store's command timeout.
  */
 import { createInterface } from 'node:readline';
 import { createKeywardCore, type KeywardCore } from '../../src/core.js';
@@ -34,12 +36,26 @@ let offset = Number(env.KW_CLOCK_OFFSET_MS ?? 0);
 const sharedNow = () => performance.timeOrigin + performance.now();
 const write = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
+/** KW_REDIS_CLUSTER / KW_REDIS_SENTINELS (`host:port,…`, with KW_REDIS_SENTINEL_NAME), else REDIS_URL. */
+function redisConnection() {
+  const hosts = (list: string) =>
+    list
+      .split(',')
+      .map((h) => ({ host: h.slice(0, h.lastIndexOf(':')), port: Number(h.slice(h.lastIndexOf(':') + 1)) }));
+  if (env.KW_REDIS_CLUSTER) return { cluster: { nodes: hosts(env.KW_REDIS_CLUSTER) } };
+  if (env.KW_REDIS_SENTINELS)
+    return {
+      sentinels: { nodes: hosts(env.KW_REDIS_SENTINELS), name: env.KW_REDIS_SENTINEL_NAME ?? 'keyward' },
+    };
+  return { url: env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+}
 const sqlitePath = env.KW_SQLITE_PATH;
 const store: Store = sqlitePath
   ? createSqliteStore({ path: sqlitePath, pollIntervalMs: 50 })
   : createRedisStore({
-      url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      ...redisConnection(),
       prefix: env.KW_PREFIX ?? 'keyward:',
+      ...(env.KW_STORE_TIMEOUT_MS ? { commandTimeoutMs: Number(env.KW_STORE_TIMEOUT_MS) } : {}),
       redisOptions: {
         ...(env.KW_NO_RESUBSCRIBE === '1' ? { autoResubscribe: false } : {}),
         ...(env.KW_CONNECTION_NAME ? { connectionName: env.KW_CONNECTION_NAME } : {}),
