@@ -14,11 +14,6 @@ import { freePort } from './tools.js';
  * for its bus) when set, else any free port.
  */
 
-/** Whether `redis-server` and `redis-cli` both run here. */
-export function hasRedisCli(): boolean {
-  return spawnSync('redis-cli', ['--version'], { stdio: 'ignore' }).status === 0;
-}
-
 /** One server of a throwaway topology. */
 export interface RedisNode {
   readonly port: number;
@@ -110,10 +105,11 @@ export interface TestCluster {
 
 /**
  * Starts `masters` cluster masters with `replicas` replicas each (`redis-cli --cluster create
- * --cluster-replicas`), a node timeout of 1 s, and waits until every node reports `cluster_state:ok`
+ * --cluster-replicas`), a node timeout of `nodeTimeoutMs` (default 1 s: how long a killed master
+ * stays down before its replica takes over), and waits until every node reports `cluster_state:ok`
  * and every replica is in sync with its master (so a killed master can fail over at once).
  */
-export async function startCluster(masters = 3, replicas = 0): Promise<TestCluster> {
+export async function startCluster(masters = 3, replicas = 0, nodeTimeoutMs = 1000): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'keyward-cluster-'));
   const nodes: RedisNode[] = [];
   const stop = async () => {
@@ -141,7 +137,7 @@ export async function startCluster(masters = 3, replicas = 0): Promise<TestClust
         '--cluster-config-file',
         join(nodeDir, 'nodes.conf'),
         '--cluster-node-timeout',
-        '1000',
+        String(nodeTimeoutMs),
         '--cluster-replica-validity-factor',
         '0',
         '--dir',
@@ -242,7 +238,11 @@ export async function startSentinels(name = 'keyward'): Promise<TestSentinels> {
   };
   try {
     const masterPort = await testPort();
-    const master = { port: masterPort, process: redisServer(['--port', String(masterPort), ...COMMON]) };
+    // --dir: a full resync writes an RDB file even with --save ''.
+    const master = {
+      port: masterPort,
+      process: redisServer(['--port', String(masterPort), ...COMMON, '--dir', mkdtempSync(join(dir, 'm-'))]),
+    };
     all.push(master);
     const replicaPort = await testPort();
     const replica = {
@@ -251,6 +251,8 @@ export async function startSentinels(name = 'keyward'): Promise<TestSentinels> {
         '--port',
         String(replicaPort),
         ...COMMON,
+        '--dir',
+        mkdtempSync(join(dir, 'r-')),
         '--replicaof',
         '127.0.0.1',
         String(masterPort),

@@ -1,8 +1,11 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasRedisCli, startCluster, type TestCluster } from '../../../testing/src/redis-ha.js';
+import { startCluster, type TestCluster } from '../../../testing/src/redis-ha.js';
 import { describeStoreContract } from '../../../testing/src/store-contract.js';
 import { hasTool } from '../../../testing/src/tools.js';
+import { createKeywardCore } from '../core.js';
+import { MasterKey } from '../keys/master-key.js';
+import { keywardOptionsFromEnv } from '../options.js';
 import { createRedisStore } from './redis.js';
 import type { Store } from './types.js';
 
@@ -11,7 +14,7 @@ import type { Store } from './types.js';
  * @keyward/testing): every script stays on one slot (no CROSSSLOT), collections and standalone
  * keys spread over the masters, and scan walks all of them.
  */
-const canRun = hasTool('redis-server') && hasRedisCli();
+const canRun = hasTool('redis-server') && hasTool('redis-cli');
 
 let cluster: TestCluster | undefined;
 const nodes = () => cluster?.nodes ?? [];
@@ -64,6 +67,35 @@ describe.runIf(canRun)('redis store on a Redis Cluster', () => {
       return createRedisStore({ cluster: { nodes: clusterNodes() }, prefix: current });
     },
     cleanup: flushAll,
+  });
+
+  it('KEYWARD_REDIS_CLUSTER makes the core open a cluster store', async () => {
+    const seeds = clusterNodes()
+      .map((node) => `${node.host}:${node.port}`)
+      .join(',');
+    const core = await createKeywardCore({
+      ...keywardOptionsFromEnv({
+        KEYWARD_REDIS_CLUSTER: seeds,
+        KEYWARD_REDIS_PREFIX: 'kwenv:',
+        KEYWARD_STORE_TIMEOUT_MS: '1000',
+        KEYWARD_MASTER_KEY: MasterKey.generate().exportText(),
+      }),
+      logger: false,
+      audit: false,
+      scheduler: false,
+    });
+    try {
+      const { kid } = await core.keys.rotate({ use: 'sig' });
+      const store = createRedisStore({ cluster: { nodes: clusterNodes() }, prefix: 'kwenv:' });
+      try {
+        expect(await store.get('keyring/doc')).toContain(kid);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await core.close();
+      await flushAll();
+    }
   });
 
   describe('layout', () => {

@@ -23,6 +23,7 @@ import { createInterface } from 'node:readline';
 import { createKeywardCore, type KeywardCore } from '../../src/core.js';
 import { isKeywardError } from '../../src/errors.js';
 import { createHealth } from '../../src/health/health.js';
+import { problemResponse } from '../../src/http/routes.js';
 import { checkKeyringInvariants } from '../../src/keys/lifecycle.js';
 import { parsePreviousMasterKeys } from '../../src/keys/master-key.js';
 import { createRateLimiter, type RateLimiter, type RateLimitOptions } from '../../src/ratelimit/limiter.js';
@@ -147,6 +148,16 @@ const ops: Record<string, (req: Request) => unknown> = {
       ...(req.idempotencyKey ? { idempotencyKey: String(req.idempotencyKey) } : {}),
     });
     return { ...result, startedAt, committedAt: sharedNow(), generation: core.sync.status().generation };
+  },
+  // Rotates and answers what the HTTP contract would send: { status, error } (200 when it worked).
+  rotateHttp: async () => {
+    try {
+      await core.keys.rotate({ use: 'sig' });
+      return { status: 200 };
+    } catch (err) {
+      const { status, body } = problemResponse(err);
+      return { status, error: (body as { error: string }).error };
+    }
   },
   revoke: async (req) => ({ ...(await core.keys.revoke(String(req.kid), 'test')), committedAt: sharedNow() }),
   revokeToken: async (req) => {

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { hasRedisCli, startCluster, type TestCluster } from '../../../testing/src/redis-ha.js';
+import { startCluster, type TestCluster } from '../../../testing/src/redis-ha.js';
 import { hasTool } from '../../../testing/src/tools.js';
 import { KEYRING_KEY } from '../../src/keys/keyring-store.js';
 import { runFailover } from './failover.js';
@@ -9,7 +9,7 @@ import { type App, eventually } from './harness.js';
  * Three app processes on a Redis Cluster of 3 masters + 3 replicas; the master that owns the
  * keyring's slot is killed with SIGKILL and its replica takes over (see failover.ts).
  */
-const canRun = hasTool('redis-server') && hasRedisCli();
+const canRun = hasTool('redis-server') && hasTool('redis-cli');
 const PREFIX = 'kwcluster:';
 let topology: TestCluster | undefined;
 let apps: App[] = [];
@@ -29,12 +29,14 @@ describe.runIf(canRun)('several processes on a Redis Cluster with replicas', () 
   });
 
   it('keeps verifying through the failover of the keyring master, fails writes fast, syncs again after it', async () => {
-    const t = await startCluster(3, 1);
+    // A node timeout of 3 s: the failover cannot finish within the 1 s store timeout of the apps.
+    const t = await startCluster(3, 1, 3000);
     topology = t;
     const slot = await t.keyslot(keyringRedisKey());
     let killed = 0;
     apps = await runFailover({
       env: { KW_REDIS_CLUSTER: t.seeds, KW_PREFIX: PREFIX },
+      singlePrimary: false,
       async killPrimary() {
         // The keyring exists now: the master serving its slot is the one to kill.
         killed = await t.masterOf(slot);

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { hasRedisCli, startSentinels, type TestSentinels } from '../../../testing/src/redis-ha.js';
+import { startSentinels, type TestSentinels } from '../../../testing/src/redis-ha.js';
 import { hasTool } from '../../../testing/src/tools.js';
 import { runFailover } from './failover.js';
 import { type App, eventually } from './harness.js';
@@ -8,7 +8,7 @@ import { type App, eventually } from './harness.js';
  * Three app processes on Redis Sentinel (a master, one replica, three sentinels); the master is
  * killed with SIGKILL and the sentinels promote the replica (see failover.ts for the assertions).
  */
-const canRun = hasTool('redis-server') && hasRedisCli();
+const canRun = hasTool('redis-server') && hasTool('redis-cli');
 let topology: TestSentinels | undefined;
 let apps: App[] = [];
 
@@ -26,6 +26,7 @@ describe.runIf(canRun)('several processes on Redis Sentinel', () => {
     expect(await t.currentMaster()).toBe(t.master.port);
     apps = await runFailover({
       env: { KW_REDIS_SENTINELS: t.seeds, KW_REDIS_SENTINEL_NAME: t.name, KW_PREFIX: 'kwsentinel:' },
+      singlePrimary: true,
       async killPrimary() {
         const exited = new Promise((resolve) => t.master.process.once('exit', resolve));
         t.master.process.kill('SIGKILL');
