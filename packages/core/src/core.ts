@@ -35,7 +35,7 @@ import { type Alerts, createAlerts } from './metrics/alerts.js';
 import { createKeywardMetrics, type KeywardMetrics } from './metrics/metrics.js';
 import type { KeywardLogger, KeywardOptions } from './options.js';
 import { createPostgresStore } from './store/postgres.js';
-import { createRedisStore } from './store/redis.js';
+import { createRedisStore, type RedisStoreOptions } from './store/redis.js';
 import { createSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import {
@@ -248,6 +248,19 @@ export interface KeywardCore {
 
 const silentLogger: KeywardLogger = { info() {}, warn() {}, error() {} };
 
+/** The connection part of the Redis store options: one of `redisUrl`, `redisCluster`, `redisSentinels`. */
+function redisConnection(options: KeywardOptions): RedisStoreOptions {
+  const given = (['redisUrl', 'redisCluster', 'redisSentinels'] as const).filter((k) => options[k]);
+  if (given.length > 1) throw new KeywardError('config_invalid', `give only one of ${given.join(', ')}`);
+  if (options.redisCluster) return { cluster: { nodes: [...options.redisCluster] } };
+  if (options.redisSentinels) {
+    if (!options.redisSentinelName)
+      throw new KeywardError('config_invalid', 'redisSentinels needs redisSentinelName');
+    return { sentinels: { nodes: [...options.redisSentinels], name: options.redisSentinelName } };
+  }
+  return options.redisUrl ? { url: options.redisUrl } : {};
+}
+
 /**
  * Creates the keyring part of keyward ({@link KeywardCore}): master key, keyring bootstrap, sync,
  * the JWT hot path. {@link createKeyward} builds the services on top of it.
@@ -304,10 +317,11 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
   const ownsStore = !options.store;
   const store =
     options.store ??
-    (options.redisUrl
+    (options.redisUrl || options.redisCluster || options.redisSentinels
       ? createRedisStore({
-          url: options.redisUrl,
+          ...redisConnection(options),
           ...(options.redisPrefix ? { prefix: options.redisPrefix } : {}),
+          ...(options.storeTimeoutMs !== undefined ? { commandTimeoutMs: options.storeTimeoutMs } : {}),
         })
       : options.databaseUrl
         ? createPostgresStore({ connectionString: options.databaseUrl })

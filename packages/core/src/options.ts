@@ -44,6 +44,24 @@ export interface KeywardOptions {
    * `redisUrl` is set too, Redis wins and `databaseUrl` is ignored (with a warning).
    */
   databaseUrl?: string;
+  /**
+   * Seed nodes of a Redis Cluster to use as store and sync bus (instead of `redisUrl`); the client
+   * discovers the other nodes and follows failovers. Env: `KEYWARD_REDIS_CLUSTER=host:port,…`.
+   */
+  redisCluster?: ReadonlyArray<{ host: string; port: number }>;
+  /**
+   * Redis Sentinel nodes to resolve the master from (instead of `redisUrl`), with
+   * {@link KeywardOptions.redisSentinelName}. Env: `KEYWARD_REDIS_SENTINELS=host:port,…`.
+   */
+  redisSentinels?: ReadonlyArray<{ host: string; port: number }>;
+  /** Name of the Sentinel-monitored master (`KEYWARD_REDIS_SENTINEL_NAME`). Needed with `redisSentinels`. */
+  redisSentinelName?: string;
+  /**
+   * Timeout of one Redis command in ms (`createRedisStore`'s `commandTimeoutMs`): a write while
+   * the primary is down fails with `store_unavailable` (HTTP 503) after at most this long. Default
+   * 5000. Env: `KEYWARD_STORE_TIMEOUT_MS`.
+   */
+  storeTimeoutMs?: number;
   /** Folder of the embedded store and, in development, of the generated master key file. Default `./.keyward`. */
   dir?: string;
   /** Master key (Fernet format). Default: `KEYWARD_MASTER_KEY`, then `<dir>/master.key` (generated with a warning). */
@@ -141,6 +159,14 @@ export interface KeywardEnvironment {
   KEYWARD_REDIS_PREFIX?: string | undefined;
   /** PostgreSQL URL (`postgres://…`): the store when `REDIS_URL` is not set. */
   DATABASE_URL?: string | undefined;
+  /** Seed nodes of a Redis Cluster, `host:port,host:port,…` (instead of `REDIS_URL`). */
+  KEYWARD_REDIS_CLUSTER?: string | undefined;
+  /** Redis Sentinel nodes, `host:port,…` (instead of `REDIS_URL`), with `KEYWARD_REDIS_SENTINEL_NAME`. */
+  KEYWARD_REDIS_SENTINELS?: string | undefined;
+  /** Name of the master the sentinels monitor. */
+  KEYWARD_REDIS_SENTINEL_NAME?: string | undefined;
+  /** Timeout of one store command in ms (Redis; default 5000). */
+  KEYWARD_STORE_TIMEOUT_MS?: string | undefined;
   KEYWARD_DIR?: string | undefined;
   KEYWARD_MASTER_KEY?: string | undefined;
   KEYWARD_MASTER_KEY_PREVIOUS?: string | undefined;
@@ -168,7 +194,9 @@ export interface KeywardEnvironment {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /**
- * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `DATABASE_URL`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
+ * Reads keyward's options from environment variables (`REDIS_URL`, `KEYWARD_REDIS_PREFIX`, `DATABASE_URL`,
+ * `KEYWARD_REDIS_CLUSTER` (seed nodes `host:port,…`), `KEYWARD_REDIS_SENTINELS` (`host:port,…`) with
+ * `KEYWARD_REDIS_SENTINEL_NAME`, `KEYWARD_STORE_TIMEOUT_MS`, `KEYWARD_DIR`, `KEYWARD_MASTER_KEY`,
  * `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_CLIENT_ID`, `KEYWARD_LEGACY_SIGNING`,
  * `KEYWARD_SIGNING_ALG`, `KEYWARD_TRUSTED_ISSUERS` (a JSON array of trusted issuers), `KEYWARD_RATE_LIMIT` (`off`),
  * `KEYWARD_RATE_LIMIT_LOGIN` (`perUser/perAddress/windowSec`), `KEYWARD_RATE_LIMIT_REFRESH` (`perAddress/windowSec`),
@@ -185,6 +213,31 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
   if (env.REDIS_URL) options.redisUrl = env.REDIS_URL;
   if (env.KEYWARD_REDIS_PREFIX) options.redisPrefix = env.KEYWARD_REDIS_PREFIX;
   if (env.DATABASE_URL) options.databaseUrl = env.DATABASE_URL;
+  if (env.KEYWARD_REDIS_CLUSTER)
+    options.redisCluster = parseHostList('KEYWARD_REDIS_CLUSTER', env.KEYWARD_REDIS_CLUSTER);
+  if (env.KEYWARD_REDIS_SENTINELS) {
+    options.redisSentinels = parseHostList('KEYWARD_REDIS_SENTINELS', env.KEYWARD_REDIS_SENTINELS);
+    if (!env.KEYWARD_REDIS_SENTINEL_NAME)
+      throw new KeywardError('config_invalid', 'KEYWARD_REDIS_SENTINELS needs KEYWARD_REDIS_SENTINEL_NAME');
+  }
+  if (env.KEYWARD_REDIS_SENTINEL_NAME) options.redisSentinelName = env.KEYWARD_REDIS_SENTINEL_NAME;
+  const redisSources = [env.REDIS_URL, env.KEYWARD_REDIS_CLUSTER, env.KEYWARD_REDIS_SENTINELS].filter(
+    Boolean,
+  );
+  if (redisSources.length > 1)
+    throw new KeywardError(
+      'config_invalid',
+      'set only one of REDIS_URL, KEYWARD_REDIS_CLUSTER and KEYWARD_REDIS_SENTINELS',
+    );
+  if (env.KEYWARD_STORE_TIMEOUT_MS) {
+    const ms = env.KEYWARD_STORE_TIMEOUT_MS.trim();
+    if (!/^\d{1,6}$/.test(ms) || Number(ms) < 1 || Number(ms) > 600_000)
+      throw new KeywardError(
+        'config_invalid',
+        'KEYWARD_STORE_TIMEOUT_MS must be a whole number of ms (1-600000)',
+      );
+    options.storeTimeoutMs = Number(ms);
+  }
   if (env.KEYWARD_MASTER_KEY) options.masterKey = env.KEYWARD_MASTER_KEY;
   if (env.KEYWARD_MASTER_KEY_PREVIOUS)
     options.previousMasterKeys = parsePreviousMasterKeys(env.KEYWARD_MASTER_KEY_PREVIOUS);
@@ -219,6 +272,17 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
     options.legacySigning = env.KEYWARD_LEGACY_SIGNING === 'true' || env.KEYWARD_LEGACY_SIGNING === '1';
   }
   return options;
+}
+
+/** Parses a `host:port,host:port` list (`KEYWARD_REDIS_CLUSTER`, `KEYWARD_REDIS_SENTINELS`). */
+function parseHostList(name: string, value: string): Array<{ host: string; port: number }> {
+  return value.split(',').map((item) => {
+    const match = /^\s*(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\s*$/.exec(item);
+    const port = Number(match?.[2]);
+    if (!match?.[1] || !(port >= 1 && port <= 65535))
+      throw new KeywardError('config_invalid', `${name} must be host:port,host:port,…`);
+    return { host: match[1].replace(/^\[|\]$/g, ''), port };
+  });
 }
 
 /** Parses `KEYWARD_RATE_LIMIT*` (`undefined`: none is set, the defaults apply). */

@@ -6,13 +6,14 @@ export const python = process.env.KEYWARD_PYTHON || 'python3';
 
 const probes = {
   'redis-server': () => spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0,
+  'redis-cli': () => spawnSync('redis-cli', ['--version'], { stdio: 'ignore' }).status === 0,
   'python-cryptography': () =>
     spawnSync(python, ['-c', 'import cryptography.fernet'], { stdio: 'ignore' }).status === 0,
 };
 
 /**
  * Whether an external tool some tests need is on this machine (`redis-server`, or Python with
- * `cryptography` for the live Fernet interop tests). Without it those tests are skipped, except
+ * `cryptography` for the live Fernet interop tests, `redis-cli` for the Cluster and Sentinel tests). Without it those tests are skipped, except
  * under `KEYWARD_REQUIRE_TOOLS=1` (set by CI), where a missing tool fails the run instead.
  *
  * @example

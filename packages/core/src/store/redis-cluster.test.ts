@@ -1,118 +1,28 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, type TestCluster } from '../../../testing/src/redis-ha.js';
 import { describeStoreContract } from '../../../testing/src/store-contract.js';
-import { freePort, hasTool } from '../../../testing/src/tools.js';
+import { hasTool } from '../../../testing/src/tools.js';
+import { createKeywardCore } from '../core.js';
+import { MasterKey } from '../keys/master-key.js';
+import { keywardOptionsFromEnv } from '../options.js';
 import { createRedisStore } from './redis.js';
 import type { Store } from './types.js';
 
 /**
- * The store on a real three-master Redis Cluster (throwaway servers on free ports): every script
- * stays on one slot (no CROSSSLOT), collections and standalone keys spread over the masters, and
- * scan walks all of them.
+ * The store on a real three-master Redis Cluster (throwaway servers, `startCluster` of
+ * @keyward/testing): every script stays on one slot (no CROSSSLOT), collections and standalone
+ * keys spread over the masters, and scan walks all of them.
  */
-const canRun =
-  hasTool('redis-server') && spawnSync('redis-cli', ['--version'], { stdio: 'ignore' }).status === 0;
+const canRun = hasTool('redis-server') && hasTool('redis-cli');
 
-interface Node {
-  port: number;
-  process: ChildProcess;
-}
-
-const nodes: Node[] = [];
-const dir = mkdtempSync(join(tmpdir(), 'keyward-cluster-'));
-
-async function startCluster(): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    const port = await freePort();
-    const busPort = await freePort();
-    const nodeDir = join(dir, String(i));
-    spawnSync('mkdir', ['-p', nodeDir]);
-    const child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--cluster-enabled',
-        'yes',
-        '--cluster-port',
-        String(busPort),
-        '--cluster-config-file',
-        join(nodeDir, 'nodes.conf'),
-        '--dir',
-        nodeDir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-      ],
-      { stdio: 'ignore' },
-    );
-    nodes.push({ port, process: child });
-  }
-  for (const { port } of nodes) await until(async () => (await ping(port)) === 'PONG');
-  const created = spawnSync(
-    'redis-cli',
-    [
-      '--cluster',
-      'create',
-      ...nodes.map((n) => `127.0.0.1:${n.port}`),
-      '--cluster-replicas',
-      '0',
-      '--cluster-yes',
-    ],
-    { encoding: 'utf8' },
-  );
-  if (created.status !== 0) throw new Error(`cluster create failed: ${created.stdout}${created.stderr}`);
-  for (const { port } of nodes) {
-    await until(async () => {
-      const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-      try {
-        await client.connect();
-        return /cluster_state:ok/.test(await client.cluster('INFO'));
-      } finally {
-        client.disconnect();
-      }
-    });
-  }
-}
-
-async function ping(port: number): Promise<string | undefined> {
-  const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    return await client.ping();
-  } catch {
-    return undefined;
-  } finally {
-    client.disconnect();
-  }
-}
-
-async function until(ok: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      if (await ok()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error('the test cluster did not come up');
-    await delay(50);
-  }
-}
+let cluster: TestCluster | undefined;
+const nodes = () => cluster?.nodes ?? [];
 
 /** Number of keys each master holds. */
 async function keysPerNode(): Promise<number[]> {
   return Promise.all(
-    nodes.map(async ({ port }) => {
+    nodes().map(async ({ port }) => {
       const client = new Redis(port, '127.0.0.1');
       try {
         return await client.dbsize();
@@ -125,7 +35,7 @@ async function keysPerNode(): Promise<number[]> {
 
 async function flushAll(): Promise<void> {
   await Promise.all(
-    nodes.map(async ({ port }) => {
+    nodes().map(async ({ port }) => {
       const client = new Redis(port, '127.0.0.1');
       try {
         await client.flushall(); // throwaway servers of this file only
@@ -136,15 +46,16 @@ async function flushAll(): Promise<void> {
   );
 }
 
-const clusterNodes = () => nodes.map((n) => ({ host: '127.0.0.1', port: n.port }));
+const clusterNodes = () => nodes().map((n) => ({ host: '127.0.0.1', port: n.port }));
 let n = 0;
 let current = '';
 
 describe.runIf(canRun)('redis store on a Redis Cluster', () => {
-  beforeAll(startCluster, 60_000);
-  afterAll(() => {
-    for (const node of nodes) node.process.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+  beforeAll(async () => {
+    cluster = await startCluster(3, 0);
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
   });
 
   describeStoreContract('redis cluster', {
@@ -156,6 +67,35 @@ describe.runIf(canRun)('redis store on a Redis Cluster', () => {
       return createRedisStore({ cluster: { nodes: clusterNodes() }, prefix: current });
     },
     cleanup: flushAll,
+  });
+
+  it('KEYWARD_REDIS_CLUSTER makes the core open a cluster store', async () => {
+    const seeds = clusterNodes()
+      .map((node) => `${node.host}:${node.port}`)
+      .join(',');
+    const core = await createKeywardCore({
+      ...keywardOptionsFromEnv({
+        KEYWARD_REDIS_CLUSTER: seeds,
+        KEYWARD_REDIS_PREFIX: 'kwenv:',
+        KEYWARD_STORE_TIMEOUT_MS: '1000',
+        KEYWARD_MASTER_KEY: MasterKey.generate().exportText(),
+      }),
+      logger: false,
+      audit: false,
+      scheduler: false,
+    });
+    try {
+      const { kid } = await core.keys.rotate({ use: 'sig' });
+      const store = createRedisStore({ cluster: { nodes: clusterNodes() }, prefix: 'kwenv:' });
+      try {
+        expect(await store.get('keyring/doc')).toContain(kid);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await core.close();
+      await flushAll();
+    }
   });
 
   describe('layout', () => {

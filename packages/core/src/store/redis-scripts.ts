@@ -177,7 +177,7 @@ export async function runScript(
 
 const UNAVAILABLE_REPLY = /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOAUTH|WRONGPASS)\b/;
 const UNAVAILABLE_MESSAGE =
-  /connection is closed|stream isn't writeable|command timed out|max retries per request|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|failed to refresh slots|all sentinels are unreachable|none of the sentinels/i;
+  /connection is closed|stream isn't writeable|command timed out|max retries per request|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|failed to refresh slots|too many cluster redirections|all sentinels are unreachable|none of the sentinels/i;
 
 /**
  * Maps an ioredis failure to a keyward error: a lost or refused connection, a timeout or a server

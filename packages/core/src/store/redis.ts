@@ -39,6 +39,13 @@ export interface RedisStoreOptions {
    * sits on one slot (the former default `{keyward}:`; no longer needed on a cluster).
    */
   prefix?: string;
+  /**
+   * How long one Redis command may take before it fails with `store_unavailable`, in ms. Default
+   * 5000. A lower value (e.g. 1000) makes writes fail fast while a primary is down or a Sentinel
+   * or Cluster failover is under way; verification never waits on Redis (it reads the in-memory
+   * keyring). `redisOptions.commandTimeout` still wins when given. Env: `KEYWARD_STORE_TIMEOUT_MS`.
+   */
+  commandTimeoutMs?: number;
 }
 
 /** Fail fast while the server is down, but keep reconnecting in the background (ioredis default). */
@@ -55,7 +62,17 @@ function configError(message: string, option: string): KeywardError {
 }
 
 function connect(options: RedisStoreOptions): Redis | Cluster {
-  const redisOptions = { ...FAIL_FAST, ...options.redisOptions };
+  const timeout = options.commandTimeoutMs;
+  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1 || timeout > 600_000))
+    throw configError(
+      'commandTimeoutMs must be a whole number of ms between 1 and 600000',
+      'commandTimeoutMs',
+    );
+  const redisOptions: RedisOptions = {
+    ...FAIL_FAST,
+    ...(timeout === undefined ? {} : { commandTimeout: timeout, connectTimeout: Math.min(timeout, 2000) }),
+    ...options.redisOptions,
+  };
   const given = (['client', 'url', 'sentinels', 'cluster'] as const).filter((k) => options[k] !== undefined);
   if (given.length > 1) throw configError(`give only one of ${given.join(', ')}`, given.join(','));
   try {
@@ -64,7 +81,14 @@ function connect(options: RedisStoreOptions): Redis | Cluster {
       return new Cluster(options.cluster.nodes, { ...options.cluster.options, redisOptions });
     }
     if (options.sentinels) {
-      return new Redis({ ...redisOptions, sentinels: options.sentinels.nodes, name: options.sentinels.name });
+      // failoverDetector: subscribe to the sentinels' +switch-master and reconnect to the new
+      // master at once (duplicate() copies it, so the pub/sub connection follows too).
+      return new Redis({
+        failoverDetector: true,
+        ...redisOptions,
+        sentinels: options.sentinels.nodes,
+        name: options.sentinels.name,
+      });
     }
     return options.url === undefined ? new Redis(redisOptions) : new Redis(options.url, redisOptions);
   } catch (err) {

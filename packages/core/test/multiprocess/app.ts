@@ -20,11 +20,14 @@
  * KW_DATABASE_URL: a PostgreSQL URL to use as the store instead of Redis, in schema KW_PG_SCHEMA
  * (default `public`; KW_NO_RESUBSCRIBE=1 keeps a dropped LISTEN connection down; name the
  * connections with `?application_name=` in the URL).
+ * KW_REDIS_CLUSTER (seed nodes `host:port,…`) or KW_REDIS_SENTINELS (`host:port,…`, with
+ * KW_REDIS_SENTINEL_NAME) instead of REDIS_URL; KW_STORE_TIMEOUT_MS: the store's command timeout.
  */
 import { createInterface } from 'node:readline';
 import { createKeywardCore, type KeywardCore } from '../../src/core.js';
 import { isKeywardError } from '../../src/errors.js';
 import { createHealth } from '../../src/health/health.js';
+import { problemResponse } from '../../src/http/routes.js';
 import { checkKeyringInvariants } from '../../src/keys/lifecycle.js';
 import { parsePreviousMasterKeys } from '../../src/keys/master-key.js';
 import { createRateLimiter, type RateLimiter, type RateLimitOptions } from '../../src/ratelimit/limiter.js';
@@ -39,6 +42,19 @@ let offset = Number(env.KW_CLOCK_OFFSET_MS ?? 0);
 const sharedNow = () => performance.timeOrigin + performance.now();
 const write = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
+/** KW_REDIS_CLUSTER / KW_REDIS_SENTINELS (`host:port,…`, with KW_REDIS_SENTINEL_NAME), else REDIS_URL. */
+function redisConnection() {
+  const hosts = (list: string) =>
+    list
+      .split(',')
+      .map((h) => ({ host: h.slice(0, h.lastIndexOf(':')), port: Number(h.slice(h.lastIndexOf(':') + 1)) }));
+  if (env.KW_REDIS_CLUSTER) return { cluster: { nodes: hosts(env.KW_REDIS_CLUSTER) } };
+  if (env.KW_REDIS_SENTINELS)
+    return {
+      sentinels: { nodes: hosts(env.KW_REDIS_SENTINELS), name: env.KW_REDIS_SENTINEL_NAME ?? 'keyward' },
+    };
+  return { url: env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+}
 const sqlitePath = env.KW_SQLITE_PATH;
 const databaseUrl = env.KW_DATABASE_URL;
 const store: Store = sqlitePath
@@ -51,8 +67,9 @@ const store: Store = sqlitePath
         connectTimeoutMs: 1000,
       })
     : createRedisStore({
-        url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+        ...redisConnection(),
         prefix: env.KW_PREFIX ?? 'keyward:',
+        ...(env.KW_STORE_TIMEOUT_MS ? { commandTimeoutMs: Number(env.KW_STORE_TIMEOUT_MS) } : {}),
         redisOptions: {
           ...(env.KW_NO_RESUBSCRIBE === '1' ? { autoResubscribe: false } : {}),
           ...(env.KW_CONNECTION_NAME ? { connectionName: env.KW_CONNECTION_NAME } : {}),
@@ -145,6 +162,16 @@ const ops: Record<string, (req: Request) => unknown> = {
       ...(req.idempotencyKey ? { idempotencyKey: String(req.idempotencyKey) } : {}),
     });
     return { ...result, startedAt, committedAt: sharedNow(), generation: core.sync.status().generation };
+  },
+  // Rotates and answers what the HTTP contract would send: { status, error } (200 when it worked).
+  rotateHttp: async () => {
+    try {
+      await core.keys.rotate({ use: 'sig' });
+      return { status: 200 };
+    } catch (err) {
+      const { status, body } = problemResponse(err);
+      return { status, error: (body as { error: string }).error };
+    }
   },
   revoke: async (req) => ({ ...(await core.keys.revoke(String(req.kid), 'test')), committedAt: sharedNow() }),
   revokeToken: async (req) => {
