@@ -205,7 +205,13 @@ function describeRollout(name: string, makeBackend: () => Backend): void {
   });
 }
 
-function opens(key: MasterKey, record: Parameters<typeof unsealKeyMaterial>[1], sealed: string): boolean {
+/** Whether a sealed blob opens under `key`; a destroyed data key (no blob) opens under none. */
+function opens(
+  key: MasterKey,
+  record: Parameters<typeof unsealKeyMaterial>[1],
+  sealed: string | undefined,
+): boolean {
+  if (sealed === undefined) return false;
   try {
     unsealKeyMaterial(key, record, sealed);
     return true;
