@@ -106,7 +106,8 @@ export function describeKeyCommands(
 
     it('keys revoke refuses without --yes off a terminal, and rejects an unknown kid', async () => {
       const sig = await active('sig');
-      const refused = await run(['keys', 'revoke', sig.kid, '--reason', 'leak']);
+      // `--` before the kid: a base64url kid may start with '-', which commander would read as an option.
+      const refused = await run(['keys', 'revoke', '--reason', 'leak', '--', sig.kid]);
       expect(refused.code).toBe(2);
       expect(refused.stderr).toContain('--yes');
       expect((await active('sig')).kid).toBe(sig.kid);
@@ -117,7 +118,7 @@ export function describeKeyCommands(
 
     it('keys revoke --yes revokes the active key and promotes a replacement', async () => {
       const sig = await active('sig');
-      const result = await run(['keys', 'revoke', sig.kid, '--reason', 'leaked in CI', '--yes']);
+      const result = await run(['keys', 'revoke', '--reason', 'leaked in CI', '--yes', '--', sig.kid]);
       expect(result.code, result.stderr).toBe(0);
       const keys = await list();
       expect(keys.find((k) => k.kid === sig.kid)!.state).toBe('revoked');
@@ -142,7 +143,7 @@ export function describeKeyCommands(
       for (const name of ['one', 'two']) await kw.secrets.put('cli_user', name, `value-${name}`);
       await kw.close();
       const data = await active('data');
-      const result = await run(['keys', 'revoke', data.kid, '--reason', 'leaked', '--yes']);
+      const result = await run(['keys', 'revoke', '--reason', 'leaked', '--yes', '--', data.kid]);
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toContain('2 records are still under it');
       const listed = (await list()).find((k) => k.kid === data.kid)!;

@@ -110,7 +110,10 @@ export function registerKeys(program: Command, globals: () => GlobalOptions): vo
     .argument('<kid>', 'the key to revoke')
     .requiredOption('--reason <text>', 'why (kept in the audit log)')
     .option('-y, --yes', 'do not ask for confirmation (required when not on a terminal)')
-    .addHelpText('after', '\nExample:\n  $ keyward keys revoke 3f2a9c --reason "key leaked in CI log" --yes')
+    .addHelpText(
+      'after',
+      '\nExample:\n  $ keyward keys revoke --reason "key leaked in CI log" --yes -- 3f2a9c\n  (`--` ends the options: a kid may start with "-")',
+    )
     .action(async (kid: string, opts: { reason: string; yes?: boolean }) => {
       await withKeyward(globals(), { audit: true }, async (kw) => {
         const target = kw.keys.list().find((k) => k.kid === kid);
