@@ -69,10 +69,11 @@ describe('an example started with only the old master key after a rekey', () => 
   }
 
   it('express: starts with the new key and the old one as previous, and with the new key alone', async () => {
-    for (const env of [
-      { KEYWARD_MASTER_KEY: NEW.exportText(), KEYWARD_MASTER_KEY_PREVIOUS: OLD.exportText() },
-      { KEYWARD_MASTER_KEY: NEW.exportText() },
-    ]) {
+    const both: Record<string, string> = {
+      KEYWARD_MASTER_KEY: NEW.exportText(),
+      KEYWARD_MASTER_KEY_PREVIOUS: OLD.exportText(),
+    };
+    for (const env of [both, { KEYWARD_MASTER_KEY: NEW.exportText() }]) {
       const result = await runExample('express', { KEYWARD_DIR: dir, ...env });
       expect(result.stdout, result.stderr).toContain('listening on');
     }
