@@ -1,15 +1,13 @@
-import type { BodyFailure } from '@keyward/core/http';
+import { type BodyFailure, isBodyType } from '@keyward/core/http';
 
 /** A JSON request body, or why it was refused (with whether the connection must close). */
 export type JsonBody = { ok: true; value: unknown } | { ok: false; failure: BodyFailure; close: boolean };
 
-/** A form-encoded request body as its fields (a repeated field as an array), or why it was refused. */
+/** A form-encoded request body as its text (core's `formFields` reads the fields), or why it was refused. */
 export type FormBody =
-  | { ok: true; value: Record<string, string | string[]> | undefined }
+  | { ok: true; value: string | undefined }
   | { ok: false; failure: BodyFailure; close: boolean };
 
-const JSON_TYPE = /^application\/json\s*(;|$)/i;
-const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 // Past this many times the limit, stop draining an oversized upload and close the connection.
 const DRAIN_FACTOR = 10;
 
@@ -52,7 +50,7 @@ export async function readJsonBody(request: Request, maxSize: number): Promise<J
   const raw = await readRaw(request, maxSize);
   if (!raw.ok) return raw;
   if (raw.bytes === undefined) return { ok: true, value: undefined };
-  if (!JSON_TYPE.test(request.headers.get('content-type') ?? '')) {
+  if (!isBodyType(request.headers.get('content-type'), 'json')) {
     return { ok: false, failure: 'unsupported_type', close: false };
   }
   try {
@@ -64,21 +62,16 @@ export async function readJsonBody(request: Request, maxSize: number): Promise<J
 
 /**
  * Reads an `application/x-www-form-urlencoded` body of at most `maxSize` bytes (the OAuth
- * endpoints), with the same limits and failures as {@link readJsonBody}. `c.req.parseBody()` is
- * not used: it also takes multipart bodies and has no size limit.
+ * endpoints), with the same limits and failures as {@link readJsonBody}, as its text: core's
+ * `formFields` reads the fields. `c.req.parseBody()` is not used: it also takes multipart bodies
+ * and has no size limit.
  */
 export async function readFormBody(request: Request, maxSize: number): Promise<FormBody> {
   const raw = await readRaw(request, maxSize);
   if (!raw.ok) return raw;
   if (raw.bytes === undefined) return { ok: true, value: undefined };
-  if (!FORM_TYPE.test(request.headers.get('content-type') ?? '')) {
+  if (!isBodyType(request.headers.get('content-type'), 'form')) {
     return { ok: false, failure: 'unsupported_type', close: false };
   }
-  // No prototype: a field named `__proto__` is just a field.
-  const fields: Record<string, string | string[]> = Object.create(null);
-  for (const [name, value] of new URLSearchParams(raw.bytes.toString('utf8'))) {
-    const seen = fields[name];
-    fields[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
-  }
-  return { ok: true, value: fields };
+  return { ok: true, value: raw.bytes.toString('utf8') };
 }

@@ -172,6 +172,19 @@ const FORM_BODY_MESSAGES: Record<BodyFailure, string> = {
 /** What a route's body is: JSON (most routes) or `application/x-www-form-urlencoded` (the OAuth endpoints). */
 export type BodyFormat = 'json' | 'form';
 
+const MEDIA_TYPES: Record<BodyFormat, RegExp> = {
+  json: /^application\/json\s*(;|$)/i,
+  form: /^application\/x-www-form-urlencoded\s*(;|$)/i,
+};
+
+/**
+ * True when a `Content-Type` value names the media type of `format` (parameters such as
+ * `charset` allowed). The one check every adapter and route uses.
+ */
+export function isBodyType(contentType: unknown, format: BodyFormat): boolean {
+  return typeof contentType === 'string' && MEDIA_TYPES[format].test(contentType);
+}
+
 /**
  * The 400 `invalid_request` for a body the framework's parser refused (413 `body_too_large` for
  * `too_large`), with the same message in every framework package (never the parser's own text,

@@ -37,6 +37,7 @@ export {
   invalidBody,
   invalidParams,
   invalidRequest,
+  isBodyType,
   MAX_PATH_PARAM_LENGTH,
   reportProblem,
   routeNotFound,

@@ -4,17 +4,14 @@ import type { JwtClaims } from '../jwt/types.js';
 import type { KeywardJwt } from '../keyward.js';
 import type { TokenService } from '../tokens/types.js';
 import type { HeaderBag } from './credentials.js';
-import { INVALID_TOKEN, invalidBody, invalidRequest } from './errors.js';
+import { INVALID_TOKEN, invalidBody, invalidRequest, isBodyType } from './errors.js';
 
 /** Longest `token` accepted by the OAuth endpoints (16 KiB); a longer one is `invalid_request`. */
 export const MAX_OAUTH_TOKEN_LENGTH = 16 * 1024;
 
-const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
-
 /** True when the request says its body is `application/x-www-form-urlencoded`. */
 export function isFormRequest(headers: HeaderBag): boolean {
-  const type = headers['content-type'];
-  return typeof type === 'string' && FORM_TYPE.test(type);
+  return isBodyType(headers['content-type'], 'form');
 }
 
 /**

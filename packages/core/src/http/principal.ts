@@ -62,12 +62,11 @@ const cookiePrincipals = new WeakMap<VerifiedJwt, Principal>();
  * that presents the same token (the same way: `fromCookie` marks a token read from the cookie).
  */
 export function principalFromJwt(verified: VerifiedJwt, options: { fromCookie?: boolean } = {}): Principal {
-  const cache = options.fromCookie ? cookiePrincipals : principals;
+  const fromCookie = options.fromCookie === true;
+  const cache = fromCookie ? cookiePrincipals : principals;
   let principal = cache.get(verified);
   if (principal === undefined) {
-    principal = options.fromCookie
-      ? Object.freeze({ ...principalFromJwt(verified), fromCookie: true as const })
-      : buildPrincipal(verified);
+    principal = buildPrincipal(verified, undefined, fromCookie);
     cache.set(verified, principal);
   }
   return principal;
@@ -81,11 +80,10 @@ export function principalFromExternalJwt(
   verified: ExternalVerifiedJwt,
   options: { fromCookie?: boolean } = {},
 ): Principal {
-  const principal = buildPrincipal(verified, verified.issuer);
-  return options.fromCookie ? Object.freeze({ ...principal, fromCookie: true as const }) : principal;
+  return buildPrincipal(verified, verified.issuer, options.fromCookie === true);
 }
 
-function buildPrincipal(verified: VerifiedJwt, issuer?: string): Principal {
+function buildPrincipal(verified: VerifiedJwt, issuer: string | undefined, fromCookie: boolean): Principal {
   const claims = verified.payload;
   const roles = (claims as { roles?: unknown }).roles;
   return Object.freeze({
@@ -100,6 +98,7 @@ function buildPrincipal(verified: VerifiedJwt, issuer?: string): Principal {
     via: 'jwt',
     expiresAt: claims.exp * 1000,
     ...(issuer !== undefined ? { issuer } : {}),
+    ...(fromCookie ? { fromCookie: true as const } : {}),
   });
 }
 

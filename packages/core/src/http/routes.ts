@@ -17,6 +17,7 @@ import {
   invalidBody,
   invalidParams,
   invalidRequest,
+  isBodyType,
   reportProblem,
 } from './errors.js';
 import {
@@ -705,7 +706,8 @@ export async function handleRoute(
         throw invalidBody('undecodable', route.body ?? 'json');
       }
       // JSON routes take JSON only, whatever the platform parsed (NestJS parses forms app-wide).
-      if (route.body !== 'form' && !isJsonRequest(request.headers)) throw invalidBody('unsupported_type');
+      if (route.body !== 'form' && !isBodyType(request.headers['content-type'], 'json'))
+        throw invalidBody('unsupported_type');
     }
     let principal: Principal | undefined;
     if (route.auth !== 'none') {
@@ -738,13 +740,6 @@ function withSessionCookie(answer: HttpResponse, action: 'set' | 'clear', name: 
     ...answer,
     headers: { ...answer.headers, 'set-cookie': setSessionCookie(name, body.access_token, body.expires_in) },
   };
-}
-
-const JSON_TYPE = /^application\/json\s*(;|$)/i;
-
-function isJsonRequest(headers: HeaderBag): boolean {
-  const type = headers['content-type'];
-  return typeof type === 'string' && JSON_TYPE.test(type);
 }
 
 /** A request with a body: a non-zero `Content-Length` or a `Transfer-Encoding` (RFC 9112 §6.3). */
