@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { AuditEventInput } from '../audit/events.js';
 import { KeywardError } from '../errors.js';
 import type { Keyring } from '../keys/keyring.js';
+import { storeEntries } from '../store/entries.js';
 import type { Store } from '../store/types.js';
 import type { ApiKeyInfo } from './types.js';
 
@@ -115,19 +116,14 @@ export function hashSecret(pepper: Buffer, secret: string): Buffer {
  */
 export async function countApiKeysPinnedTo(store: Store, kid: string): Promise<number> {
   let count = 0;
-  let cursor: string | undefined;
-  do {
-    const page = await store.scan(storeKeys.record(''), cursor === undefined ? {} : { cursor });
-    for (const { value } of page.entries) {
-      try {
-        const record = JSON.parse(value) as Partial<ApiKeyRecord>;
-        if (record.kid === kid && !record.revokedAt) count++;
-      } catch {
-        count++; // unreadable: be safe, keep the key
-      }
+  for await (const { value } of storeEntries(store, 'scan', storeKeys.record(''))) {
+    try {
+      const record = JSON.parse(value) as Partial<ApiKeyRecord>;
+      if (record.kid === kid && !record.revokedAt) count++;
+    } catch {
+      count++; // unreadable: be safe, keep the key
     }
-    cursor = page.cursor ?? undefined;
-  } while (cursor !== undefined);
+  }
   return count;
 }
 
@@ -149,37 +145,32 @@ export async function revokeApiKeysPinnedTo(
 ): Promise<number> {
   const { store } = core;
   let revoked = 0;
-  let cursor: string | undefined;
-  do {
-    const page = await store.scan(storeKeys.record(''), cursor === undefined ? {} : { cursor });
-    for (const { key, value } of page.entries) {
-      let raw: string | null = value;
-      for (let attempt = 0; attempt < 5 && raw !== null; attempt++) {
-        let record: ApiKeyRecord;
-        try {
-          record = JSON.parse(raw) as ApiKeyRecord;
-        } catch {
-          break; // unreadable: it cannot verify either
-        }
-        if (record.kid !== kid || record.revokedAt) break;
-        const next = JSON.stringify({ ...record, revokedAt: core.now() });
-        if (await store.compareAndSet(key, raw, next)) {
-          revoked += 1;
-          await store
-            .publish(APIKEYS_CHANNEL, JSON.stringify({ type: 'revoke', id: record.id }))
-            .catch(() => undefined); // stored; caches expire within their TTL
-          core.audit.emit({
-            type: 'apikey.revoked',
-            apiKeyId: record.id,
-            reason: 'data key revoked',
-            actor: { type: 'scheduler', id: 'rewrap' },
-          });
-          break;
-        }
-        raw = await store.get(key);
+  for await (const { key, value } of storeEntries(store, 'scan', storeKeys.record(''))) {
+    let raw: string | null = value;
+    for (let attempt = 0; attempt < 5 && raw !== null; attempt++) {
+      let record: ApiKeyRecord;
+      try {
+        record = JSON.parse(raw) as ApiKeyRecord;
+      } catch {
+        break; // unreadable: it cannot verify either
       }
+      if (record.kid !== kid || record.revokedAt) break;
+      const next = JSON.stringify({ ...record, revokedAt: core.now() });
+      if (await store.compareAndSet(key, raw, next)) {
+        revoked += 1;
+        await store
+          .publish(APIKEYS_CHANNEL, JSON.stringify({ type: 'revoke', id: record.id }))
+          .catch(() => undefined); // stored; caches expire within their TTL
+        core.audit.emit({
+          type: 'apikey.revoked',
+          apiKeyId: record.id,
+          reason: 'data key revoked',
+          actor: { type: 'scheduler', id: 'rewrap' },
+        });
+        break;
+      }
+      raw = await store.get(key);
     }
-    cursor = page.cursor ?? undefined;
-  } while (cursor !== undefined);
+  }
   return revoked;
 }

@@ -1,6 +1,7 @@
 import { isWellFormedUnicode } from '../_internal/unicode.js';
 import { KeywardError } from '../errors.js';
 import type { KeywardCore } from '../keyward.js';
+import { storeEntries } from '../store/entries.js';
 import { generateApiKey, isApiKeyId } from './format.js';
 import { LastUsedBatcher } from './last-used.js';
 import {
@@ -230,12 +231,7 @@ export async function createApiKeyService(
         throw invalid('owner', 'a non-empty, well-formed Unicode string');
       const prefix = storeKeys.ownerPrefix(owner);
       const ids: string[] = [];
-      let cursor: string | null | undefined;
-      do {
-        const page = await store.list(prefix, cursor ? { cursor } : {});
-        for (const entry of page.entries) ids.push(entry.key.slice(prefix.length));
-        cursor = page.cursor;
-      } while (cursor);
+      for await (const entry of storeEntries(store, 'list', prefix)) ids.push(entry.key.slice(prefix.length));
       const infos = await Promise.all(
         ids.map(async (id): Promise<ApiKeyInfo | undefined> => {
           const found = await load(id);

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { countApiKeysPinnedTo, revokeApiKeysPinnedTo } from '../apikeys/record.js';
 import type { KeywardCore } from '../core.js';
 import { KeywardError } from '../errors.js';
+import { storeEntries } from '../store/entries.js';
 import type { StoreEntry } from '../store/types.js';
 import { createDataCipher, type DataCipher } from './cipher.js';
 import {
@@ -473,18 +474,13 @@ export async function countCiphertextsUnder(
   for (const target of targets) {
     const extract = target.extract ?? ((value: string) => value);
     for (const prefix of target.prefixes) {
-      let cursor: string | undefined;
       const seen = new Set<string>(); // Redis SCAN may return a key twice
-      do {
-        const page = await core.store.scan(prefix, { limit: 1000, ...(cursor ? { cursor } : {}) });
-        for (const entry of page.entries) {
-          if (seen.has(entry.key)) continue;
-          seen.add(entry.key);
-          const ciphertext = extract(entry.value, entry.key);
-          if (ciphertext !== undefined && cipher.kidOf(ciphertext) === kid) count += 1;
-        }
-        cursor = page.cursor ?? undefined;
-      } while (cursor);
+      for await (const entry of storeEntries(core.store, 'scan', prefix, { limit: 1000 })) {
+        if (seen.has(entry.key)) continue;
+        seen.add(entry.key);
+        const ciphertext = extract(entry.value, entry.key);
+        if (ciphertext !== undefined && cipher.kidOf(ciphertext) === kid) count += 1;
+      }
     }
   }
   return count;

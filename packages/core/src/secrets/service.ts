@@ -2,6 +2,7 @@ import type { KeywardCore } from '../core.js';
 import { createDataCipher, type DataCipher } from '../data/cipher.js';
 import { type RewrapTarget, versionedJsonField } from '../data/rewrap.js';
 import { KeywardError } from '../errors.js';
+import { storeEntries } from '../store/entries.js';
 import {
   checkIdentifier,
   MAX_DESCRIPTION_LENGTH,
@@ -100,19 +101,14 @@ export function createSecretService(
     async list(owner) {
       const prefix = ownerPrefix(checkIdentifier(owner, 'owner', MAX_OWNER_LENGTH));
       const out: SecretInfo[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await store.list(prefix, { limit: LIST_PAGE, ...(cursor ? { cursor } : {}) });
-        for (const entry of page.entries) {
-          const record = parseSecretRecord(entry.value);
-          out.push({
-            name: nameOfKey(prefix, entry.key),
-            ...(record.description !== undefined ? { description: record.description } : {}),
-            updatedAt: record.updatedAt,
-          });
-        }
-        cursor = page.cursor ?? undefined;
-      } while (cursor);
+      for await (const entry of storeEntries(store, 'list', prefix, { limit: LIST_PAGE })) {
+        const record = parseSecretRecord(entry.value);
+        out.push({
+          name: nameOfKey(prefix, entry.key),
+          ...(record.description !== undefined ? { description: record.description } : {}),
+          updatedAt: record.updatedAt,
+        });
+      }
       // Redis SCAN may return a key twice; names are unique per owner.
       const unique = new Map(out.map((info) => [info.name, info]));
       return [...unique.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

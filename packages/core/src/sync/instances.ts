@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { KeywardError } from '../errors.js';
 import { KEYRING_GENERATION_KEY } from '../keys/keyring-store.js';
+import { storeEntries } from '../store/entries.js';
 import type { Store } from '../store/types.js';
 
 /** The store collection of instance heartbeats: member `<instance id>`. */
@@ -104,19 +105,14 @@ export async function listInstances(
   const parsed = rawGeneration === null ? Number.NaN : Number(rawGeneration);
   const generation = Number.isSafeInteger(parsed) ? parsed : null;
   const records: InstanceRecord[] = [];
-  let cursor: string | null = null;
-  do {
-    const page = await store.list(INSTANCES_COLLECTION, cursor === null ? {} : { cursor });
-    for (const { value } of page.entries) {
-      try {
-        const record: unknown = JSON.parse(value);
-        if (isRecord(record)) records.push(record);
-      } catch {
-        // not a heartbeat record: skipped
-      }
+  for await (const { value } of storeEntries(store, 'list', INSTANCES_COLLECTION)) {
+    try {
+      const record: unknown = JSON.parse(value);
+      if (isRecord(record)) records.push(record);
+    } catch {
+      // not a heartbeat record: skipped
     }
-    cursor = page.cursor;
-  } while (cursor !== null);
+  }
   const counts: Record<InstanceState, number> = { current: 0, behind: 0, stale: 0 };
   const instances = records.map((record): InstanceView => {
     const state: InstanceState =

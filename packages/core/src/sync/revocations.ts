@@ -1,3 +1,4 @@
+import { storeEntries } from '../store/entries.js';
 import type { Store } from '../store/types.js';
 
 /** Store collection of token-level revocations: `revoked:jti/<encoded jti>` → `until` (epoch ms). */
@@ -299,16 +300,11 @@ export class RevocationSet {
     const covers = generation ?? readGeneration(await store.get(REVOCATION_GENERATION_KEY));
     let changed = 0;
     for (const prefix of [REVOCATION_JTI_PREFIX, REVOCATION_SUB_PREFIX]) {
-      let cursor: string | undefined;
-      do {
-        const page = await store.list(prefix, cursor === undefined ? {} : { cursor });
-        for (const { key, value } of page.entries) {
-          const event = parseRecord(key, value, this.#subjectRetain);
-          if (event === undefined || event.until + this.#grace <= now) continue;
-          if (this.apply(event)) changed++;
-        }
-        cursor = page.cursor ?? undefined;
-      } while (cursor !== undefined);
+      for await (const { key, value } of storeEntries(store, 'list', prefix)) {
+        const event = parseRecord(key, value, this.#subjectRetain);
+        if (event === undefined || event.until + this.#grace <= now) continue;
+        if (this.apply(event)) changed++;
+      }
     }
     this.#covered(covers);
     return changed;

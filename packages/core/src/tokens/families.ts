@@ -1,5 +1,6 @@
 import type { KeywardCore } from '../core.js';
 import { KeywardError } from '../errors.js';
+import { storeEntries } from '../store/entries.js';
 import { type FamilyRecord, keys, parseRecord } from './records.js';
 
 /** Compare-and-set retries before giving up with `store_conflict` (only under pathological contention). */
@@ -117,15 +118,10 @@ export class FamilyRepository {
   async #accessTokens(family: FamilyRecord): Promise<Array<[string, number]>> {
     const prefix = keys.familyAccessPrefix(family.id);
     const found = new Map<string, number>(family.live ?? []);
-    let cursor: string | undefined;
-    do {
-      const page = await this.#core.store.list(prefix, cursor === undefined ? {} : { cursor });
-      for (const { key, value } of page.entries) {
-        const exp = Number(value);
-        if (Number.isFinite(exp)) found.set(key.slice(prefix.length), exp);
-      }
-      cursor = page.cursor ?? undefined;
-    } while (cursor !== undefined);
+    for await (const { key, value } of storeEntries(this.#core.store, 'list', prefix)) {
+      const exp = Number(value);
+      if (Number.isFinite(exp)) found.set(key.slice(prefix.length), exp);
+    }
     return [...found];
   }
 
@@ -138,12 +134,8 @@ export class FamilyRepository {
   async idsOf(sub: string): Promise<string[]> {
     const prefix = keys.subjectPrefix(sub);
     const ids: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.#core.store.list(prefix, cursor === undefined ? {} : { cursor });
-      for (const { key } of page.entries) ids.push(key.slice(prefix.length));
-      cursor = page.cursor ?? undefined;
-    } while (cursor !== undefined);
+    for await (const { key } of storeEntries(this.#core.store, 'list', prefix))
+      ids.push(key.slice(prefix.length));
     return ids;
   }
 }
