@@ -1,5 +1,11 @@
 import type { Authenticator, DeniedHook, KeywardRoute, RouteDeps } from '@keyward/core/http';
-import { handleRoute, invalidBody, keywardRoutes, problemResponse } from '@keyward/core/http';
+import {
+  handleRoute,
+  invalidBody,
+  keywardRoutes,
+  problemResponse,
+  routeTableOptions,
+} from '@keyward/core/http';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { keywardErrorOf, send } from './errors.js';
 import type { KeywardRouterOptions } from './keyward.js';
@@ -14,7 +20,7 @@ export function keywardRouter(
   options: KeywardRouterOptions,
   onDenied: DeniedHook | undefined,
 ): Router {
-  const { bodyLimit = '100kb', ...routeOptions } = options;
+  const { bodyLimit = '100kb' } = options;
   const router = express.Router();
   // body-parser reads an empty body as `{}`; a bodyless request must reach the route as no body.
   const emptyBodies = new WeakSet<object>();
@@ -51,7 +57,7 @@ export function keywardRouter(
           );
     request.then((answer) => send(res, answer), next);
   };
-  for (const route of keywardRoutes(kw, routeOptions)) {
+  for (const route of keywardRoutes(kw, routeTableOptions(options))) {
     const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete';
     if (route.method === 'POST' || route.method === 'PUT') {
       router[method](route.path, route.body === 'form' ? parseForm : parseJson, onParseError, handler(route));

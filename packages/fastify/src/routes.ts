@@ -6,6 +6,7 @@ import {
   invalidBody,
   problemResponse,
   keywardRoutes as routeTable,
+  routeTableOptions,
 } from '@keyward/core/http';
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
@@ -19,7 +20,7 @@ export interface KeywardRoutesPluginOptions extends RouteTableOptions {
 }
 
 const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, options) => {
-  const { bodyLimit = 100 * 1024, users, include, isShuttingDown, jwksSharedCache } = options;
+  const { bodyLimit = 100 * 1024 } = options;
   if (!Number.isSafeInteger(bodyLimit) || bodyLimit <= 0) {
     throw new KeywardError(
       'config_invalid',
@@ -44,12 +45,7 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
   );
   fastify.setErrorHandler(keywardErrorHandler);
 
-  const routeOptions: RouteTableOptions = {
-    ...(users ? { users } : {}),
-    ...(include ? { include } : {}),
-    ...(isShuttingDown ? { isShuttingDown } : {}),
-    ...(jwksSharedCache !== undefined ? { jwksSharedCache } : {}),
-  };
+  const routeOptions = routeTableOptions(options);
   const mount = (scope: FastifyInstance, route: KeywardRoute) =>
     scope.route({
       method: route.method,

@@ -11,6 +11,7 @@ import {
   handleRoute,
   invalidBody,
   problemResponse,
+  routeTableOptions,
   routingFailureOf,
 } from '@keyward/core/http';
 import { type Context, Hono } from 'hono';
@@ -54,17 +55,9 @@ function malformedPath(url: string): unknown {
  * ```
  */
 export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOptions = {}): Hono {
-  const {
-    bodyLimit: maxSize = 100 * 1024,
-    onDenied,
-    users,
-    include,
-    isShuttingDown,
-    jwksSharedCache,
-    ...authOptions
-  } = options;
-  const authenticator = createAuthenticator(kw, authOptions);
-  const routeOptions = { users, include, isShuttingDown, jwksSharedCache };
+  const { bodyLimit: maxSize = 100 * 1024, onDenied } = options;
+  const authenticator = createAuthenticator(kw, options);
+  const routeOptions = routeTableOptions(options);
   const app = new Hono();
   for (const route of contractRoutes(kw, routeOptions)) {
     const hasBody = route.method === 'POST' || route.method === 'PUT';

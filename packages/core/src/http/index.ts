@@ -67,6 +67,10 @@ export {
   type KeywardRoutesOptions,
   keywardRoutes,
   problemResponse,
+  ROUTE_GROUPS,
   type RouteDeps,
+  type RouteGroup,
+  type RouteSet,
+  routeTableOptions,
 } from './routes.js';
 export { type AuthenticatedUser, staticUsers, type UserDirectory } from './users.js';

@@ -99,14 +99,42 @@ export interface RouteDeps
   rateLimit?: Pick<RateLimiter, 'attempt'> | undefined;
 }
 
+/** The groups of core's own routes, each of which `include` can name. */
+export type RouteGroup =
+  | 'auth'
+  | 'me'
+  | 'admin'
+  | 'apiKeys'
+  | 'secrets'
+  | 'jwks'
+  | 'discovery'
+  | 'health'
+  | 'metrics'
+  | 'oauth';
+
+/**
+ * A named group of routes from outside core (`@keyward/console` is one). {@link keywardRoutes}
+ * serves it only when `include` names its `group`, so an extra set is off by default; every adapter
+ * mounts its routes exactly like core's own, with no adapter change.
+ */
+export interface RouteSet {
+  /** The name `include` uses, e.g. `console`; must not be one of core's {@link RouteGroup}s. */
+  readonly group: string;
+  /** The set's routes, built once per route table. */
+  routes(kw: RouteDeps, options: KeywardRoutesOptions): readonly KeywardRoute[];
+}
+
 /** Options of {@link keywardRoutes}. */
 export interface KeywardRoutesOptions {
   /** Checks usernames and passwords for `POST /auth/login`. Without it the route is not served. */
   users?: UserDirectory;
-  /** Which groups of routes to serve. Default: all. */
-  include?: ReadonlyArray<
-    'auth' | 'me' | 'admin' | 'apiKeys' | 'secrets' | 'jwks' | 'discovery' | 'health' | 'metrics' | 'oauth'
-  >;
+  /**
+   * Which groups of routes to serve: core's {@link RouteGroup}s and the `group` of any of
+   * `routeSets`. Default: all of core's groups, none of `routeSets`.
+   */
+  include?: ReadonlyArray<RouteGroup | (string & {})>;
+  /** Extra route groups served when `include` names them (the console). */
+  routeSets?: readonly RouteSet[];
   /**
    * Let shared caches (CDNs, proxies) keep the JWKS: `Cache-Control: public, max-age=…`. A shared
    * cache then serves a revoked key for up to `max-age` too. Default false: `private, max-age=…`,
@@ -192,20 +220,22 @@ function publicRecord(r: KeyRecord) {
  * ```
  */
 export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {}): KeywardRoute[] {
-  const include = new Set(
-    options.include ?? [
-      'auth',
-      'me',
-      'admin',
-      'apiKeys',
-      'secrets',
-      'jwks',
-      'discovery',
-      'health',
-      'metrics',
-      'oauth',
-    ],
-  );
+  const include = new Set<string>(options.include ?? ROUTE_GROUPS);
+  const sets = options.routeSets ?? [];
+  for (const set of sets) {
+    if ((ROUTE_GROUPS as readonly string[]).includes(set.group))
+      throw new KeywardError(
+        'config_invalid',
+        `route set "${set.group}" reuses the name of a core route group`,
+      );
+  }
+  const known = new Set<string>([...ROUTE_GROUPS, ...sets.map((set) => set.group)]);
+  const unknown = [...include].filter((group) => !known.has(group));
+  if (unknown.length > 0)
+    throw new KeywardError(
+      'config_invalid',
+      `"include" names unknown route groups: ${unknown.join(', ')} (known: ${[...known].join(', ')})`,
+    );
   const admin = { scopes: ['admin'] } as const;
   const routes: Array<KeywardRoute & { group: string }> = [];
   const add = (group: string, route: KeywardRoute) => {
@@ -682,8 +712,52 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
       };
     },
   });
+  for (const set of sets) {
+    if (include.has(set.group)) for (const route of set.routes(kw, options)) add(set.group, route);
+  }
   return routes.map(({ group: _group, ...route }) => route);
 }
+
+/** Core's route groups, in the order {@link keywardRoutes} serves them. */
+export const ROUTE_GROUPS: readonly RouteGroup[] = [
+  'auth',
+  'me',
+  'admin',
+  'apiKeys',
+  'secrets',
+  'jwks',
+  'discovery',
+  'health',
+  'metrics',
+  'oauth',
+];
+
+/**
+ * The route-table options out of an adapter's options object, so an option added to
+ * {@link KeywardRoutesOptions} reaches every adapter with no adapter change.
+ */
+export function routeTableOptions(options: KeywardRoutesOptions): KeywardRoutesOptions {
+  const picked: KeywardRoutesOptions = {};
+  for (const name of ROUTE_TABLE_OPTIONS) {
+    if (options[name] !== undefined) (picked as Record<string, unknown>)[name] = options[name];
+  }
+  return picked;
+}
+
+const ROUTE_TABLE_OPTIONS = [
+  'users',
+  'include',
+  'routeSets',
+  'jwksSharedCache',
+  'isShuttingDown',
+] as const satisfies ReadonlyArray<keyof KeywardRoutesOptions>;
+// Fails to compile when an option of KeywardRoutesOptions is missing from the list above.
+const everyRouteTableOption: [
+  Exclude<keyof KeywardRoutesOptions, (typeof ROUTE_TABLE_OPTIONS)[number]>,
+] extends [never]
+  ? true
+  : never = true;
+void everyRouteTableOption;
 
 /**
  * Runs one route: authenticates, checks scopes, calls the handler, and maps any error to the
