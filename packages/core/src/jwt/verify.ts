@@ -1,10 +1,10 @@
-import { LRUCache } from 'lru-cache';
 import { KeywardError } from '../errors.js';
 import type { VerificationKey } from '../keys/types.js';
 import { decodeBase64UrlStrict } from './base64url.js';
 import { type ClaimExpectations, checkExpectations, checkTimes, toExpectations } from './claims.js';
 import { decodeJsonObject, HeaderMemo, jsonFaultError } from './header.js';
 import { verifySignature } from './signature.js';
+import { VerifiedTokenCache } from './token-cache.js';
 import type { JwtClaims, JwtVerifierOptions, JwtVerifyOverrides, VerifiedJwt } from './types.js';
 import { validateVerifierOptions } from './verify-options.js';
 
@@ -71,8 +71,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   const { keys, revocations, now, toleranceSec, maxTokenBytes } = config;
   const defaults: ClaimExpectations = toExpectations(options.issuer, options.audience, options.typ);
   const headers = new HeaderMemo();
-  const cache =
-    config.cacheMax === 0 ? undefined : new LRUCache<string, VerifiedJwt>({ max: config.cacheMax });
+  const cache = config.cacheMax === 0 ? undefined : new VerifiedTokenCache<VerifiedJwt>(config.cacheMax);
 
   function expectationsFor(overrides: JwtVerifyOverrides): ClaimExpectations {
     return toExpectations(
@@ -185,7 +184,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     },
     forgetKid(kid: string) {
       if (cache === undefined) return;
-      for (const [token, entry] of cache.entries()) if (entry.kid === kid) cache.delete(token);
+      cache.deleteWhere((entry) => entry.kid === kid);
     },
   };
 }
