@@ -5,14 +5,17 @@
  *   pnpm bench:http [--quick]          (from the repo root or bench/)
  *
  * The orchestrator and autocannon run on core 0, each server in its own process on core 1
- * (`taskset`). Tokens: one repeated token, and a pool of distinct tokens (10,000 by default,
- * pre-built requests). HS256 uses keyward's legacy `jwtSecret` (signing), the secret the peers get;
+ * (`taskset`). Tokens: one repeated token, a pool of distinct tokens within the verify cache, and
+ * one beyond it (pre-built requests). HS256 uses keyward's legacy `jwtSecret` (signing), the secret the peers get;
  * ES256 uses keyward's generated key, whose public half the peers get.
  *
- * Environment: BENCH_DURATION (s per measurement, default 5; --quick 1), BENCH_WARMUP (s, 1;
- * --quick 0.5), BENCH_CONNECTIONS (10), BENCH_POOL (10000), BENCH_FRAMEWORKS (comma list of
- * express, fastify, hono, nest-express, nest-fastify), BENCH_CACHE_OFF (1/0: also measure keyward
- * with its verify cache off; default on, off with --quick). Writes the tables to results/latest.md.
+ * Environment: BENCH_ROUNDS (interleaved rounds, default 3: every row once per round, in an order
+ * rotated each round; the tables give the median and the spread), BENCH_DURATION (s per
+ * measurement, default 5; --quick 1), BENCH_WARMUP (s, 1; --quick 0.5), BENCH_CONNECTIONS (10),
+ * BENCH_POOL (distinct tokens within the verify cache, 5000), BENCH_BEYOND (distinct tokens beyond
+ * it, 20000: every request a cache miss), BENCH_FRAMEWORKS (comma list of express, fastify, hono,
+ * nest-express, nest-fastify), BENCH_CACHE_OFF (1/0: also measure keyward with its verify cache
+ * off; default on, off with --quick). Writes the tables to results/latest.md.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -20,7 +23,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type BenchKeyring, openKeyring, rawVerifyRate } from './keys.js';
 import { type LoadOptions, type Measurement, measure } from './load.js';
-import { HAS_TASKSET, startServer } from './process.js';
+import { HAS_TASKSET, type RunningServer, startServer } from './process.js';
 import { type FrameworkResult, frameworkTable, type Mode, type Row, type Tally } from './report.js';
 import { type Alg, BODY, FRAMEWORKS, type Framework, ROUTE, type Variant } from './spec.js';
 
@@ -47,7 +50,10 @@ const load: LoadOptions = {
   durationSec: envNumber('BENCH_DURATION', QUICK ? 1 : 5),
 };
 const warmup: LoadOptions = { ...load, durationSec: envNumber('BENCH_WARMUP', QUICK ? 0.5 : 1) };
-const POOL = Math.floor(envNumber('BENCH_POOL', 10_000));
+const POOL = Math.floor(envNumber('BENCH_POOL', 5_000));
+/** keyward's default verify cache holds 10,000 tokens: twice that is beyond it, every request a miss. */
+const BEYOND = Math.floor(envNumber('BENCH_BEYOND', 20_000));
+const ROUNDS = Math.floor(envNumber('BENCH_ROUNDS', 3));
 /** keyward with its verify cache off (every request verified): in full runs, or with BENCH_CACHE_OFF=1. */
 const CACHE_OFF = process.env.BENCH_CACHE_OFF === undefined ? !QUICK : process.env.BENCH_CACHE_OFF === '1';
 const frameworks = (process.env.BENCH_FRAMEWORKS?.split(',') ?? FRAMEWORKS) as Framework[];
@@ -74,66 +80,84 @@ async function sanityCheck(port: number, variant: Variant, token: string | undef
     throw new Error(`${variant}: a request without a token got ${denied.status}, not 401`);
 }
 
-/** `fresh`: the server just started, so its JIT gets a longer warm-up. */
-async function run(
-  port: number,
-  tokens: readonly string[],
-  label: string,
-  fresh = false,
-): Promise<Measurement> {
-  await measure(port, tokens, fresh ? { ...warmup, durationSec: warmup.durationSec * 2 } : warmup);
-  const m = await measure(port, tokens, load);
-  progress(
-    `  ${label}: ${Math.round(m.rps)} req/s, p99 ${m.p99Ms} ms${m.failures ? `, ${m.failures} FAILED` : ''}`,
-  );
-  return m;
+/** One measurement of a round: a running server and the tokens it is loaded with. */
+interface Slot {
+  key: string;
+  port: number;
+  tokens: readonly string[];
+  row?: { alg: Alg; mode: Mode; variant: Exclude<Variant, 'none'> };
+  results: Measurement[];
 }
 
+async function measureSlot(slot: Slot, firstRound: boolean): Promise<void> {
+  // A server's first measurement gets a longer warm-up: its JIT has seen nothing yet.
+  await measure(
+    slot.port,
+    slot.tokens,
+    firstRound ? { ...warmup, durationSec: warmup.durationSec * 2 } : warmup,
+  );
+  const m = await measure(slot.port, slot.tokens, load);
+  slot.results.push(m);
+  progress(
+    `  ${slot.key}: ${Math.round(m.rps)} req/s, p99 ${m.p99Ms} ms${m.failures ? `, ${m.failures} FAILED` : ''}`,
+  );
+}
+
+/**
+ * Every variant of one framework, in `ROUNDS` interleaved rounds: each round measures every
+ * (variant, token mode) once, in an order rotated by one each round, so a drift of the machine's
+ * background load spreads over all rows instead of deciding one.
+ */
 async function benchFramework(
   framework: Framework,
   keyrings: Record<Alg, BenchKeyring>,
 ): Promise<FrameworkResult> {
   progress(`${framework}`);
-  const base = { framework, keyring: keyrings.HS256.keyring, peer: keyrings.HS256.peer };
-  // The no-auth server stays up (idle) and is measured again at the end: on a shared machine the
-  // two numbers show how much the background load moved during this framework's runs.
-  const noAuth = await startServer({ ...base, variant: 'none', alg: 'HS256' });
+  const servers: RunningServer[] = [];
   try {
-    await sanityCheck(noAuth.port, 'none', undefined);
-    const first = await run(noAuth.port, [], 'no auth', true);
-    const rows: Row[] = [];
-    for (const alg of ['HS256', 'ES256'] as const) rows.push(...(await benchAlg(framework, keyrings[alg])));
-    const last = await run(noAuth.port, [], 'no auth, again');
-    const order = (r: Row) => ['HS256', 'ES256'].indexOf(r.alg) * 10 + (r.mode === 'repeated' ? 0 : 5);
-    rows.sort((a, b) => order(a) - order(b));
-    return { framework, none: [first, last], rows };
-  } finally {
-    await noAuth.stop();
-  }
-}
-
-async function benchAlg(framework: Framework, { alg, keyring, peer, sign }: BenchKeyring): Promise<Row[]> {
-  // Fresh tokens per framework, so none expires during a long run.
-  const pools: Record<Mode, string[]> = { repeated: sign(1), distinct: sign(POOL) };
-  const plan: Array<[Exclude<Variant, 'none'>, Mode[]]> = [
-    ['keyward', ['repeated', 'distinct']],
-    ...(CACHE_OFF ? [['keyward-nocache', ['distinct']] as [Exclude<Variant, 'none'>, Mode[]]] : []),
-    ['peer', ['repeated', 'distinct']],
-  ];
-  const rows: Row[] = [];
-  for (const [variant, modes] of plan) {
-    const server = await startServer({ framework, variant, alg, keyring, peer });
-    try {
-      await sanityCheck(server.port, variant, pools.repeated[0]);
-      for (const [i, mode] of modes.entries()) {
-        const m = await run(server.port, pools[mode], `${variant} ${alg} ${mode}`, i === 0);
-        rows.push({ alg, mode, variant, m });
+    const start = async (variant: Variant, alg: Alg, token?: string) => {
+      const { keyring, peer } = keyrings[alg];
+      const server = await startServer({ framework, variant, alg, keyring, peer });
+      servers.push(server);
+      await sanityCheck(server.port, variant, token);
+      return server.port;
+    };
+    const slots: Slot[] = [{ key: 'no auth', port: await start('none', 'HS256'), tokens: [], results: [] }];
+    for (const alg of ['HS256', 'ES256'] as const) {
+      // Fresh tokens per framework, so none expires during a long run.
+      const { sign } = keyrings[alg];
+      const pools: Record<Mode, string[]> = { repeated: sign(1), distinct: sign(POOL), beyond: sign(BEYOND) };
+      const plan: Array<[Exclude<Variant, 'none'>, Mode[]]> = [
+        ['keyward', ['repeated', 'distinct', 'beyond']],
+        ...(CACHE_OFF ? [['keyward-nocache', ['distinct']] as [Exclude<Variant, 'none'>, Mode[]]] : []),
+        ['peer', ['repeated', 'distinct', 'beyond']],
+      ];
+      for (const [variant, modes] of plan) {
+        const port = await start(variant, alg, pools.repeated[0]);
+        for (const mode of modes) {
+          slots.push({
+            key: `${variant} ${alg} ${mode}`,
+            port,
+            tokens: pools[mode],
+            row: { alg, mode, variant },
+            results: [],
+          });
+        }
       }
-    } finally {
-      await server.stop();
     }
+    for (let round = 0; round < ROUNDS; round++) {
+      progress(` round ${round + 1} of ${ROUNDS}`);
+      for (let i = 0; i < slots.length; i++)
+        await measureSlot(slots[(i + round) % slots.length] as Slot, round === 0);
+    }
+    const rows: Row[] = slots.flatMap((slot) => (slot.row ? [{ ...slot.row, ms: slot.results }] : []));
+    const order = (r: Row) =>
+      ['HS256', 'ES256'].indexOf(r.alg) * 10 + ['repeated', 'distinct', 'beyond'].indexOf(r.mode) * 3;
+    rows.sort((a, b) => order(a) - order(b));
+    return { framework, none: (slots[0] as Slot).results, rows };
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
   }
-  return rows;
 }
 
 const started = Date.now();
@@ -160,12 +184,12 @@ const header = [
     ` · load average ${load1.toFixed(2)} at start`,
   `autocannon, ${load.connections} connections, ${load.durationSec} s per measurement after a ${warmup.durationSec} s warm-up;` +
     ` load generator on core 0, server on core 1${HAS_TASKSET ? '' : ' (**taskset unavailable: unpinned**)'}.`,
-  `GET ${ROUTE} → ${JSON.stringify(BODY)}. "repeated": one token; "distinct": a pool of ${POOL.toLocaleString('en-US')} tokens` +
-    " (pre-built requests, a disjoint slice per connection), sent once in full before the warm-up. keyward's default" +
-    ' verify cache holds 10,000 tokens, so "distinct" measures it warm; the "cache off" row (full runs) verifies every request.',
-  "no-auth req/s is the mean of a measurement before and after the framework's other runs (both shown): their" +
-    ' gap is the drift of the background load.',
-  `Raw ceiling (ES256 distinct): no-auth req/s combined with bare \`crypto.verify\` at ${Math.round(es256VerifyRate).toLocaleString('en-US')} verifies/s on core 0.`,
+  `GET ${ROUTE} → ${JSON.stringify(BODY)}. "repeated": one token; "distinct": ${POOL.toLocaleString('en-US')} tokens, within keyward's` +
+    ` default verify cache (10,000); "beyond": ${BEYOND.toLocaleString('en-US')} tokens sent in turn, so every request misses the cache` +
+    ' (pre-built requests, a disjoint slice per connection). The "cache off" row (full runs) has the cache disabled.',
+  `${ROUNDS} interleaved rounds: every row once per round, in an order rotated each round; req/s is the median of the` +
+    ' rounds and "spread" is (max − min) / median, so a drift of the background load shows as spread instead of deciding a row.',
+  `Raw ceiling (ES256 beyond the cache): no-auth req/s combined with bare \`crypto.verify\` at ${Math.round(es256VerifyRate).toLocaleString('en-US')} verifies/s on core 0.`,
   '',
 ];
 const footer = `Targets: ${tally.met} met, ${tally.missed} missed. Run time ${Math.round((Date.now() - started) / 1000)} s.`;
