@@ -76,8 +76,10 @@ export interface AuthenticatorOptions extends ExtractCredentialOptions {
    * application-level revocation list: express-jwt's `isRevoked`), e.g.
    * `new KeywardError('token_revoked', 'user disabled')` (401 with the challenge) or
    * `insufficient_scope` (403); a refusal is audited as `access.denied`. Anything else thrown, or a
-   * return value that is not a principal, is a server error (500 `internal_error`, its message
-   * never sent). May be async. A verified JWT's principal is frozen and shared: return a new object
+   * return value that is not a principal, is a server error: `toHttpProblem` (the contract routes)
+   * answers 500 `internal_error` without its message; the adapters' middleware hands it, like any
+   * error of your code, to the framework's error handling (Express `next(err)`, Fastify's error
+   * handler, Hono's `onError`, Nest's exception layer). May be async. A verified JWT's principal is frozen and shared: return a new object
    * (`{ ...principal, roles: [...] }`) rather than changing it.
    *
    * @example
