@@ -3,6 +3,7 @@
 // ignoring other Authorization schemes, and the roles / claims of a UserDirectory in login tokens.
 import { afterEach, describe, expect, it } from 'vitest';
 import { codeOf } from '../../../testing/src/errors.js';
+import { startTestIdp } from '../../../testing/src/idp.js';
 import { countingStore, makeCore, testClock } from '../apikeys/__fixtures__/core.js';
 import { createApiKeyService } from '../apikeys/service.js';
 import type { AuditEvent } from '../audit/events.js';
@@ -364,5 +365,39 @@ describe('UserDirectory roles and claims in login tokens', () => {
       authorization: `Bearer ${(answer.body as { access_token: string }).access_token}`,
     });
     expect(p.roles).toEqual([]);
+  });
+});
+
+describe('the options with a trusted external issuer', () => {
+  it('onAuthenticated maps the IdP principal; getToken tokens reach the issuer verifier', async () => {
+    const idp = await startTestIdp();
+    cores.push({ close: () => idp.close() });
+    const kw = await createKeyward({
+      store: createMemoryStore(),
+      masterKey: MasterKey.generate().exportText(),
+      logger: false,
+      audit: false,
+      scheduler: false,
+      trustedIssuers: [{ issuer: idp.issuer, discovery: true, allowInsecure: true, audience: idp.audience }],
+    });
+    cores.push(kw);
+    const seen: Array<string | undefined> = [];
+    const auth = createAuthenticator(kw, {
+      getToken: (headers) => headers['x-idp-token'] as string | undefined,
+      onAuthenticated: (p) => {
+        seen.push(p.issuer);
+        if (p.sub === 'ext-disabled') throw new KeywardError('token_revoked', 'user disabled');
+        return { ...p, roles: ['from-hook'] };
+      },
+    });
+    const key = await idp.addKey();
+    const p = await auth.authenticate({ 'x-idp-token': await key.sign({ sub: 'ext-1', scp: ['read'] }) });
+    expect(p).toMatchObject({ sub: 'ext-1', issuer: idp.issuer, roles: ['from-hook'] });
+    expect(
+      await codeOf(
+        auth.authenticate({ 'x-idp-token': await key.sign({ sub: 'ext-disabled', scp: ['read'] }) }),
+      ),
+    ).toBe('token_revoked');
+    expect(seen).toEqual([idp.issuer, idp.issuer]);
   });
 });
