@@ -133,6 +133,14 @@ export type KeywardErrorCode =
    * `details.retryAfterSec` says how long to wait. Not a verdict on the credential.
    */
   | 'too_many_requests'
+  /**
+   * The app's `UserDirectory.verify` returned `roles` or `claims` keyward cannot put in a token: a
+   * registered or reserved claim name (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `scope`,
+   * `client_id`, `roles` among the claims, any `kw_*`), roles that are not non-empty strings, or
+   * claims over the size / depth limits. A server-side problem of the app: `POST /auth/login`
+   * answers 500 `internal_error` (never a credential error); the message names the fields only.
+   */
+  | 'user_claims_invalid'
   | 'not_found'
   | 'internal_error';
 

@@ -1,3 +1,4 @@
+import { KeywardError } from '@keyward/core';
 import type {
   AuthenticatorDeps,
   AuthenticatorOptions,
@@ -28,9 +29,32 @@ declare global {
 export type KeywardExpressDeps = AuthenticatorDeps & RouteDeps;
 
 /** Options of {@link keyward}. */
-export interface KeywardExpressOptions extends AuthenticatorOptions {
+export interface KeywardExpressOptions extends Omit<AuthenticatorOptions, 'getToken' | 'onAuthenticated'> {
   /** Called for every 401 / 403 (audit, metrics). */
   onDenied?: DeniedHook;
+  /**
+   * Where the middleware puts the principal: `req[requestProperty]` and
+   * `res.locals[requestProperty]`. Default `auth` (typed by keyward). For another name, type it
+   * yourself: `declare global { namespace Express { interface Request { user?: Principal } } }`.
+   */
+  requestProperty?: string;
+  /**
+   * A custom token extractor (express-jwt's `getToken`): the token, or `undefined` / `null` for
+   * none. It replaces reading `Authorization: Bearer`; a returned token is verified like a bearer
+   * token. Also used by the contract routes of {@link KeywardExpress.router}. May be async.
+   *
+   * @example
+   * ```ts
+   * keyward(kw, { getToken: (req) => req.get('x-access-token') })
+   * ```
+   */
+  getToken?: (req: Request) => string | null | undefined | Promise<string | null | undefined>;
+  /**
+   * Called with every verified principal and the request: return the principal to use (changed
+   * or not: express-jwt's `formatUser`), or throw a `KeywardError` to refuse (`isRevoked`, a
+   * disabled user). Anything else thrown goes to `next(err)` (a 500). May be async.
+   */
+  onAuthenticated?: (principal: Principal, req: Request) => Principal | Promise<Principal>;
 }
 
 /** Options of {@link KeywardExpress.router}. */
@@ -41,7 +65,10 @@ export interface KeywardRouterOptions extends KeywardRoutesOptions {
 
 /** The middleware and routers of one keyward instance. */
 export interface KeywardExpress {
-  /** Requires a valid bearer token or API key; sets `req.auth` and `res.locals.auth`. */
+  /**
+   * Requires a valid bearer token or API key; sets `req.auth` and `res.locals.auth` (or the
+   * `requestProperty` option's name).
+   */
   authenticate(): RequestHandler;
   /** Sets `req.auth` when a credential is present; a bad credential is still rejected. */
   optional(): RequestHandler;
@@ -75,8 +102,28 @@ export interface KeywardExpress {
  * ```
  */
 export function keyward(kw: KeywardExpressDeps, options: KeywardExpressOptions = {}): KeywardExpress {
-  const { onDenied, ...authOptions } = options;
-  const authenticator = createAuthenticator(kw, authOptions);
+  const { onDenied, requestProperty = 'auth', getToken, onAuthenticated, ...authOptions } = options;
+  if (typeof requestProperty !== 'string' || requestProperty === '') {
+    throw new KeywardError(
+      'config_invalid',
+      '@keyward/express: "requestProperty" must be a non-empty string',
+    );
+  }
+  const authenticator = createAuthenticator(kw, {
+    ...authOptions,
+    ...(getToken !== undefined
+      ? { getToken: typeof getToken === 'function' ? (_h, req) => getToken(req as Request) : getToken }
+      : {}),
+    ...(onAuthenticated !== undefined
+      ? {
+          onAuthenticated:
+            typeof onAuthenticated === 'function'
+              ? (principal, req) => onAuthenticated(principal, req as Request)
+              : onAuthenticated,
+        }
+      : {}),
+  });
+  const slot = (target: object) => target as Record<string, Principal | undefined>;
 
   function fail(res: Response, next: NextFunction, err: unknown): void {
     const problem = reportProblem(err, onDenied);
@@ -90,17 +137,17 @@ export function keyward(kw: KeywardExpressDeps, options: KeywardExpressOptions =
 
   function guard(required: boolean, check?: (principal: Principal) => void): RequestHandler {
     return (req: Request, res: Response, next: NextFunction) => {
-      const known = req.auth;
+      const known = slot(req)[requestProperty];
       const found = known
         ? Promise.resolve(known)
-        : authenticator[required ? 'authenticate' : 'optional'](req.headers, req.method);
+        : authenticator[required ? 'authenticate' : 'optional'](req.headers, req.method, req);
       found.then(
         (principal) => {
           try {
             if (principal) {
               check?.(principal);
-              req.auth = principal;
-              res.locals.auth = principal;
+              slot(req)[requestProperty] = principal;
+              slot(res.locals)[requestProperty] = principal;
             }
           } catch (err) {
             return fail(res, next, err);

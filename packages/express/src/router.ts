@@ -52,6 +52,7 @@ export function keywardRouter(
               params: req.params as Record<string, string>,
               body: emptyBodies.has(req) ? undefined : req.body,
               remoteAddress: req.ip,
+              native: req,
             },
             onDenied,
           );

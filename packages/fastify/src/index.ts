@@ -15,6 +15,7 @@ export {
 } from './errors.js';
 export {
   type KeywardHook,
+  type KeywardNamespacedDecorators,
   type KeywardPluginOptions,
   type KeywardRouteConfig,
   keyward,

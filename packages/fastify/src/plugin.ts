@@ -9,6 +9,11 @@ import { toFastifyError } from './errors.js';
 export type KeywardRouteConfig =
   /** No authentication, even when the plugin is registered with `global: true`. */
   | { public: true }
+  /**
+   * Optional authentication (also under `global: true`): `request.auth` is the principal when a
+   * valid credential is sent, `null` without one; a bad credential is still refused.
+   */
+  | { optional: true }
   /** Authentication with every one of these scopes (`[]`: any valid credential). */
   | { scopes: readonly string[] };
 
@@ -25,19 +30,42 @@ declare module 'fastify' {
     requireScopes(...scopes: string[]): KeywardHook;
     /** An `onRequest` hook requiring at least one of the roles (authenticating first if needed); else 403. */
     requireRoles(...roles: string[]): KeywardHook;
+    /**
+     * `onRequest` hook: sets `request.auth` when a valid credential is sent, leaves it `null`
+     * without one (an `Authorization` header of another scheme counts as none); a bad credential
+     * is still refused.
+     */
+    optionalAuth: KeywardHook;
   }
   interface FastifyRequest {
     /** Who made the request; `null` until a keyward hook authenticated it. */
     auth: Principal | null;
   }
   interface FastifyContextConfig {
-    /** keyward's per-route settings: `{ public: true }` or `{ scopes: [...] }`. */
+    /** keyward's per-route settings: `{ public: true }`, `{ optional: true }` or `{ scopes: [...] }`. */
     keyward?: KeywardRouteConfig;
   }
 }
 
+/**
+ * The decorators of the plugin registered with `namespace` (`'kw'` ⇒ `kwAuthenticate`,
+ * `kwRequireScopes`, `kwRequireRoles`, `kwOptionalAuth`), for declaration merging.
+ *
+ * @example
+ * ```ts
+ * declare module 'fastify' {
+ *   interface FastifyInstance extends KeywardNamespacedDecorators<'kw'> {}
+ * }
+ * ```
+ */
+export type KeywardNamespacedDecorators<Namespace extends string> = {
+  [K in `${Namespace}Authenticate` | `${Namespace}OptionalAuth`]: KeywardHook;
+} & {
+  [K in `${Namespace}RequireScopes` | `${Namespace}RequireRoles`]: (...names: string[]) => KeywardHook;
+};
+
 /** Options of the {@link keyward} plugin: give `keyward` (an instance) or `create` (options for one). */
-export interface KeywardPluginOptions extends AuthenticatorOptions {
+export interface KeywardPluginOptions extends Omit<AuthenticatorOptions, 'getToken' | 'onAuthenticated'> {
   /** An instance from `createKeyward()`. You close it: the plugin does not. */
   keyward?: Keyward;
   /** Options for `createKeyward()`: the plugin creates the instance and closes it in `onClose`. */
@@ -46,6 +74,36 @@ export interface KeywardPluginOptions extends AuthenticatorOptions {
   global?: boolean;
   /** Called for every 401 / 403 (audit, metrics). */
   onDenied?: DeniedHook;
+  /**
+   * Prefix of the hook decorators, to live beside another auth plugin (the `@fastify/jwt` recipe
+   * decorates `authenticate`): `'kw'` ⇒ `fastify.kwAuthenticate`, `kwRequireScopes`,
+   * `kwRequireRoles`, `kwOptionalAuth`. Default none: `authenticate`, `requireScopes`,
+   * `requireRoles`, `optionalAuth`. A name already decorated is refused at registration. Type the
+   * prefixed names with {@link KeywardNamespacedDecorators}.
+   */
+  namespace?: string;
+  /**
+   * The request property of the principal (`@fastify/jwt`'s `decoratorName`). Default `auth`
+   * (typed by keyward); for another name, declare it on `FastifyRequest` yourself.
+   */
+  decoratorName?: string;
+  /**
+   * A custom token extractor, called with the Fastify request: the token, or `undefined` / `null`
+   * for none. It replaces reading `Authorization: Bearer`; a returned token is verified like a
+   * bearer token, also on the routes of `keywardRoutes`. May be async.
+   *
+   * @example
+   * ```ts
+   * getToken: (request) => request.headers['x-access-token'] as string | undefined
+   * ```
+   */
+  getToken?: (request: FastifyRequest) => string | null | undefined | Promise<string | null | undefined>;
+  /**
+   * Called with every verified principal and the Fastify request: return the principal to use
+   * (changed or not: `@fastify/jwt`'s `formatUser`), or throw a `KeywardError` to refuse
+   * (`trusted` / a disabled user). Anything else thrown is a 500. May be async.
+   */
+  onAuthenticated?: (principal: Principal, request: FastifyRequest) => Principal | Promise<Principal>;
 }
 
 /** Internals shared with `keywardRoutes`, under a symbol so they are not part of the public shape. */
@@ -91,38 +149,97 @@ function validate(options: KeywardPluginOptions): void {
   }
   if (options.onDenied !== undefined && !isFunction(options.onDenied))
     throw invalid('"onDenied" must be a function');
+  for (const name of ['namespace', 'decoratorName'] as const) {
+    const value = options[name];
+    if (value !== undefined && !(typeof value === 'string' && /^[A-Za-z_$][\w$]*$/.test(value)))
+      throw invalid(`"${name}" must be an identifier (letters, digits, _ or $)`);
+  }
 }
 
 function routeConfigOf(value: unknown, url: string): KeywardRouteConfig | undefined {
   if (value === undefined) return undefined;
-  const config = value as { public?: unknown; scopes?: unknown } | null;
+  const config = value as { public?: unknown; scopes?: unknown; optional?: unknown } | null;
   const scopes = config?.scopes;
   const validScopes = Array.isArray(scopes) && scopes.every((s) => typeof s === 'string' && s !== '');
-  if (config?.public === true && scopes === undefined) return { public: true };
-  if (config?.public === undefined && validScopes) return { scopes };
-  throw invalid(`route ${url}: config.keyward must be { public: true } or { scopes: [...scope names] }`);
+  const keys = config !== null && typeof config === 'object' ? Object.keys(config) : [];
+  if (config?.public === true && keys.length === 1) return { public: true };
+  if (config?.optional === true && keys.length === 1) return { optional: true };
+  if (validScopes && keys.length === 1) return { scopes };
+  throw invalid(
+    `route ${url}: config.keyward must be { public: true }, { optional: true } or { scopes: [...scope names] }`,
+  );
 }
 
 const plugin: FastifyPluginAsync<KeywardPluginOptions> = async (fastify, options) => {
   validate(options);
-  const { keyward: given, create, global = false, onDenied, ...authOptions } = options;
+  const {
+    keyward: given,
+    create,
+    global = false,
+    onDenied,
+    namespace,
+    decoratorName = 'auth',
+    getToken,
+    onAuthenticated,
+    ...authOptions
+  } = options;
+  // The names this plugin decorates: refused before anything is created if another plugin has them.
+  const name = (base: string) =>
+    namespace === undefined ? base : `${namespace}${base[0]?.toUpperCase()}${base.slice(1)}`;
+  const names = {
+    authenticate: name('authenticate'),
+    requireScopes: name('requireScopes'),
+    requireRoles: name('requireRoles'),
+    optionalAuth: name('optionalAuth'),
+  };
+  for (const decorator of Object.values(names)) {
+    if (fastify.hasDecorator(decorator)) {
+      throw invalid(
+        `"${decorator}" is already decorated (by another plugin, e.g. the @fastify/jwt recipe's "authenticate"): register keyward with a "namespace" option (namespace: 'kw' decorates "kwAuthenticate"…)`,
+      );
+    }
+  }
+  if (fastify.hasRequestDecorator(decoratorName)) {
+    throw invalid(
+      `request.${decoratorName} is already decorated (by another plugin, e.g. @fastify/jwt's "user"): choose another "decoratorName"`,
+    );
+  }
   const kw = given ?? (await createKeyward(create));
   // Close only what we created: a given instance belongs to the caller.
   if (!given) fastify.addHook('onClose', () => kw.close());
-  const authenticator = createAuthenticator(kw, authOptions);
+  const authenticator = createAuthenticator(kw, {
+    ...authOptions,
+    ...(getToken !== undefined
+      ? { getToken: isFunction(getToken) ? (_h, request) => getToken(request as FastifyRequest) : getToken }
+      : {}),
+    ...(onAuthenticated !== undefined
+      ? {
+          onAuthenticated: isFunction(onAuthenticated)
+            ? (principal, request) => onAuthenticated(principal, request as FastifyRequest)
+            : onAuthenticated,
+        }
+      : {}),
+  });
+  const slot = (request: FastifyRequest) => request as unknown as Record<string, Principal | null>;
 
-  async function principalOf(request: FastifyRequest): Promise<Principal> {
-    if (request.auth) return request.auth;
+  async function principalOf(request: FastifyRequest, required: boolean): Promise<Principal | undefined> {
+    const known = slot(request)[decoratorName];
+    if (known) return known;
     try {
-      request.auth = await authenticator.authenticate(request.headers, request.method);
-      return request.auth;
+      const principal = await authenticator[required ? 'authenticate' : 'optional'](
+        request.headers,
+        request.method,
+        request,
+      );
+      if (principal) slot(request)[decoratorName] = principal;
+      return principal;
     } catch (err) {
       throw toFastifyError(err, onDenied);
     }
   }
   const guard = (check?: (principal: Principal) => void): KeywardHook => {
     return async (request) => {
-      const principal = await principalOf(request);
+      const principal = (await principalOf(request, true)) as Principal;
       try {
         check?.(principal);
       } catch (err) {
@@ -131,25 +248,32 @@ const plugin: FastifyPluginAsync<KeywardPluginOptions> = async (fastify, options
     };
   };
   const authenticate = guard();
+  const optionalAuth: KeywardHook = async (request) => {
+    await principalOf(request, false);
+  };
+  // authorize() audits a missing scope as access.denied.
+  const requireScopes = (...scopes: string[]) => guard((p) => authenticator.authorize(p, { scopes }));
+  const requireRoles = (...roles: string[]) => guard((p) => authenticator.authorize(p, { roles }));
 
   fastify.decorate('keyward', kw);
-  fastify.decorate('authenticate', authenticate);
-  // authorize() audits a missing scope as access.denied.
-  fastify.decorate('requireScopes', (...scopes: string[]) =>
-    guard((p) => authenticator.authorize(p, { scopes })),
-  );
-  fastify.decorate('requireRoles', (...roles: string[]) =>
-    guard((p) => authenticator.authorize(p, { roles })),
-  );
+  fastify.decorate(names.authenticate, authenticate);
+  fastify.decorate(names.requireScopes, requireScopes);
+  fastify.decorate(names.requireRoles, requireRoles);
+  fastify.decorate(names.optionalAuth, optionalAuth);
   fastify.decorate(kInternals, { authenticator, onDenied } satisfies KeywardInternals);
-  fastify.decorateRequest('auth', null);
+  fastify.decorateRequest(decoratorName, null);
 
   // The route config is read once, at registration: no per-request lookup on the hot path.
   fastify.addHook('onRoute', (route) => {
     const config = routeConfigOf(route.config?.keyward, route.url);
     if (config && 'public' in config) return;
     if (!config && !global) return;
-    const hook = config?.scopes.length ? fastify.requireScopes(...config.scopes) : authenticate;
+    const hook =
+      config && 'optional' in config
+        ? optionalAuth
+        : config?.scopes.length
+          ? requireScopes(...config.scopes)
+          : authenticate;
     const existing = route.onRequest === undefined ? [] : [route.onRequest].flat();
     route.onRequest = [hook, ...existing];
   });
@@ -157,9 +281,11 @@ const plugin: FastifyPluginAsync<KeywardPluginOptions> = async (fastify, options
 
 /**
  * The keyward Fastify plugin. Decorates `fastify.keyward`, `fastify.authenticate` (an `onRequest`
- * hook), `fastify.requireScopes(...)`, `fastify.requireRoles(...)` and `request.auth`. With
- * `global: true` every route registered after it requires a credential unless its config says
- * `keyward: { public: true }`; `keyward: { scopes: [...] }` adds a scope check in either mode.
+ * hook), `fastify.requireScopes(...)`, `fastify.requireRoles(...)`, `fastify.optionalAuth` (the
+ * hook names prefixed with the `namespace` option when given) and `request.auth` (or
+ * `decoratorName`). With `global: true` every route registered after it requires a credential
+ * unless its config says `keyward: { public: true }` (or `{ optional: true }`);
+ * `keyward: { scopes: [...] }` adds a scope check in either mode.
  * Failures are {@link KeywardFastifyError}s; render them with `keywardErrorHandler`.
  *
  * @example

@@ -62,6 +62,7 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
             params: request.params as Record<string, string>,
             body: request.body,
             remoteAddress: request.ip,
+            native: request,
           },
           onDenied,
         );

@@ -11,6 +11,7 @@ export {
   type KeywardApiKeyDeps,
   type KeywardAuthOptions,
   type KeywardEnv,
+  type KeywardHonoAuthHooks,
   type KeywardOptionalEnv,
   keywardApiKey,
   keywardAuth,

@@ -17,8 +17,8 @@ import { createMiddleware } from 'hono/factory';
 import { toHTTPException } from './errors.js';
 
 /**
- * The variables keyward's middleware sets: `c.get('auth')` is the {@link Principal}, and
- * `c.get('jwtPayload')` its claims, for code written for `hono/jwt`.
+ * The variables keyward's middleware sets: `c.get('auth')` is the {@link Principal} (or the
+ * `variable` option's name, `V`), and `c.get('jwtPayload')` its claims, for code written for `hono/jwt`.
  *
  * @example
  * ```ts
@@ -26,7 +26,9 @@ import { toHTTPException } from './errors.js';
  * app.get('/me', keywardAuth(kw), (c) => c.json({ sub: c.get('auth').sub }))
  * ```
  */
-export type KeywardEnv = { Variables: { auth: Principal; jwtPayload: Principal['claims'] } };
+export type KeywardEnv<V extends string = 'auth'> = {
+  Variables: { [K in V | 'jwtPayload']: K extends 'jwtPayload' ? Principal['claims'] : Principal };
+};
 
 /**
  * The variables {@link keywardOptional} sets: both `undefined` for anonymous requests.
@@ -36,14 +38,76 @@ export type KeywardEnv = { Variables: { auth: Principal; jwtPayload: Principal['
  * app.get('/', keywardOptional(kw), (c) => c.text(c.get('auth') ? 'hello again' : 'hello'))
  * ```
  */
-export type KeywardOptionalEnv = {
-  Variables: { auth: Principal | undefined; jwtPayload: Principal['claims'] | undefined };
+export type KeywardOptionalEnv<V extends string = 'auth'> = {
+  Variables: {
+    [K in V | 'jwtPayload']: K extends 'jwtPayload' ? Principal['claims'] | undefined : Principal | undefined;
+  };
 };
 
+/** The Hono flavour of core's `getToken` / `onAuthenticated`: functions of the Hono context. */
+export interface KeywardHonoAuthHooks {
+  /**
+   * A custom token extractor, called with the Hono context: the token, or `undefined` / `null`
+   * for none. It replaces reading `Authorization: Bearer`; a returned token is verified like a
+   * bearer token. May be async.
+   *
+   * @example
+   * ```ts
+   * keywardAuth(kw, { getToken: (c) => c.req.header('x-access-token') })
+   * ```
+   */
+  getToken?: (c: Context) => string | null | undefined | Promise<string | null | undefined>;
+  /**
+   * Called with every verified principal and the context: return the principal to use (changed
+   * or not), or throw a `KeywardError` to refuse (a disabled user). Anything else thrown reaches
+   * the app's `onError` (a 500). May be async.
+   */
+  onAuthenticated?: (principal: Principal, c: Context) => Principal | Promise<Principal>;
+}
+
 /** Options of {@link keywardAuth} and {@link keywardOptional}. */
-export interface KeywardAuthOptions extends AuthenticatorOptions {
+export interface KeywardAuthOptions<V extends string = 'auth'>
+  extends Omit<AuthenticatorOptions, 'getToken' | 'onAuthenticated'>,
+    KeywardHonoAuthHooks {
   /** Called for every 401 / 403 (audit, metrics). */
   onDenied?: DeniedHook;
+  /**
+   * The context variable of the principal: `c.get(variable)`. Default `auth`; typed for any name
+   * (`keywardAuth(kw, { variable: 'user' })` types `c.get('user')`).
+   */
+  variable?: V;
+}
+
+/** Core's authenticator options for the Hono hooks: `getToken(c)` / `onAuthenticated(principal, c)`. */
+export function honoAuthenticatorOptions(
+  options: Omit<AuthenticatorOptions, 'getToken' | 'onAuthenticated'> & KeywardHonoAuthHooks,
+): AuthenticatorOptions {
+  const { getToken, onAuthenticated, ...rest } = options;
+  return {
+    ...rest,
+    ...(getToken !== undefined
+      ? { getToken: typeof getToken === 'function' ? (_h, c) => getToken(c as Context) : getToken }
+      : {}),
+    ...(onAuthenticated !== undefined
+      ? {
+          onAuthenticated:
+            typeof onAuthenticated === 'function'
+              ? (principal, c) => onAuthenticated(principal, c as Context)
+              : onAuthenticated,
+        }
+      : {}),
+  };
+}
+
+function variableOf(variable: unknown): string {
+  if (variable === undefined) return 'auth';
+  if (typeof variable !== 'string' || variable === '' || variable === 'jwtPayload') {
+    throw new KeywardError(
+      'config_invalid',
+      '@keyward/hono: "variable" must be a non-empty name other than jwtPayload',
+    );
+  }
+  return variable;
 }
 
 /** What keyward's API-key middleware needs: an instance with an API-key service. */
@@ -52,8 +116,10 @@ export type KeywardApiKeyDeps = AuthenticatorDeps & Required<Pick<AuthenticatorD
 type Check = (principal: Principal) => void;
 
 // The authenticator that identified a request, so requireScopes / requireRoles check through it
-// (Authenticator.authorize audits a missing scope as access.denied) without a keyward argument.
+// (Authenticator.authorize audits a missing scope as access.denied) without a keyward argument,
+// and the principal, whatever variable it was set under.
 const authorizers = new WeakMap<Context, Authenticator>();
+const principals = new WeakMap<Context, Principal>();
 
 // 4xx answers go out as HTTPException (contract JSON + challenge); anything that would be a 500
 // is not keyward's to render, so the original error reaches the app's onError untouched.
@@ -68,10 +134,14 @@ async function identify(
   authenticator: Authenticator,
   find: () => Promise<Principal | undefined>,
   onDenied: DeniedHook | undefined,
+  variable = 'auth',
   reuse: (known: Principal) => boolean = () => true,
 ): Promise<void> {
-  const known: Principal | undefined = c.get('auth');
-  if (known !== undefined && reuse(known)) return;
+  const known: Principal | undefined = principals.get(c) ?? c.get('auth');
+  if (known !== undefined && reuse(known)) {
+    if (c.get(variable as 'auth') === undefined) c.set(variable as 'auth', known);
+    return;
+  }
   let principal: Principal | undefined;
   try {
     principal = await find();
@@ -80,7 +150,8 @@ async function identify(
   }
   if (principal === undefined) return;
   authorizers.set(c, authenticator);
-  c.set('auth', principal);
+  principals.set(c, principal);
+  c.set(variable as 'auth', principal);
   c.set('jwtPayload', principal.claims);
 }
 
@@ -96,15 +167,20 @@ async function identify(
  * app.get('/api/orders', (c) => c.json({ owner: c.get('auth').sub }))
  * ```
  */
-export function keywardAuth(kw: AuthenticatorDeps, options: KeywardAuthOptions = {}) {
-  const { onDenied, ...authOptions } = options;
-  const authenticator = createAuthenticator(kw, authOptions);
-  return createMiddleware<KeywardEnv>(async function keywardAuth(c, next) {
+export function keywardAuth<V extends string = 'auth'>(
+  kw: AuthenticatorDeps,
+  options: KeywardAuthOptions<V> = {},
+) {
+  const { onDenied, variable, ...authOptions } = options;
+  const name = variableOf(variable);
+  const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(authOptions));
+  return createMiddleware<KeywardEnv<V>>(async function keywardAuth(c, next) {
     await identify(
       c,
       authenticator,
-      () => authenticator.authenticate(c.req.header(), c.req.method),
+      () => authenticator.authenticate(c.req.header(), c.req.method, c),
       onDenied,
+      name,
     );
     await next();
   });
@@ -119,11 +195,21 @@ export function keywardAuth(kw: AuthenticatorDeps, options: KeywardAuthOptions =
  * app.get('/feed', keywardOptional(kw), (c) => c.json({ personal: c.get('auth') !== undefined }))
  * ```
  */
-export function keywardOptional(kw: AuthenticatorDeps, options: KeywardAuthOptions = {}) {
-  const { onDenied, ...authOptions } = options;
-  const authenticator = createAuthenticator(kw, authOptions);
-  return createMiddleware<KeywardOptionalEnv>(async function keywardOptional(c, next) {
-    await identify(c, authenticator, () => authenticator.optional(c.req.header(), c.req.method), onDenied);
+export function keywardOptional<V extends string = 'auth'>(
+  kw: AuthenticatorDeps,
+  options: KeywardAuthOptions<V> = {},
+) {
+  const { onDenied, variable, ...authOptions } = options;
+  const name = variableOf(variable);
+  const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(authOptions));
+  return createMiddleware<KeywardOptionalEnv<V>>(async function keywardOptional(c, next) {
+    await identify(
+      c,
+      authenticator,
+      () => authenticator.optional(c.req.header(), c.req.method, c),
+      onDenied,
+      name,
+    );
     await next();
   });
 }
@@ -151,8 +237,9 @@ export function keywardApiKey(
     await identify(
       c,
       authenticator,
-      () => authenticator.authenticate(c.req.header(), c.req.method),
+      () => authenticator.authenticate(c.req.header(), c.req.method, c),
       onDenied,
+      'auth',
       (p) => p.via === 'api_key',
     );
     await next();
@@ -172,7 +259,7 @@ export function keywardApiKey(
 export function requireScopes(...scopes: string[]) {
   return createMiddleware<KeywardEnv>(async function requireScopes(c, next) {
     const authorizer = authorizers.get(c);
-    check(c.get('auth'), (principal) =>
+    check(principals.get(c) ?? c.get('auth'), (principal) =>
       authorizer ? authorizer.authorize(principal, { scopes }) : checkScopes(principal, scopes),
     );
     await next();
@@ -191,7 +278,7 @@ export function requireScopes(...scopes: string[]) {
 export function requireRoles(...roles: string[]) {
   return createMiddleware<KeywardEnv>(async function requireRoles(c, next) {
     const authorizer = authorizers.get(c);
-    check(c.get('auth'), (principal) =>
+    check(principals.get(c) ?? c.get('auth'), (principal) =>
       authorizer ? authorizer.authorize(principal, { roles }) : checkRoles(principal, roles),
     );
     await next();

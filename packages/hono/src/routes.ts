@@ -17,12 +17,16 @@ import {
 import { type Context, Hono } from 'hono';
 import { readFormBody, readJsonBody } from './body.js';
 import { toResponse } from './errors.js';
+import { honoAuthenticatorOptions, type KeywardHonoAuthHooks } from './middleware.js';
 
 /** What {@link keywardRoutes} needs of a keyward instance: a `Keyward` from `createKeyward()` fits. */
 export type KeywardHonoDeps = AuthenticatorDeps & RouteDeps;
 
 /** Options of {@link keywardRoutes}. */
-export interface KeywardHonoRoutesOptions extends KeywardRoutesOptions, AuthenticatorOptions {
+export interface KeywardHonoRoutesOptions
+  extends KeywardRoutesOptions,
+    Omit<AuthenticatorOptions, 'getToken' | 'onAuthenticated'>,
+    KeywardHonoAuthHooks {
   /** Largest accepted JSON body, in bytes; a larger one gets 413 `body_too_large`. Default 100 KiB. */
   bodyLimit?: number;
   /** Called for every 401 / 403 (audit, metrics). */
@@ -56,7 +60,7 @@ function malformedPath(url: string): unknown {
  */
 export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOptions = {}): Hono {
   const { bodyLimit: maxSize = 100 * 1024, onDenied } = options;
-  const authenticator = createAuthenticator(kw, options);
+  const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(options));
   const routeOptions = routeTableOptions(options);
   const app = new Hono();
   for (const route of contractRoutes(kw, routeOptions)) {
@@ -84,6 +88,7 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
           params: c.req.param(),
           body: body.value,
           remoteAddress: remoteAddressOf(c),
+          native: c,
         },
         onDenied,
       );

@@ -6,7 +6,14 @@
 export type { KeywardClaims, Principal } from '@keyward/core/http';
 export { KEYWARD, KEYWARD_MODULE_OPTIONS } from './keyward.constants.js';
 export { KeywardController } from './keyward.controller.js';
-export { CurrentUser, type KeywardRequest, Public, Roles, Scopes } from './keyward.decorators.js';
+export {
+  CurrentUser,
+  type KeywardRequest,
+  OptionalAuth,
+  Public,
+  Roles,
+  Scopes,
+} from './keyward.decorators.js';
 export {
   KeywardExceptionFilter,
   keywardErrorOf,
@@ -16,4 +23,4 @@ export {
 export { KeywardGuard } from './keyward.guard.js';
 export { KeywardHealthIndicator, type KeywardHealthResult } from './keyward.health.js';
 export { KeywardModule, type KeywardModuleExtras } from './keyward.module.js';
-export { type KeywardModuleOptions, KeywardService } from './keyward.service.js';
+export { type KeywardHttpRequest, type KeywardModuleOptions, KeywardService } from './keyward.service.js';

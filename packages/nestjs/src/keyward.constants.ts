@@ -18,5 +18,6 @@ export const KEYWARD = Symbol('KEYWARD');
 export const KEYWARD_MODULE_OPTIONS = Symbol('KEYWARD_MODULE_OPTIONS');
 /** Metadata keys written by the decorators and read by the guard. */
 export const PUBLIC_KEY = 'keyward:public';
+export const OPTIONAL_KEY = 'keyward:optional';
 export const SCOPES_KEY = 'keyward:scopes';
 export const ROLES_KEY = 'keyward:roles';

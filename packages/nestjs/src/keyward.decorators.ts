@@ -1,6 +1,6 @@
 import type { Principal } from '@keyward/core/http';
 import { createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
-import { PUBLIC_KEY, ROLES_KEY, SCOPES_KEY } from './keyward.constants.js';
+import { OPTIONAL_KEY, PUBLIC_KEY, ROLES_KEY, SCOPES_KEY } from './keyward.constants.js';
 
 /** What the guard puts on the request, on both platforms. */
 export interface KeywardRequest {
@@ -19,6 +19,20 @@ export interface KeywardRequest {
  * ```
  */
 export const Public = () => SetMetadata(PUBLIC_KEY, true);
+
+/**
+ * Optional authentication on a route (or a whole controller) behind `KeywardGuard`: it runs
+ * without credentials, and sees the principal (`@CurrentUser()`, `request.user`) when a valid one
+ * is sent. A bad credential is still refused (401); an `Authorization` header of another scheme
+ * (`Basic …`) counts as none. `@Scopes()` / `@Roles()` on it apply only when a principal is there.
+ * (`@Public()` skips authentication entirely: no principal even with a valid token.)
+ *
+ * @example
+ * ```ts
+ * @OptionalAuth() @Get('feed') feed(@CurrentUser() user?: Principal) { return user ? personal(user) : generic() }
+ * ```
+ */
+export const OptionalAuth = () => SetMetadata(OPTIONAL_KEY, true);
 
 /**
  * Requires every listed scope; on a controller and a handler, both lists apply. Else 403 `insufficient_scope`.

@@ -1,14 +1,14 @@
 import { type HeaderBag, type Principal, reportProblem } from '@keyward/core/http';
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
-import { PUBLIC_KEY, ROLES_KEY, SCOPES_KEY } from './keyward.constants.js';
+import { OPTIONAL_KEY, PUBLIC_KEY, ROLES_KEY, SCOPES_KEY } from './keyward.constants.js';
 import type { KeywardRequest } from './keyward.decorators.js';
 import { toHttpException } from './keyward.exceptions.js';
-import { KeywardService } from './keyward.service.js';
+import { type KeywardHttpRequest, KeywardService } from './keyward.service.js';
 
 /**
  * Authenticates HTTP requests (bearer JWT or API key) and checks `@Scopes()` / `@Roles()`; skips
- * `@Public()` routes. Use it globally (`APP_GUARD`) or per route (`@UseGuards(KeywardGuard)`).
+ * `@Public()` routes; on `@OptionalAuth()` routes lets requests without a credential through. Use it globally (`APP_GUARD`) or per route (`@UseGuards(KeywardGuard)`).
  * Subclass it and override the `protected` hooks to change one step.
  *
  * @example
@@ -35,11 +35,16 @@ export class KeywardGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
+    const optional = this.reflector.getAllAndOverride<boolean>(OPTIONAL_KEY, targets) === true;
     try {
-      const principal = await this.keyward.authenticate(
-        this.getCredentialHeaders(context),
-        this.getRequestMethod(context),
-      );
+      const headers = this.getCredentialHeaders(context);
+      const method = this.getRequestMethod(context);
+      const request = this.getHttpRequest(context);
+      const principal = optional
+        ? await this.keyward.optional(headers, method, request)
+        : await this.keyward.authenticate(headers, method, request);
+      // @OptionalAuth() without a credential: the route runs anonymously.
+      if (principal === undefined) return true;
       // authorize() audits a missing scope or role as access.denied.
       this.keyward.authenticator.authorize(principal, {
         scopes: this.reflector.getAllAndMerge<string[]>(SCOPES_KEY, targets),
@@ -59,6 +64,15 @@ export class KeywardGuard implements CanActivate {
   protected getCredentialHeaders(context: ExecutionContext): HeaderBag {
     if (context.getType() !== 'http') return {};
     return context.switchToHttp().getRequest<{ headers?: HeaderBag }>().headers ?? {};
+  }
+
+  /**
+   * The HTTP request handed to the module's `getToken` / `onAuthenticated` options. Default: the
+   * HTTP request; `undefined` in other contexts.
+   */
+  protected getHttpRequest(context: ExecutionContext): KeywardHttpRequest | undefined {
+    if (context.getType() !== 'http') return undefined;
+    return context.switchToHttp().getRequest<KeywardHttpRequest>();
   }
 
   /**

@@ -23,8 +23,38 @@ import {
 } from '@nestjs/common';
 import { KEYWARD, KEYWARD_MODULE_OPTIONS } from './keyward.constants.js';
 
+/**
+ * The HTTP request the guard hands to the `getToken` and `onAuthenticated` options: the platform's
+ * own (an Express `Request` or a Fastify `FastifyRequest`); cast it to yours. On keyward's own
+ * routes (`routes: true`) it is `{ headers, method }` only.
+ */
+export interface KeywardHttpRequest {
+  headers: HeaderBag;
+  method?: string;
+  [key: string]: unknown;
+}
+
 /** Options of `KeywardModule.forRoot()` / `forRootAsync()`. */
-export interface KeywardModuleOptions extends AuthenticatorOptions {
+export interface KeywardModuleOptions extends Omit<AuthenticatorOptions, 'getToken' | 'onAuthenticated'> {
+  /**
+   * A custom token extractor (passport-jwt's `jwtFromRequest`), called with the HTTP request: the
+   * token, or `undefined` / `null` for none. It replaces reading `Authorization: Bearer`; a
+   * returned token is verified like a bearer token. May be async.
+   *
+   * @example
+   * ```ts
+   * KeywardModule.forRoot({ getToken: (req) => req.headers['x-access-token'] as string | undefined })
+   * ```
+   */
+  getToken?: (request: KeywardHttpRequest) => string | null | undefined | Promise<string | null | undefined>;
+  /**
+   * Called with every verified principal and the HTTP request, before the guard checks
+   * `@Scopes()` / `@Roles()`: return the principal to use (changed or not, e.g. roles from your
+   * database: passport-jwt's `validate`), or throw a `KeywardError` to refuse (a disabled user).
+   * Anything else thrown is a 500. May be async. (The guard's protected `onAuthenticated` hook
+   * runs later, with the principal this returned.)
+   */
+  onAuthenticated?: (principal: Principal, request: KeywardHttpRequest) => Principal | Promise<Principal>;
   /** A keyward instance you created; you close it. Without it the module creates one and closes it on shutdown. */
   keyward?: Keyward;
   /** Options of the instance the module creates. Default: `keywardOptionsFromEnv()`. */
@@ -55,8 +85,35 @@ export class KeywardService implements BeforeApplicationShutdown, OnApplicationS
     @Inject(KEYWARD) readonly keyward: Keyward,
     @Inject(KEYWARD_MODULE_OPTIONS) private readonly options: KeywardModuleOptions,
   ) {
-    const { keyward: _, options: __, users, onDenied: ___, ...authOptions } = options;
-    this.authenticator = createAuthenticator(keyward, authOptions);
+    const {
+      keyward: _,
+      options: __,
+      users,
+      onDenied: ___,
+      getToken,
+      onAuthenticated,
+      ...authOptions
+    } = options;
+    // The guard hands its HTTP request; keyward's own routes (handle()) their headers and method.
+    const requestOf = (native: unknown): KeywardHttpRequest =>
+      (native as KeywardHttpRequest | undefined) ?? { headers: {} };
+    this.authenticator = createAuthenticator(keyward, {
+      ...authOptions,
+      ...(getToken !== undefined
+        ? {
+            getToken:
+              typeof getToken === 'function' ? (_headers, native) => getToken(requestOf(native)) : getToken,
+          }
+        : {}),
+      ...(onAuthenticated !== undefined
+        ? {
+            onAuthenticated:
+              typeof onAuthenticated === 'function'
+                ? (principal, native) => onAuthenticated(principal, requestOf(native))
+                : onAuthenticated,
+          }
+        : {}),
+    });
     const routes = keywardRoutes(keyward, {
       ...(users ? { users } : {}),
       isShuttingDown: () => this.#shuttingDown,
@@ -68,8 +125,20 @@ export class KeywardService implements BeforeApplicationShutdown, OnApplicationS
    * The principal of a request, or throws a `KeywardError` (`missing_credentials`, `token_expired`…;
    * in cookie mode `csrf_rejected` for a cross-site state-changing `method`, see `createAuthenticator`).
    */
-  authenticate(headers: HeaderBag, method?: string): Promise<Principal> {
-    return this.authenticator.authenticate(headers, method);
+  authenticate(headers: HeaderBag, method?: string, request?: KeywardHttpRequest): Promise<Principal> {
+    return this.authenticator.authenticate(headers, method, request);
+  }
+
+  /**
+   * The principal of a request with a valid credential, `undefined` without one (an
+   * `Authorization` header of another scheme counts as none); a bad credential still throws.
+   */
+  optional(
+    headers: HeaderBag,
+    method?: string,
+    request?: KeywardHttpRequest,
+  ): Promise<Principal | undefined> {
+    return this.authenticator.optional(headers, method, request);
   }
 
   /** Reports a denied request to the `onDenied` option. */
@@ -81,7 +150,8 @@ export class KeywardService implements BeforeApplicationShutdown, OnApplicationS
   async handle(name: string, request: HttpRequest): Promise<HttpResponse> {
     const route = this.#routes.get(name);
     if (!route) return problemResponse(new KeywardError('not_found', 'no such route'));
-    return handleRoute(route, this.authenticator, request, this.options.onDenied);
+    const native = request.native ?? { headers: request.headers, method: route.method };
+    return handleRoute(route, this.authenticator, { ...request, native }, this.options.onDenied);
   }
 
   /** True once the application is shutting down (readiness answers 503). */

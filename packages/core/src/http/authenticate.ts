@@ -1,4 +1,5 @@
 import { wasAudited } from '../_internal/audited.js';
+import { markRealm } from '../_internal/realm.js';
 import type { ApiKeyService } from '../apikeys/types.js';
 import { fingerprint } from '../audit/events.js';
 import type { AuditLog } from '../audit/log.js';
@@ -7,13 +8,14 @@ import type { KeywardJwt } from '../keyward.js';
 import type { IssuerVerifier } from '../tokens/issuers.js';
 import { assertCookieName } from './cookie.js';
 import {
+  type Credential,
   checkSameOrigin,
   type ExtractCredentialOptions,
   extractCredential,
   type HeaderBag,
   isMalformedBearer,
 } from './credentials.js';
-import { invalidRequest } from './errors.js';
+import { DEFAULT_REALM, invalidRequest, isValidRealm } from './errors.js';
 import {
   type Principal,
   principalFromApiKey,
@@ -46,6 +48,55 @@ export interface AuthenticatorOptions extends ExtractCredentialOptions {
    * (`Sec-Fetch-Site: same-origin` / `none`). Default none. Without `cookie` it has no effect.
    */
   allowedOrigins?: readonly string[];
+  /**
+   * A custom token extractor (express-jwt's `getToken`, passport-jwt's `jwtFromRequest`), called
+   * with the request's headers and the framework's own request as the adapter passes it (Express
+   * `req`, Fastify `request`, Hono `c`, NestJS the HTTP request; `undefined` when the caller passed
+   * none). It replaces reading `Authorization: Bearer`: a returned string is verified exactly like
+   * a bearer token (same errors, revocation and key checks, external issuers, audit); `undefined`
+   * or `null` means "no token" (then the API-key header is still read, when enabled). May be async.
+   * A thrown `KeywardError` is answered as such; anything else, or a return value that is not a
+   * string, `undefined` or `null`, is a server error (500). Cannot be combined with `cookie`:
+   * cookie mode's cross-site check applies to the cookie keyward reads itself.
+   *
+   * @example
+   * ```ts
+   * getToken: (headers) => typeof headers['x-access-token'] === 'string' ? headers['x-access-token'] : undefined
+   * ```
+   */
+  getToken?: (
+    headers: HeaderBag,
+    request: unknown,
+  ) => string | null | undefined | Promise<string | null | undefined>;
+  /**
+   * Called with every principal the authenticator verified (own JWT, API key, external issuer,
+   * cookie), on every request, with the framework's request as for `getToken`: return the
+   * principal to use, the same or a changed one (add roles or fields from your database:
+   * express-jwt's `formatUser`), or throw a `KeywardError` to refuse (a disabled user, an
+   * application-level revocation list: express-jwt's `isRevoked`), e.g.
+   * `new KeywardError('token_revoked', 'user disabled')` (401 with the challenge) or
+   * `insufficient_scope` (403); a refusal is audited as `access.denied`. Anything else thrown, or a
+   * return value that is not a principal, is a server error: `toHttpProblem` (the contract routes)
+   * answers 500 `internal_error` without its message; the adapters' middleware hands it, like any
+   * error of your code, to the framework's error handling (Express `next(err)`, Fastify's error
+   * handler, Hono's `onError`, Nest's exception layer). May be async. A verified JWT's principal is frozen and shared: return a new object
+   * (`{ ...principal, roles: [...] }`) rather than changing it.
+   *
+   * @example
+   * ```ts
+   * onAuthenticated: async (principal) => {
+   *   if (await db.isDisabled(principal.sub)) throw new KeywardError('token_revoked', 'user disabled')
+   *   return { ...principal, roles: [...principal.roles, ...(await db.rolesOf(principal.sub))] }
+   * }
+   * ```
+   */
+  onAuthenticated?: (principal: Principal, request: unknown) => Principal | Promise<Principal>;
+  /**
+   * The realm of the `WWW-Authenticate` challenges this authenticator's refusals carry
+   * (`Bearer realm="…"`), and of the contract routes' refusals served with it. Printable ASCII
+   * without `"` and `\`, at most 128 characters. Default `keyward`.
+   */
+  realm?: string;
 }
 
 /** Authenticates requests the same way in every framework. */
@@ -59,10 +110,21 @@ export interface Authenticator {
    * The principal, or throws `missing_credentials` / `invalid_request` / a token error. In cookie
    * mode a token read from the cookie on a state-changing `method` (POST, PUT, PATCH, DELETE; an
    * omitted method counts as one) must pass the same-origin check, else `csrf_rejected` (403).
+   * `request` is the framework's own request, handed to the `getToken` and `onAuthenticated`
+   * options as is.
    */
-  authenticate(headers: HeaderBag, method?: string): Promise<Principal>;
-  /** The principal, `undefined` without credentials; a bad credential (or a cross-site cookie) still throws. */
-  optional(headers: HeaderBag, method?: string): Promise<Principal | undefined>;
+  authenticate(headers: HeaderBag, method?: string, request?: unknown): Promise<Principal>;
+  /**
+   * The principal, `undefined` without credentials; a bad credential (or a cross-site cookie) still
+   * throws. An `Authorization` header of another scheme than `Bearer` (`Basic …`) counts as no
+   * credential here (`authenticate` refuses it with `invalid_request`).
+   */
+  optional(headers: HeaderBag, method?: string, request?: unknown): Promise<Principal | undefined>;
+  /**
+   * The `realm` option (`keyward` by default): the realm of this authenticator's challenges, also
+   * given by {@link handleRoute} to the refusals of the routes it serves with this authenticator.
+   */
+  readonly realm?: string;
   /** Throws `insufficient_scope` (403, audited) unless the principal has every scope and one of the roles. */
   authorize(
     principal: Principal,
@@ -102,11 +164,32 @@ export function createAuthenticator(
   ) {
     throw new KeywardError('config_invalid', '"allowedOrigins" must be an array of origins');
   }
+  const { getToken, onAuthenticated } = options;
+  if (getToken !== undefined && typeof getToken !== 'function')
+    throw new KeywardError('config_invalid', '"getToken" must be a function');
+  if (onAuthenticated !== undefined && typeof onAuthenticated !== 'function')
+    throw new KeywardError('config_invalid', '"onAuthenticated" must be a function');
+  if (getToken !== undefined && options.cookie !== undefined) {
+    throw new KeywardError(
+      'config_invalid',
+      '"getToken" and "cookie" cannot be combined: the cross-site check of cookie mode applies to the cookie keyward reads itself',
+    );
+  }
+  if (options.realm !== undefined && !isValidRealm(options.realm)) {
+    throw new KeywardError(
+      'config_invalid',
+      '"realm" must be 1 to 128 printable ASCII characters without quotes or backslashes',
+    );
+  }
+  const realm = options.realm ?? DEFAULT_REALM;
+  // With getToken, the bearer token comes from it: the Authorization header is not read.
+  const readsHeader = bearer && getToken === undefined;
   const extractOptions: ExtractCredentialOptions = {
     apiKeyHeader: apiKeys ? (options.apiKeyHeader ?? 'x-api-key') : false,
-    bearer,
+    bearer: readsHeader,
     ...(options.cookie && bearer ? { cookie: options.cookie } : {}),
   };
+  const optionalExtract: ExtractCredentialOptions = { ...extractOptions, otherSchemes: 'ignore' };
   const audit = kw.audit;
   const issuers = kw.issuers;
   const allowedOrigins = Object.freeze([...(options.allowedOrigins ?? [])]);
@@ -121,8 +204,28 @@ export function createAuthenticator(
       throw err;
     }
   }
-  async function optional(headers: HeaderBag, method?: string): Promise<Principal | undefined> {
-    const credential = extractCredential(headers, extractOptions);
+  async function extract(
+    headers: HeaderBag,
+    request: unknown,
+    required: boolean,
+  ): Promise<Credential | undefined> {
+    const found = extractCredential(headers, required ? extractOptions : optionalExtract);
+    if (getToken === undefined || !bearer) return found;
+    const token = await getToken(headers, request);
+    if (token === undefined || token === null) return found;
+    if (typeof token !== 'string') throw new TypeError('getToken must return a string, undefined or null');
+    if (token === '' || token.indexOf(' ') !== -1) throw invalidRequest('the access token is malformed');
+    if (found !== undefined)
+      throw invalidRequest('send exactly one credential (bearer token, API key or cookie), not several');
+    return { type: 'bearer', token };
+  }
+  async function identify(
+    headers: HeaderBag,
+    method: string | undefined,
+    request: unknown,
+    required: boolean,
+  ): Promise<Principal | undefined> {
+    const credential = await extract(headers, request, required);
     if (!credential) return undefined;
     let principal: Principal;
     try {
@@ -141,7 +244,9 @@ export function createAuthenticator(
       }
     } catch (err) {
       if (credential.type === 'bearer' && isMalformedBearer(credential.token)) {
-        throw invalidRequest('the Authorization header is malformed');
+        throw invalidRequest(
+          getToken ? 'the access token is malformed' : 'the Authorization header is malformed',
+        );
       }
       // An error the API-key service has audited already is not audited twice.
       if (audit && isKeywardError(err) && !wasAudited(err)) {
@@ -164,11 +269,33 @@ export function createAuthenticator(
         throw err;
       }
     }
+    if (onAuthenticated !== undefined) principal = await mapped(principal, request);
     return principal;
   }
+  async function mapped(verified: Principal, request: unknown): Promise<Principal> {
+    let principal: Principal;
+    try {
+      principal = await (onAuthenticated as NonNullable<typeof onAuthenticated>)(verified, request);
+    } catch (err) {
+      if (audit && isKeywardError(err)) {
+        audit.emit({ type: 'access.denied', code: err.code, via: verified.via, sub: verified.sub });
+      }
+      throw err;
+    }
+    if (!isPrincipal(principal)) throw new TypeError('onAuthenticated must return a principal');
+    return principal;
+  }
+  const withRealm = <T>(work: Promise<T>): Promise<T> =>
+    realm === DEFAULT_REALM
+      ? work
+      : work.catch((err: unknown) => {
+          markRealm(err, realm);
+          throw err;
+        });
   return {
     cookie: options.cookie && bearer ? options.cookie : undefined,
-    optional,
+    realm,
+    optional: (headers, method, request) => withRealm(identify(headers, method, request, false)),
     authorize(principal, requirements) {
       try {
         if (requirements.scopes) requireScopes(principal, requirements.scopes);
@@ -177,15 +304,34 @@ export function createAuthenticator(
         if (audit && isKeywardError(err)) {
           audit.emit({ type: 'access.denied', code: err.code, via: principal.via, sub: principal.sub });
         }
+        if (realm !== DEFAULT_REALM) markRealm(err, realm);
         throw err;
       }
     },
-    async authenticate(headers, method) {
-      const principal = await optional(headers, method);
-      if (!principal) throw new KeywardError('missing_credentials', 'authentication required');
-      return principal;
+    authenticate(headers, method, request) {
+      return withRealm(
+        identify(headers, method, request, true).then((principal) => {
+          if (!principal) throw new KeywardError('missing_credentials', 'authentication required');
+          return principal;
+        }),
+      );
     },
   };
+}
+
+/** What `onAuthenticated` must return: a principal's shape (checked, not trusted). */
+function isPrincipal(value: unknown): value is Principal {
+  const p = value as Partial<Principal> | null;
+  return (
+    typeof p === 'object' &&
+    p !== null &&
+    typeof p.sub === 'string' &&
+    Array.isArray(p.scopes) &&
+    Array.isArray(p.roles) &&
+    typeof p.claims === 'object' &&
+    p.claims !== null &&
+    (p.via === 'jwt' || p.via === 'api_key')
+  );
 }
 
 /**

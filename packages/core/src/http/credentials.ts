@@ -24,6 +24,13 @@ export interface ExtractCredentialOptions {
   cookie?: string;
   /** Read `Authorization: Bearer`. Default true; when false the header is ignored (API-key-only routes). */
   bearer?: boolean;
+  /**
+   * An `Authorization` header of another scheme (`Basic …`, `Digest …`): `reject` (default) throws
+   * `invalid_request`; `ignore` treats it as absent, as optional authentication does (a proxy's or
+   * another library's credential is not keyward's to refuse). `Bearer` with a malformed token is
+   * refused either way.
+   */
+  otherSchemes?: 'reject' | 'ignore';
 }
 
 function single(headers: HeaderBag, name: string): string | undefined {
@@ -64,7 +71,8 @@ export function isMalformedBearer(token: string): boolean {
 
 /**
  * Finds the one credential of a request: `Authorization: Bearer` (scheme case-insensitive),
- * an API-key header, or an optional cookie. No credential: `undefined`. A malformed header, or
+ * an API-key header, or an optional cookie. No credential: `undefined`. Another scheme
+ * (`Basic …`): `invalid_request`, or no credential with `otherSchemes: 'ignore'`. A malformed header, or
  * two header credentials at once (`Authorization` and the API-key header, or the API-key header and
  * the cookie): `invalid_request`. `Authorization` and the cookie: the header wins, as with
  * `@fastify/jwt` and `hono/jwt` (an explicit credential beats the one the browser adds on its own).
@@ -85,13 +93,16 @@ export function extractCredential(
     const space = authorization.indexOf(' ');
     const scheme = space < 0 ? authorization : authorization.slice(0, space);
     const token = space < 0 ? '' : authorization.slice(space + 1).trim();
-    if (scheme.toLowerCase() !== 'bearer')
-      throw invalidRequest('the Authorization header must use the Bearer scheme');
-    // The full b64token grammar is checked only when verification fails (isMalformedBearer): a
-    // regex over every token costs more than verifying a cached one.
-    if (token === '' || token.indexOf(' ') !== -1)
-      throw invalidRequest('the Authorization header is malformed');
-    found.push({ type: 'bearer', token });
+    if (scheme.toLowerCase() !== 'bearer') {
+      if (options.otherSchemes !== 'ignore' || scheme === '')
+        throw invalidRequest('the Authorization header must use the Bearer scheme');
+    } else {
+      // The full b64token grammar is checked only when verification fails (isMalformedBearer): a
+      // regex over every token costs more than verifying a cached one.
+      if (token === '' || token.indexOf(' ') !== -1)
+        throw invalidRequest('the Authorization header is malformed');
+      found.push({ type: 'bearer', token });
+    }
   }
   const apiKeyHeader = options.apiKeyHeader === undefined ? 'x-api-key' : options.apiKeyHeader;
   if (apiKeyHeader) {

@@ -1,3 +1,4 @@
+import { realmOf } from '../_internal/realm.js';
 import { isKeywardError, KeywardError, type KeywardErrorCode } from '../errors.js';
 
 /** The HTTP face of an error: status, stable code, message and headers (RFC 6750 / RFC 6749). */
@@ -9,7 +10,16 @@ export interface HttpProblem {
   headers: Record<string, string>;
 }
 
-const REALM = 'Bearer realm="keyward"';
+/** The realm of the `WWW-Authenticate` challenge unless the authenticator's `realm` option says otherwise. */
+export const DEFAULT_REALM = 'keyward';
+
+/**
+ * True for a realm that fits an RFC 9110 quoted-string as is: printable ASCII without `"` and `\`,
+ * 1 to 128 characters. The authenticator's `realm` option is checked with it.
+ */
+export function isValidRealm(realm: unknown): realm is string {
+  return typeof realm === 'string' && /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,128}$/.test(realm);
+}
 
 /** Codes that mean "the presented credential is bad": 401 `invalid_token` (RFC 6750 §3.1). */
 export const INVALID_TOKEN: ReadonlySet<KeywardErrorCode> = new Set<KeywardErrorCode>([
@@ -72,7 +82,8 @@ function quote(value: string): string {
 
 /**
  * Maps any error to the one HTTP answer all four framework packages send. Unknown errors become
- * a 500 `internal_error` with a generic message: no stack trace, no internals.
+ * a 500 `internal_error` with a generic message: no stack trace, no internals. The challenge's
+ * realm is `keyward`, or the `realm` option of the authenticator that threw the error.
  *
  * @example
  * ```ts
@@ -85,6 +96,8 @@ export function toHttpProblem(err: unknown): HttpProblem {
     return { status: 500, error: 'internal_error', message: 'internal error', headers: {} };
   }
   const { code, message } = err;
+  // The realm of the authenticator that threw (its `realm` option), else keyward's.
+  const REALM = `Bearer realm="${realmOf(err) ?? DEFAULT_REALM}"`;
   if (INVALID_TOKEN.has(code)) {
     return {
       status: 401,

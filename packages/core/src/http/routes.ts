@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { markRealm } from '../_internal/realm.js';
 import type { ApiKeyService } from '../apikeys/types.js';
 import { isKeywardError, KeywardError } from '../errors.js';
 import type { HealthReport } from '../health/types.js';
@@ -29,7 +30,7 @@ import {
   tokenKind,
 } from './oauth.js';
 import { ownerOf, type Principal } from './principal.js';
-import type { UserDirectory } from './users.js';
+import { issueForUser, type UserDirectory } from './users.js';
 
 /** A framework-neutral request: what an adapter hands to {@link handleRoute}. */
 export interface HttpRequest {
@@ -47,6 +48,12 @@ export interface HttpRequest {
    * and refresh limiter counts per address with it; absent, only the per-user limit applies.
    */
   remoteAddress?: string | undefined;
+  /**
+   * The framework's own request (Express `req`, Fastify `request`, Hono `c`…), handed as is to the
+   * authenticator's `getToken` and `onAuthenticated` options. Optional: `undefined` when the
+   * adapter passes none.
+   */
+  native?: unknown;
 }
 
 /** A framework-neutral response: the adapter writes status, headers and body in its idiom. */
@@ -301,7 +308,8 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
             return found;
           },
         );
-        return json(200, await kw.tokens.issue({ sub: user.sub, scopes: user.scopes }), {
+        // The user's roles and custom claims ride in the tokens (and survive refresh).
+        return json(200, await issueForUser(kw.tokens, user), {
           'cache-control': 'no-store',
           pragma: 'no-cache',
         });
@@ -785,7 +793,7 @@ export async function handleRoute(
     }
     let principal: Principal | undefined;
     if (route.auth !== 'none') {
-      principal = await auth.authenticate(request.headers, route.method);
+      principal = await auth.authenticate(request.headers, route.method, request.native);
       if (typeof route.auth === 'object') {
         if ('anyScope' in route.auth) {
           const wanted = route.auth.anyScope;
@@ -800,6 +808,8 @@ export async function handleRoute(
       ? withSessionCookie(answer, route.sessionCookie, auth.cookie)
       : answer;
   } catch (err) {
+    // The authenticator's realm (its `realm` option) for every challenge of the route.
+    if (auth.realm !== undefined) markRealm(err, auth.realm);
     return problemResponse(err, onDenied);
   }
 }
