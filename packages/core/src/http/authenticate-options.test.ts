@@ -261,6 +261,16 @@ describe('optional authentication and other Authorization schemes', () => {
       type: 'bearer',
       token: 't.o.k',
     });
+    expect(extractCredential({ authorization: 'BEARER t.o.k' })).toEqual({ type: 'bearer', token: 't.o.k' });
+    // A Bearer header without a usable token is malformed, also where other schemes are ignored.
+    for (const authorization of ['Bearer', 'bearer', 'Bearer ', 'Bearer a b'])
+      expect(codeOf(() => extractCredential({ authorization }, { otherSchemes: 'ignore' }))).toBe(
+        'invalid_request',
+      );
+    expect(extractCredential({ authorization: 'Bearerx t.o.k' }, { otherSchemes: 'ignore' })).toBeUndefined();
+    expect(codeOf(() => extractCredential({ authorization: ' t.o.k' }, { otherSchemes: 'ignore' }))).toBe(
+      'invalid_request',
+    );
   });
 });
 

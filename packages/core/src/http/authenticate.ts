@@ -204,14 +204,15 @@ export function createAuthenticator(
       throw err;
     }
   }
-  async function extract(
+  /** The credential of a request, with `getToken` (which may be async) in place of the header. */
+  async function extractWithGetToken(
     headers: HeaderBag,
     request: unknown,
     required: boolean,
   ): Promise<Credential | undefined> {
     const found = extractCredential(headers, required ? extractOptions : optionalExtract);
-    if (getToken === undefined || !bearer) return found;
-    const token = await getToken(headers, request);
+    if (!bearer) return found;
+    const token = await (getToken as NonNullable<typeof getToken>)(headers, request);
     if (token === undefined || token === null) return found;
     if (typeof token !== 'string') throw new TypeError('getToken must return a string, undefined or null');
     if (token === '' || token.indexOf(' ') !== -1) throw invalidRequest('the access token is malformed');
@@ -219,47 +220,80 @@ export function createAuthenticator(
       throw invalidRequest('send exactly one credential (bearer token, API key or cookie), not several');
     return { type: 'bearer', token };
   }
-  async function identify(
+  /**
+   * The principal of a request. Synchronous for keyward's own bearer tokens without hooks (the hot
+   * path: no promise until the caller's one); a promise when anything async is involved (API keys,
+   * external issuers, `getToken`, `onAuthenticated`). Throws or rejects with the refusal.
+   */
+  function identify(
     headers: HeaderBag,
     method: string | undefined,
     request: unknown,
     required: boolean,
-  ): Promise<Principal | undefined> {
-    const credential = await extract(headers, request, required);
-    if (!credential) return undefined;
-    let principal: Principal;
-    try {
-      if (credential.type === 'bearer') {
-        const fromCookie = credential.fromCookie === true;
-        try {
-          principal = principalFromJwt(kw.jwt.verify(credential.token), { fromCookie });
-        } catch (err) {
-          if (issuers === undefined || !isUnknownKid(err)) throw err;
-          principal = await external(credential.token, err, fromCookie);
-        }
-      } else {
-        principal = principalFromApiKey(
-          await (apiKeys as Pick<ApiKeyService, 'verify'>).verify(credential.key),
-        );
-      }
-    } catch (err) {
-      if (credential.type === 'bearer' && isMalformedBearer(credential.token)) {
-        throw invalidRequest(
-          getToken ? 'the access token is malformed' : 'the Authorization header is malformed',
-        );
-      }
-      // An error the API-key service has audited already is not audited twice.
-      if (audit && isKeywardError(err) && !wasAudited(err)) {
-        audit.emit({
-          type: 'access.denied',
-          code: err.code,
-          via: credential.type === 'bearer' ? 'jwt' : 'api_key',
-          // The credential appears only as a fingerprint, so repeated attempts can be correlated.
-          tokenFingerprint: fingerprint(credential.type === 'bearer' ? credential.token : credential.key),
-        });
-      }
-      throw err;
+  ): Principal | undefined | Promise<Principal | undefined> {
+    if (getToken !== undefined) {
+      return extractWithGetToken(headers, request, required).then((credential) =>
+        credential === undefined ? undefined : settle(credential, headers, method, request),
+      );
     }
+    const credential = extractCredential(headers, required ? extractOptions : optionalExtract);
+    return credential === undefined ? undefined : settle(credential, headers, method, request);
+  }
+  function settle(
+    credential: Credential,
+    headers: HeaderBag,
+    method: string | undefined,
+    request: unknown,
+  ): Principal | Promise<Principal> {
+    if (credential.type === 'bearer') {
+      const fromCookie = credential.fromCookie === true;
+      let principal: Principal;
+      try {
+        principal = principalFromJwt(kw.jwt.verify(credential.token), { fromCookie });
+      } catch (err) {
+        if (issuers === undefined || !isUnknownKid(err)) throw refused(credential, err);
+        return external(credential.token, err, fromCookie).then(
+          (p) => accepted(p, headers, method, request),
+          (e: unknown) => {
+            throw refused(credential, e);
+          },
+        );
+      }
+      return accepted(principal, headers, method, request);
+    }
+    return (apiKeys as Pick<ApiKeyService, 'verify'>).verify(credential.key).then(
+      (key) => accepted(principalFromApiKey(key), headers, method, request),
+      (e: unknown) => {
+        throw refused(credential, e);
+      },
+    );
+  }
+  /** The error to answer for a credential that failed verification, audited. */
+  function refused(credential: Credential, err: unknown): unknown {
+    if (credential.type === 'bearer' && isMalformedBearer(credential.token)) {
+      return invalidRequest(
+        getToken ? 'the access token is malformed' : 'the Authorization header is malformed',
+      );
+    }
+    // An error the API-key service has audited already is not audited twice.
+    if (audit && isKeywardError(err) && !wasAudited(err)) {
+      audit.emit({
+        type: 'access.denied',
+        code: err.code,
+        via: credential.type === 'bearer' ? 'jwt' : 'api_key',
+        // The credential appears only as a fingerprint, so repeated attempts can be correlated.
+        tokenFingerprint: fingerprint(credential.type === 'bearer' ? credential.token : credential.key),
+      });
+    }
+    return err;
+  }
+  /** A verified principal past the cookie check and `onAuthenticated`. */
+  function accepted(
+    principal: Principal,
+    headers: HeaderBag,
+    method: string | undefined,
+    request: unknown,
+  ): Principal | Promise<Principal> {
     if (principal.fromCookie) {
       // Cookie mode: the browser adds the cookie to cross-site requests too (CSRF).
       try {
@@ -269,8 +303,7 @@ export function createAuthenticator(
         throw err;
       }
     }
-    if (onAuthenticated !== undefined) principal = await mapped(principal, request);
-    return principal;
+    return onAuthenticated === undefined ? principal : mapped(principal, request);
   }
   async function mapped(verified: Principal, request: unknown): Promise<Principal> {
     let principal: Principal;
@@ -285,17 +318,34 @@ export function createAuthenticator(
     if (!isPrincipal(principal)) throw new TypeError('onAuthenticated must return a principal');
     return principal;
   }
-  const withRealm = <T>(work: Promise<T>): Promise<T> =>
-    realm === DEFAULT_REALM
-      ? work
-      : work.catch((err: unknown) => {
-          markRealm(err, realm);
-          throw err;
-        });
+  const failed = (err: unknown): Promise<never> => {
+    if (realm !== DEFAULT_REALM) markRealm(err, realm);
+    return Promise.reject(err);
+  };
+  /** Runs `identify` and hands its outcome to `then` as one promise, the realm marked on refusals. */
+  function run(
+    headers: HeaderBag,
+    method: string | undefined,
+    request: unknown,
+    required: boolean,
+  ): Promise<Principal | undefined> {
+    let outcome: Principal | undefined | Promise<Principal | undefined>;
+    try {
+      outcome = identify(headers, method, request, required);
+    } catch (err) {
+      return failed(err);
+    }
+    if (outcome instanceof Promise) return realm === DEFAULT_REALM ? outcome : outcome.catch(failed);
+    return Promise.resolve(outcome);
+  }
+  const missing = (principal: Principal | undefined): Principal => {
+    if (!principal) throw new KeywardError('missing_credentials', 'authentication required');
+    return principal;
+  };
   return {
     cookie: options.cookie && bearer ? options.cookie : undefined,
     realm,
-    optional: (headers, method, request) => withRealm(identify(headers, method, request, false)),
+    optional: (headers, method, request) => run(headers, method, request, false),
     authorize(principal, requirements) {
       try {
         if (requirements.scopes) requireScopes(principal, requirements.scopes);
@@ -309,12 +359,16 @@ export function createAuthenticator(
       }
     },
     authenticate(headers, method, request) {
-      return withRealm(
-        identify(headers, method, request, true).then((principal) => {
-          if (!principal) throw new KeywardError('missing_credentials', 'authentication required');
-          return principal;
-        }),
-      );
+      let outcome: Principal | undefined | Promise<Principal | undefined>;
+      try {
+        outcome = identify(headers, method, request, true);
+        // The hot path: keyward's own token, verified synchronously, one promise in all.
+        if (!(outcome instanceof Promise)) return Promise.resolve(missing(outcome));
+      } catch (err) {
+        return failed(err);
+      }
+      const settled = outcome.then(missing);
+      return realm === DEFAULT_REALM ? settled : settled.catch(failed);
     },
   };
 }

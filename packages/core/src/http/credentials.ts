@@ -87,21 +87,25 @@ export function extractCredential(
   headers: HeaderBag,
   options: ExtractCredentialOptions = {},
 ): Credential | undefined {
-  const found: Credential[] = [];
+  let found: Credential | undefined;
   const authorization = options.bearer === false ? undefined : single(headers, 'authorization');
   if (authorization !== undefined) {
     const space = authorization.indexOf(' ');
-    const scheme = space < 0 ? authorization : authorization.slice(0, space);
-    const token = space < 0 ? '' : authorization.slice(space + 1).trim();
-    if (scheme.toLowerCase() !== 'bearer') {
-      if (options.otherSchemes !== 'ignore' || scheme === '')
+    const schemeLength = space < 0 ? authorization.length : space;
+    // `Bearer` as sent by nearly every client needs no lower-casing (no allocation per request).
+    const isBearer =
+      schemeLength === 6 &&
+      (authorization.startsWith('Bearer') || authorization.slice(0, 6).toLowerCase() === 'bearer');
+    if (!isBearer) {
+      if (options.otherSchemes !== 'ignore' || schemeLength === 0)
         throw invalidRequest('the Authorization header must use the Bearer scheme');
     } else {
+      const token = space < 0 ? '' : authorization.slice(7).trim();
       // The full b64token grammar is checked only when verification fails (isMalformedBearer): a
       // regex over every token costs more than verifying a cached one.
       if (token === '' || token.indexOf(' ') !== -1)
         throw invalidRequest('the Authorization header is malformed');
-      found.push({ type: 'bearer', token });
+      found = { type: 'bearer', token };
     }
   }
   const apiKeyHeader = options.apiKeyHeader === undefined ? 'x-api-key' : options.apiKeyHeader;
@@ -109,18 +113,23 @@ export function extractCredential(
     const key = single(headers, apiKeyHeader);
     if (key !== undefined) {
       if (key.trim() === '') throw invalidRequest(`the ${apiKeyHeader} header is empty`);
-      found.push({ type: 'api_key', key: key.trim() });
+      if (found !== undefined) throw severalCredentials();
+      found = { type: 'api_key', key: key.trim() };
     }
   }
   // The Authorization header wins over the cookie: the cookie is not even parsed then.
-  if (options.cookie && found[0]?.type !== 'bearer') {
+  if (options.cookie && found?.type !== 'bearer') {
     const token = cookieValue(single(headers, 'cookie'), options.cookie);
-    if (token) found.push({ type: 'bearer', token, fromCookie: true });
+    if (token) {
+      if (found !== undefined) throw severalCredentials();
+      found = { type: 'bearer', token, fromCookie: true };
+    }
   }
-  if (found.length > 1)
-    throw invalidRequest('send exactly one credential (bearer token, API key or cookie), not several');
-  return found[0];
+  return found;
 }
+
+const severalCredentials = () =>
+  invalidRequest('send exactly one credential (bearer token, API key or cookie), not several');
 
 /** Methods that change nothing (RFC 9110 §9.2.1): a cookie credential needs no same-origin check on them. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
