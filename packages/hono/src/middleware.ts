@@ -4,6 +4,7 @@ import type {
   AuthenticatorDeps,
   AuthenticatorOptions,
   DeniedHook,
+  HeaderBag,
   Principal,
 } from '@keyward/core/http';
 import {
@@ -117,9 +118,23 @@ type Check = (principal: Principal) => void;
 
 // The authenticator that identified a request, so requireScopes / requireRoles check through it
 // (Authenticator.authorize audits a missing scope as access.denied) without a keyward argument,
-// and the principal, whatever variable it was set under.
-const authorizers = new WeakMap<Context, Authenticator>();
-const principals = new WeakMap<Context, Principal>();
+// and the principal, whatever variable it was set under: one property on the context (cheaper per
+// request than WeakMap entries).
+const kState = Symbol('keyward');
+interface State {
+  principal: Principal;
+  authenticator: Authenticator;
+}
+const stateOf = (c: Context): State | undefined => (c as { [kState]?: State })[kState];
+
+/**
+ * The request's headers as Node parsed them, on @hono/node-server (`c.env.incoming`): reading them
+ * builds no `Headers` object. Elsewhere (Bun, Deno, workers, `app.request()`), Hono's own record.
+ */
+function headersOf(c: Context): HeaderBag {
+  const headers = (c.env as { incoming?: { headers?: unknown } } | undefined)?.incoming?.headers;
+  return typeof headers === 'object' && headers !== null ? (headers as HeaderBag) : c.req.header();
+}
 
 // 4xx answers go out as HTTPException (contract JSON + challenge); anything that would be a 500
 // is not keyward's to render, so the original error reaches the app's onError untouched.
@@ -132,25 +147,27 @@ function fail(err: unknown, onDenied: DeniedHook | undefined): never {
 async function identify(
   c: Context,
   authenticator: Authenticator,
-  find: () => Promise<Principal | undefined>,
+  required: boolean,
   onDenied: DeniedHook | undefined,
   variable = 'auth',
-  reuse: (known: Principal) => boolean = () => true,
+  reuse?: (known: Principal) => boolean,
 ): Promise<void> {
-  const known: Principal | undefined = principals.get(c) ?? c.get('auth');
-  if (known !== undefined && reuse(known)) {
+  const known: Principal | undefined = stateOf(c)?.principal ?? c.get('auth');
+  if (known !== undefined && (reuse === undefined || reuse(known))) {
     if (c.get(variable as 'auth') === undefined) c.set(variable as 'auth', known);
     return;
   }
   let principal: Principal | undefined;
   try {
-    principal = await find();
+    const headers = headersOf(c);
+    principal = await (required
+      ? authenticator.authenticate(headers, c.req.method, c)
+      : authenticator.optional(headers, c.req.method, c));
   } catch (err) {
     fail(err, onDenied);
   }
   if (principal === undefined) return;
-  authorizers.set(c, authenticator);
-  principals.set(c, principal);
+  (c as { [kState]?: State })[kState] = { principal, authenticator };
   c.set(variable as 'auth', principal);
   c.set('jwtPayload', principal.claims);
 }
@@ -175,13 +192,7 @@ export function keywardAuth<V extends string = 'auth'>(
   const name = variableOf(variable);
   const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(authOptions));
   return createMiddleware<KeywardEnv<V>>(async function keywardAuth(c, next) {
-    await identify(
-      c,
-      authenticator,
-      () => authenticator.authenticate(c.req.header(), c.req.method, c),
-      onDenied,
-      name,
-    );
+    await identify(c, authenticator, true, onDenied, name);
     await next();
   });
 }
@@ -203,13 +214,7 @@ export function keywardOptional<V extends string = 'auth'>(
   const name = variableOf(variable);
   const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(authOptions));
   return createMiddleware<KeywardOptionalEnv<V>>(async function keywardOptional(c, next) {
-    await identify(
-      c,
-      authenticator,
-      () => authenticator.optional(c.req.header(), c.req.method, c),
-      onDenied,
-      name,
-    );
+    await identify(c, authenticator, false, onDenied, name);
     await next();
   });
 }
@@ -234,14 +239,7 @@ export function keywardApiKey(
     ...(apiKeyHeader ? { apiKeyHeader } : {}),
   });
   return createMiddleware<KeywardEnv>(async function keywardApiKey(c, next) {
-    await identify(
-      c,
-      authenticator,
-      () => authenticator.authenticate(c.req.header(), c.req.method, c),
-      onDenied,
-      'auth',
-      (p) => p.via === 'api_key',
-    );
+    await identify(c, authenticator, true, onDenied, 'auth', (p) => p.via === 'api_key');
     await next();
   });
 }
@@ -258,8 +256,8 @@ export function keywardApiKey(
  */
 export function requireScopes(...scopes: string[]) {
   return createMiddleware<KeywardEnv>(async function requireScopes(c, next) {
-    const authorizer = authorizers.get(c);
-    check(principals.get(c) ?? c.get('auth'), (principal) =>
+    const authorizer = stateOf(c)?.authenticator;
+    check(stateOf(c)?.principal ?? c.get('auth'), (principal) =>
       authorizer ? authorizer.authorize(principal, { scopes }) : checkScopes(principal, scopes),
     );
     await next();
@@ -277,8 +275,8 @@ export function requireScopes(...scopes: string[]) {
  */
 export function requireRoles(...roles: string[]) {
   return createMiddleware<KeywardEnv>(async function requireRoles(c, next) {
-    const authorizer = authorizers.get(c);
-    check(principals.get(c) ?? c.get('auth'), (principal) =>
+    const authorizer = stateOf(c)?.authenticator;
+    check(stateOf(c)?.principal ?? c.get('auth'), (principal) =>
       authorizer ? authorizer.authorize(principal, { roles }) : checkRoles(principal, roles),
     );
     await next();
