@@ -12,7 +12,7 @@ import {
   createAuthenticator,
   toHttpProblem,
 } from '@keyward/core/http';
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { toHTTPException } from './errors.js';
 
@@ -96,7 +96,10 @@ async function identify(
  * app.get('/api/orders', (c) => c.json({ owner: c.get('auth').sub }))
  * ```
  */
-export function keywardAuth(kw: AuthenticatorDeps, options: KeywardAuthOptions = {}) {
+export function keywardAuth(
+  kw: AuthenticatorDeps,
+  options: KeywardAuthOptions = {},
+): MiddlewareHandler<KeywardEnv> {
   const { onDenied, ...authOptions } = options;
   const authenticator = createAuthenticator(kw, authOptions);
   return createMiddleware<KeywardEnv>(async function keywardAuth(c, next) {
@@ -119,7 +122,10 @@ export function keywardAuth(kw: AuthenticatorDeps, options: KeywardAuthOptions =
  * app.get('/feed', keywardOptional(kw), (c) => c.json({ personal: c.get('auth') !== undefined }))
  * ```
  */
-export function keywardOptional(kw: AuthenticatorDeps, options: KeywardAuthOptions = {}) {
+export function keywardOptional(
+  kw: AuthenticatorDeps,
+  options: KeywardAuthOptions = {},
+): MiddlewareHandler<KeywardOptionalEnv> {
   const { onDenied, ...authOptions } = options;
   const authenticator = createAuthenticator(kw, authOptions);
   return createMiddleware<KeywardOptionalEnv>(async function keywardOptional(c, next) {
@@ -140,7 +146,7 @@ export function keywardOptional(kw: AuthenticatorDeps, options: KeywardAuthOptio
 export function keywardApiKey(
   kw: KeywardApiKeyDeps,
   options: Pick<KeywardAuthOptions, 'apiKeyHeader' | 'onDenied'> = {},
-) {
+): MiddlewareHandler<KeywardEnv> {
   const { onDenied, apiKeyHeader } = options;
   const authenticator = createAuthenticator(kw, {
     apiKeys: true,
@@ -169,7 +175,7 @@ export function keywardApiKey(
  * app.post('/admin/reindex', keywardAuth(kw), requireScopes('admin'), (c) => c.json({ started: true }))
  * ```
  */
-export function requireScopes(...scopes: string[]) {
+export function requireScopes(...scopes: string[]): MiddlewareHandler<KeywardEnv> {
   return createMiddleware<KeywardEnv>(async function requireScopes(c, next) {
     const authorizer = authorizers.get(c);
     check(c.get('auth'), (principal) =>
@@ -188,7 +194,7 @@ export function requireScopes(...scopes: string[]) {
  * app.delete('/users/:id', keywardAuth(kw), requireRoles('support', 'owner'), (c) => c.body(null, 204))
  * ```
  */
-export function requireRoles(...roles: string[]) {
+export function requireRoles(...roles: string[]): MiddlewareHandler<KeywardEnv> {
   return createMiddleware<KeywardEnv>(async function requireRoles(c, next) {
     const authorizer = authorizers.get(c);
     check(c.get('auth'), (principal) =>
