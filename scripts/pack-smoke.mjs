@@ -212,6 +212,8 @@ function companions(end, peers) {
   if ('hono' in peers) extra['@hono/node-server'] = end === 'low' ? '^1.19.0' : '^2.0.0';
   if ('@nestjs/core' in peers) {
     extra['@nestjs/platform-express'] = peers['@nestjs/core'];
+    // Its x.0.0 releases name the previous major as peer: the newest of the same major.
+    extra['@nestjs/platform-fastify'] = `^${peers['@nestjs/core'].replace(/^\^/, '').split('.')[0]}.0.0`;
     extra['reflect-metadata'] = '^0.2.0';
     extra.rxjs = '^7.8.0';
   }
@@ -244,6 +246,27 @@ async function listen(server) {
   return 'http://127.0.0.1:' + server.address().port;
 }
 
+async function nest(kw, adapter) {
+  await load('reflect-metadata');
+  const { KeywardExceptionFilter, KeywardGuard, KeywardModule } = await load('@keyward/nestjs');
+  const { Module } = await load('@nestjs/common');
+  const { APP_FILTER, APP_GUARD, NestFactory } = await load('@nestjs/core');
+  class AppModule {}
+  Module({
+    imports: [KeywardModule.forRoot({ keyward: kw, users, routes: true })],
+    providers: [
+      { provide: APP_GUARD, useClass: KeywardGuard },
+      { provide: APP_FILTER, useClass: KeywardExceptionFilter },
+    ],
+  })(AppModule);
+  const app = adapter
+    ? await NestFactory.create(AppModule, adapter, { logger: false })
+    : await NestFactory.create(AppModule, { logger: false });
+  await app.listen(0, '127.0.0.1');
+  return { url: await listen(app.getHttpServer()), guarded: ['/me'], close: () => app.close() };
+}
+
+/** How to drive each adapter package: name, or name + ' on …' for a further set-up of it. */
 const drivers = {
   async '@keyward/express'(kw) {
     const { keyward } = await load('@keyward/express');
@@ -278,21 +301,11 @@ const drivers = {
     return { url: await listen(server), guarded: ['/me', '/orders'], close: () => new Promise((r) => server.close(r)) };
   },
   async '@keyward/nestjs'(kw) {
-    await load('reflect-metadata');
-    const { KeywardExceptionFilter, KeywardGuard, KeywardModule } = await load('@keyward/nestjs');
-    const { Module } = await load('@nestjs/common');
-    const { APP_FILTER, APP_GUARD, NestFactory } = await load('@nestjs/core');
-    class AppModule {}
-    Module({
-      imports: [KeywardModule.forRoot({ keyward: kw, users, routes: true })],
-      providers: [
-        { provide: APP_GUARD, useClass: KeywardGuard },
-        { provide: APP_FILTER, useClass: KeywardExceptionFilter },
-      ],
-    })(AppModule);
-    const app = await NestFactory.create(AppModule, { logger: false });
-    await app.listen(0, '127.0.0.1');
-    return { url: await listen(app.getHttpServer()), guarded: ['/me'], close: () => app.close() };
+    return nest(kw, undefined);
+  },
+  async '@keyward/nestjs on the Fastify platform'(kw) {
+    const { FastifyAdapter } = await load('@nestjs/platform-fastify');
+    return nest(kw, new FastifyAdapter());
   },
 };
 
@@ -302,9 +315,10 @@ async function expectStatus(what, response, status) {
   }
 }
 
+const runs = [];
 for (const name of published) {
-  const driver = drivers[name];
-  if (!driver) {
+  const own = Object.keys(drivers).filter((label) => label === name || label.startsWith(name + ' on '));
+  if (own.length === 0) {
     // A package this consumer cannot drive (core is driven through every adapter): it must still
     // load, unless it has no entry point (the CLI: a bin only).
     if (entries.includes(name)) {
@@ -313,8 +327,11 @@ for (const name of published) {
     } else console.log(name + ': no entry point to load');
     continue;
   }
+  runs.push(...own);
+}
+for (const name of runs) {
   const kw = await newKeyward();
-  const app = await driver(kw);
+  const app = await drivers[name](kw);
   try {
     const login = await fetch(app.url + '/auth/login', {
       method: 'POST',
