@@ -1,4 +1,4 @@
-import createError from '@fastify/error';
+import { createError, type FastifyErrorConstructor } from '@fastify/error';
 import { isKeywardError } from '@keyward/core';
 import type { DeniedHook, HttpProblem, HttpResponse } from '@keyward/core/http';
 import {
@@ -10,11 +10,11 @@ import {
 } from '@keyward/core/http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
-const FastifyKeywardError = createError<[message: string, options: { cause: unknown }]>(
-  'KEYWARD_ERROR',
-  '%s',
-  401,
-);
+// Named imports (not the default one): the emitted types then resolve under every moduleResolution
+// (`bundler` reads the default import of this CommonJS module as the function, not its namespace).
+type KeywardErrorArgs = [message: string, options: { cause: unknown }];
+const FastifyKeywardError: FastifyErrorConstructor<{ code: string }, KeywardErrorArgs> =
+  createError<KeywardErrorArgs>('KEYWARD_ERROR', '%s', 401);
 
 /**
  * An authentication or authorization failure, built with `@fastify/error`. `code` is keyward's

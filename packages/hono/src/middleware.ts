@@ -13,7 +13,7 @@ import {
   createAuthenticator,
   toHttpProblem,
 } from '@keyward/core/http';
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { toHTTPException } from './errors.js';
 
@@ -187,7 +187,7 @@ async function identify(
 export function keywardAuth<V extends string = 'auth'>(
   kw: AuthenticatorDeps,
   options: KeywardAuthOptions<V> = {},
-) {
+): MiddlewareHandler<KeywardEnv<V>> {
   const { onDenied, variable, ...authOptions } = options;
   const name = variableOf(variable);
   const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(authOptions));
@@ -209,7 +209,7 @@ export function keywardAuth<V extends string = 'auth'>(
 export function keywardOptional<V extends string = 'auth'>(
   kw: AuthenticatorDeps,
   options: KeywardAuthOptions<V> = {},
-) {
+): MiddlewareHandler<KeywardOptionalEnv<V>> {
   const { onDenied, variable, ...authOptions } = options;
   const name = variableOf(variable);
   const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(authOptions));
@@ -231,7 +231,7 @@ export function keywardOptional<V extends string = 'auth'>(
 export function keywardApiKey(
   kw: KeywardApiKeyDeps,
   options: Pick<KeywardAuthOptions, 'apiKeyHeader' | 'onDenied'> = {},
-) {
+): MiddlewareHandler<KeywardEnv> {
   const { onDenied, apiKeyHeader } = options;
   const authenticator = createAuthenticator(kw, {
     apiKeys: true,
@@ -254,7 +254,7 @@ export function keywardApiKey(
  * app.post('/admin/reindex', keywardAuth(kw), requireScopes('admin'), (c) => c.json({ started: true }))
  * ```
  */
-export function requireScopes(...scopes: string[]) {
+export function requireScopes(...scopes: string[]): MiddlewareHandler<KeywardEnv> {
   return createMiddleware<KeywardEnv>(async function requireScopes(c, next) {
     const authorizer = stateOf(c)?.authenticator;
     check(stateOf(c)?.principal ?? c.get('auth'), (principal) =>
@@ -273,7 +273,7 @@ export function requireScopes(...scopes: string[]) {
  * app.delete('/users/:id', keywardAuth(kw), requireRoles('support', 'owner'), (c) => c.body(null, 204))
  * ```
  */
-export function requireRoles(...roles: string[]) {
+export function requireRoles(...roles: string[]): MiddlewareHandler<KeywardEnv> {
   return createMiddleware<KeywardEnv>(async function requireRoles(c, next) {
     const authorizer = stateOf(c)?.authenticator;
     check(stateOf(c)?.principal ?? c.get('auth'), (principal) =>

@@ -1,5 +1,11 @@
 import type { Principal } from '@keyward/core/http';
-import { createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
+import {
+  createParamDecorator,
+  type ExecutionContext,
+  type PipeTransform,
+  SetMetadata,
+  type Type,
+} from '@nestjs/common';
 import { OPTIONAL_KEY, PUBLIC_KEY, ROLES_KEY, SCOPES_KEY } from './keyward.constants.js';
 
 /** What the guard puts on the request, on both platforms. */
@@ -62,7 +68,10 @@ export const Roles = (...roles: string[]) => SetMetadata(ROLES_KEY, roles);
  * @Get('me') me(@CurrentUser() user: Principal, @CurrentUser('sub') sub: string) {}
  * ```
  */
-export const CurrentUser = createParamDecorator(
+// Typed explicitly: the inferred type names a type of recent Nest releases only (ParameterDecoratorOptions).
+export const CurrentUser: (
+  ...dataOrPipes: (keyof Principal | PipeTransform | Type<PipeTransform> | undefined)[]
+) => ParameterDecorator = createParamDecorator(
   (field: keyof Principal | undefined, context: ExecutionContext) => {
     const user = context.switchToHttp().getRequest<KeywardRequest>().user;
     return field === undefined ? user : user?.[field];

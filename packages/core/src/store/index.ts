@@ -1,3 +1,4 @@
+export type { PostgresPoolHandle, SqliteDatabaseHandle } from './driver-handles.js';
 export { createMemoryStore, type MemoryStoreOptions } from './memory.js';
 export { createPostgresStore, POSTGRES_SCHEMA_VERSION, type PostgresStoreOptions } from './postgres.js';
 export { createRedisStore, type RedisStoreOptions } from './redis.js';

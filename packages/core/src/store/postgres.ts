@@ -16,6 +16,7 @@ import {
   limitOf,
   ttlOf,
 } from './arguments.js';
+import type { PostgresPoolHandle } from './driver-handles.js';
 import type { Store, StoreLock, StoreMessageHandler } from './types.js';
 
 /** Options of {@link createPostgresStore}: give `connectionString` or `pool`. */
@@ -24,9 +25,10 @@ export interface PostgresStoreOptions {
   connectionString?: string;
   /**
    * A `pg.Pool` to use instead; the store never ends it. The LISTEN connection is then checked out
-   * of this pool and held while someone is subscribed.
+   * of this pool and held while someone is subscribed. Typed structurally, so the types need no
+   * `@types/pg`.
    */
-  pool?: pg.Pool;
+  pool?: PostgresPoolHandle;
   /** Schema holding keyward's tables (created if missing). Default `public`. */
   schema?: string;
   /**
@@ -212,7 +214,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     query_timeout: queryTimeoutMs + 2000,
   };
   const pool =
-    options.pool ??
+    (options.pool as pg.Pool | undefined) ??
     new pg.Pool({ ...poolConfig, max: options.maxConnections ?? 10, idleTimeoutMillis: 30_000 });
   // An idle connection dropped by the server must not crash the process; the next query reconnects.
   const onPoolError = () => {};

@@ -18,6 +18,7 @@ import {
   parseCounter,
   ttlOf,
 } from './arguments.js';
+import type { SqliteDatabaseHandle } from './driver-handles.js';
 import { createSqliteEvents, type SqliteEvents } from './sqlite-events.js';
 import { collectionColumn, migrateSqliteSchema, sqliteError } from './sqlite-schema.js';
 import type { Store, StoreLock } from './types.js';
@@ -39,8 +40,9 @@ export interface SqliteStoreOptions {
   /**
    * An open database to use instead of opening `path`; the store never closes it, and leaves its
    * pragmas alone (set `journal_mode = WAL` and a `busy_timeout` yourself for cross-process use).
+   * A better-sqlite3 `Database` (typed structurally, so the types need no `@types/better-sqlite3`).
    */
-  database?: Database.Database;
+  database?: SqliteDatabaseHandle;
 }
 
 const SWEEP_EVERY_MS = 60_000;
@@ -192,7 +194,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       // SQLite creates the -wal and -shm files with the database file's mode.
       ownerOnly(options.path, true);
     }
-    db = options.database ?? new Database(options.path, { timeout: busyTimeoutMs });
+    db =
+      (options.database as Database.Database | undefined) ??
+      new Database(options.path, { timeout: busyTimeoutMs });
     if (owned) {
       db.pragma('journal_mode = WAL');
       // NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last commits.
