@@ -71,6 +71,7 @@ export {
   type RouteDeps,
   type RouteGroup,
   type RouteSet,
+  routePrefix,
   routeTableOptions,
 } from './routes.js';
 export { type AuthenticatedUser, staticUsers, type UserDirectory } from './users.js';
