@@ -5,7 +5,6 @@
  */
 export type { KeywardClaims, Principal } from '@keyward/core/http';
 export { KEYWARD, KEYWARD_MODULE_OPTIONS } from './keyward.constants.js';
-export { KeywardController } from './keyward.controller.js';
 export { CurrentUser, type KeywardRequest, Public, Roles, Scopes } from './keyward.decorators.js';
 export {
   KeywardExceptionFilter,
@@ -16,4 +15,10 @@ export {
 export { KeywardGuard } from './keyward.guard.js';
 export { KeywardHealthIndicator, type KeywardHealthResult } from './keyward.health.js';
 export { KeywardModule, type KeywardModuleExtras } from './keyward.module.js';
+export {
+  type KeywardErrorFormat,
+  type KeywardNestRoutesOptions,
+  NEST_DEFAULT_ROUTE_GROUPS,
+  nestProblemBody,
+} from './keyward.options.js';
 export { type KeywardModuleOptions, KeywardService } from './keyward.service.js';

@@ -20,3 +20,6 @@ export const KEYWARD_MODULE_OPTIONS = Symbol('KEYWARD_MODULE_OPTIONS');
 export const PUBLIC_KEY = 'keyward:public';
 export const SCOPES_KEY = 'keyward:scopes';
 export const ROLES_KEY = 'keyward:roles';
+
+/** Injection token of the module's route-table options (`routes`), `undefined` when it serves none. */
+export const KEYWARD_ROUTES = Symbol('KEYWARD_ROUTES');

@@ -60,12 +60,14 @@ export {
   principalFromJwt,
 } from './principal.js';
 export {
+  contractProblemBody,
   type HttpRequest,
   type HttpResponse,
   handleRoute,
   type KeywardRoute,
   type KeywardRoutesOptions,
   keywardRoutes,
+  type ProblemBody,
   problemResponse,
   ROUTE_GROUPS,
   type RouteDeps,

@@ -14,6 +14,7 @@ import type { HeaderBag } from './credentials.js';
 import {
   type BodyFormat,
   type DeniedHook,
+  type HttpProblem,
   invalidBody,
   invalidParams,
   invalidRequest,
@@ -815,13 +816,15 @@ void everyRouteTableOption;
 
 /**
  * Runs one route: authenticates, checks scopes, calls the handler, and maps any error to the
- * contract's answer. Never throws; never answers 5xx for bad input.
+ * contract's answer (its body shaped by `problemBody`, default `{error, message}`). Never throws;
+ * never answers 5xx for bad input.
  */
 export async function handleRoute(
   route: KeywardRoute,
   auth: Authenticator,
   request: HttpRequest,
   onDenied?: DeniedHook,
+  problemBody?: ProblemBody,
 ): Promise<HttpResponse> {
   try {
     const badParams = invalidParams(request.params);
@@ -854,7 +857,7 @@ export async function handleRoute(
       ? withSessionCookie(answer, route.sessionCookie, auth.cookie)
       : answer;
   } catch (err) {
-    return problemResponse(err, onDenied);
+    return problemResponse(err, onDenied, problemBody);
   }
 }
 
@@ -876,12 +879,29 @@ function carriesBody(headers: HeaderBag): boolean {
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-/** The contract's error response for any error. */
-export function problemResponse(err: unknown, onDenied?: DeniedHook): HttpResponse {
+/**
+ * The body of an error answer, from its problem: by default the contract's `{error, message}`
+ * (`error` the stable code). An adapter passes another to answer in its framework's shape (NestJS's
+ * `{statusCode, error, message}`); status and headers never change with it.
+ */
+export type ProblemBody = (problem: HttpProblem) => unknown;
+
+/** The contract's `{error, message}` body of a problem. */
+export const contractProblemBody: ProblemBody = (problem) => ({
+  error: problem.error,
+  message: problem.message,
+});
+
+/** The contract's error response for any error (its body shaped by `problemBody`, if given). */
+export function problemResponse(
+  err: unknown,
+  onDenied?: DeniedHook,
+  problemBody: ProblemBody = contractProblemBody,
+): HttpResponse {
   const problem = reportProblem(err, onDenied);
   return {
     status: problem.status,
     headers: { ...problem.headers, 'cache-control': 'no-store' },
-    body: { error: problem.error, message: problem.message },
+    body: problemBody(problem),
   };
 }
