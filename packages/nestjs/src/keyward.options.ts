@@ -11,7 +11,8 @@ import type { KeywardModuleOptions } from './keyward.service.js';
 
 /**
  * Which of core's routes `KeywardModule` serves (`routes: { … }`), with the other adapters' option
- * names. `routes: true` is `{}`: core's groups except `metrics`.
+ * names. `routes: true` is `{}`; without `include`, core's groups except `metrics`
+ * ({@link NEST_DEFAULT_ROUTE_GROUPS}).
  */
 export interface KeywardNestRoutesOptions
   extends Pick<KeywardRoutesOptions, 'include' | 'prefix' | 'wellKnown' | 'routeSets' | 'jwksSharedCache'> {}
