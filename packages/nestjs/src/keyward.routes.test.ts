@@ -42,6 +42,7 @@ async function listen(
   platform: Platform,
   keywardModule: DynamicModule,
   providers: unknown[] = [{ provide: APP_GUARD, useClass: KeywardGuard }],
+  configure?: (app: INestApplication) => void,
 ): Promise<{ app: INestApplication; url: string }> {
   @Module({ imports: [keywardModule], controllers: [OrdersController], providers: providers as never })
   class AppModule {}
@@ -50,6 +51,7 @@ async function listen(
     platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
     { logger: false, abortOnError: false },
   );
+  configure?.(app);
   await app.listen(0, '127.0.0.1');
   return { app, url: `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}` };
 }
@@ -135,6 +137,19 @@ for (const platform of ['express', 'fastify'] as const) {
       expect((await fetch(`${url}/orders`)).status).toBe(403);
       expect((await login(url)).status).toBe(200);
       expect((await fetch(`${url}/health/live`)).status).toBe(200);
+    });
+
+    it("Nest's global prefix moves the app's routes only: keyward's follow routes.prefix", async () => {
+      const url = await start(
+        KeywardModule.forRoot({ keyward: kw, users, isGlobal: true, routes: { prefix: '/auth-api' } }),
+        undefined,
+        (app) => app.setGlobalPrefix('api'),
+      );
+      expect((await fetch(`${url}/api/orders`)).status).toBe(401);
+      expect((await login(url, '/auth-api/auth/login')).status).toBe(200);
+      expect((await fetch(`${url}/.well-known/jwks.json`)).status).toBe(200);
+      for (const path of ['/api/auth-api/health/live', '/api/.well-known/jwks.json', '/health/live'])
+        expect((await fetch(`${url}${path}`)).status, path).toBe(404);
     });
 
     for (const errorFormat of ['nest', 'contract'] as const) {
