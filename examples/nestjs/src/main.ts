@@ -6,6 +6,7 @@ import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/c
 import {
   cookieModeFromEnv,
   problemResponse,
+  ROUTE_GROUPS,
   routeNotFound,
   routingFailureOf,
   staticUsers,
@@ -91,7 +92,19 @@ class AppExceptionFilter extends KeywardExceptionFilter {
 }
 
 @Module({
-  imports: [KeywardModule.forRoot({ keyward: kw, users, isGlobal: true, routes: true, ...cookieMode })],
+  imports: [
+    KeywardModule.forRoot({
+      keyward: kw,
+      users,
+      isGlobal: true,
+      // The contract's routes, metrics included (`routes: true` serves all but /metrics, which needs
+      // no credential: keep it off the public internet); `prefix: '/api'` would serve them under /api.
+      routes: { include: ROUTE_GROUPS },
+      // The contract's `{error, message}` bodies, as the other examples answer (default: Nest's shape).
+      errorFormat: 'contract',
+      ...cookieMode,
+    }),
+  ],
   providers: [
     // Every route needs a credential unless marked @Public(); @Scopes() / @Roles() add checks.
     { provide: APP_GUARD, useClass: KeywardGuard },

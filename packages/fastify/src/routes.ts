@@ -5,6 +5,7 @@ import {
   handleRoute,
   invalidBody,
   problemResponse,
+  routePrefix,
   keywardRoutes as routeTable,
   routeTableOptions,
 } from '@keyward/core/http';
@@ -19,7 +20,35 @@ export interface KeywardRoutesPluginOptions extends RouteTableOptions {
   bodyLimit?: number;
 }
 
+/**
+ * Registered without encapsulation, so Fastify's own `prefix` register option moves nothing: it is
+ * read as keyward's `prefix` (the two are one option), and the routes go into a child context of
+ * their own below. Inside a context that already has a prefix, the table is built under it (for the
+ * discovery documents) and each route mounted relative to it; a route that would have to leave it
+ * (`/.well-known/*` at the root) is refused: Fastify cannot serve it from there.
+ */
 const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, options) => {
+  const enclosing = fastify.prefix;
+  const own = routePrefix(options.prefix);
+  const routeOptions = routeTableOptions(options);
+  const prefix = `${enclosing}${own}`;
+  if (prefix !== '') routeOptions.prefix = prefix;
+  const routes = routeTable(fastify.keyward, routeOptions).map((route) => {
+    if (!route.path.startsWith(`${enclosing}/`))
+      throw new KeywardError(
+        'config_invalid',
+        `@keyward/fastify: route "${route.name}" is served at ${route.path}, outside the context prefix "${enclosing}" keywardRoutes is registered in: register it at the application's root and pass "prefix" (or set wellKnown: 'prefixed')`,
+      );
+    return { ...route, path: route.path.slice(enclosing.length) };
+  });
+  await fastify.register(async (scope) => mountRoutes(scope, options, routes));
+};
+
+async function mountRoutes(
+  fastify: FastifyInstance,
+  options: KeywardRoutesPluginOptions,
+  routes: KeywardRoute[],
+): Promise<void> {
   const { bodyLimit = 100 * 1024 } = options;
   if (!Number.isSafeInteger(bodyLimit) || bodyLimit <= 0) {
     throw new KeywardError(
@@ -40,12 +69,11 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
     (request, body, done) => {
       // An empty JSON body is no body, as in the other frameworks (`POST /auth/logout` needs none).
       if (body === '') done(null, undefined);
-      else parseJson(request, body as string, done);
+      else void parseJson(request, body as string, done);
     },
   );
   fastify.setErrorHandler(keywardErrorHandler);
 
-  const routeOptions = routeTableOptions(options);
   const mount = (scope: FastifyInstance, route: KeywardRoute) =>
     scope.route({
       method: route.method,
@@ -69,7 +97,6 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
         return sendResponse(reply, answer);
       },
     });
-  const routes = routeTable(fastify.keyward, routeOptions);
   for (const route of routes) if (route.body !== 'form') mount(fastify, route);
   const formRoutes = routes.filter((route) => route.body === 'form');
   if (formRoutes.length > 0) {
@@ -98,13 +125,14 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
       for (const route of formRoutes) mount(oauth, route);
     });
   }
-};
+}
 
 /**
  * The HTTP contract's routes (login, refresh, logout, `/me`, admin keys, API keys, secrets, JWKS,
  * health, metrics, OAuth introspection and revocation) as an encapsulated plugin, mounted from
- * core's route table. Register it after the {@link keyward} plugin; `prefix` works as for any
- * Fastify plugin. Bad JSON and non-JSON bodies get the contract's 400 `invalid_request` JSON,
+ * core's route table. Register it after the {@link keyward} plugin, at the application's root;
+ * `prefix` (keyward's option and Fastify's register option alike: one prefix, applied once) serves
+ * the routes under it, `/.well-known/*` staying at the root unless `wellKnown: 'prefixed'`. Bad JSON and non-JSON bodies get the contract's 400 `invalid_request` JSON,
  * oversized ones 413 `body_too_large`; the OAuth routes take form-encoded bodies only (same
  * `bodyLimit`). Malformed URLs and unknown routes are the app's: see `keywardFrameworkErrors`.
  *
@@ -112,11 +140,12 @@ const plugin: FastifyPluginAsync<KeywardRoutesPluginOptions> = async (fastify, o
  * ```ts
  * await app.register(keyward, { keyward: kw })
  * await app.register(keywardRoutes, { users: staticUsers('alice:alice-password:read') })
+ * // or under /api (/api/auth/login; the JWKS stays at /.well-known/jwks.json):
+ * await app.register(keywardRoutes, { users, prefix: '/api' })
  * ```
  */
 export const keywardRoutes = fp(plugin, {
   name: '@keyward/fastify/routes',
   fastify: '5.x',
   dependencies: ['@keyward/fastify'],
-  encapsulate: true,
 });

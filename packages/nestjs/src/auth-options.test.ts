@@ -86,6 +86,8 @@ for (const platform of ['express', 'fastify'] as const) {
             keyward: kw,
             isGlobal: true,
             routes: true,
+            // The shared suite reads the contract's error shape (the Nest shape has its own tests).
+            errorFormat: 'contract',
             users: AUTH_OPTIONS_USERS,
             realm: AUTH_OPTIONS_REALM,
             onAuthenticated: (principal: Principal, request: KeywardHttpRequest) => {

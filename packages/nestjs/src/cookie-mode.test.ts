@@ -28,7 +28,14 @@ class OrdersController {
 for (const platform of ['express', 'fastify'] as const) {
   describeCookieModeAppRoutes(`NestJS on ${platform} (KeywardGuard)`, async (kw) => {
     @Module({
-      imports: [KeywardModule.forRoot({ keyward: kw, isGlobal: true, ...COOKIE_MODE_TEST_OPTIONS })],
+      imports: [
+        KeywardModule.forRoot({
+          keyward: kw,
+          isGlobal: true,
+          errorFormat: 'contract',
+          ...COOKIE_MODE_TEST_OPTIONS,
+        }),
+      ],
       controllers: [OrdersController],
       providers: [
         { provide: APP_GUARD, useClass: KeywardGuard },

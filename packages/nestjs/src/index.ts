@@ -5,7 +5,6 @@
  */
 export type { KeywardClaims, Principal } from '@keyward/core/http';
 export { KEYWARD, KEYWARD_MODULE_OPTIONS } from './keyward.constants.js';
-export { KeywardController } from './keyward.controller.js';
 export {
   CurrentUser,
   type KeywardRequest,
@@ -23,4 +22,10 @@ export {
 export { KeywardGuard } from './keyward.guard.js';
 export { KeywardHealthIndicator, type KeywardHealthResult } from './keyward.health.js';
 export { KeywardModule, type KeywardModuleExtras } from './keyward.module.js';
+export {
+  type KeywardErrorFormat,
+  type KeywardNestRoutesOptions,
+  NEST_DEFAULT_ROUTE_GROUPS,
+  nestProblemBody,
+} from './keyward.options.js';
 export { type KeywardHttpRequest, type KeywardModuleOptions, KeywardService } from './keyward.service.js';

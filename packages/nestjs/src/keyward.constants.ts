@@ -21,3 +21,6 @@ export const PUBLIC_KEY = 'keyward:public';
 export const OPTIONAL_KEY = 'keyward:optional';
 export const SCOPES_KEY = 'keyward:scopes';
 export const ROLES_KEY = 'keyward:roles';
+
+/** Injection token of the module's route-table options (`routes`), `undefined` when it serves none. */
+export const KEYWARD_ROUTES = Symbol('KEYWARD_ROUTES');

@@ -7,24 +7,29 @@ import {
   ForbiddenException,
   HttpException,
   type HttpServer,
+  Inject,
+  Optional,
   UnauthorizedException,
 } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
+import { type KeywardErrorFormat, problemBodyOf } from './keyward.options.js';
+import { KeywardService } from './keyward.service.js';
 
 /**
  * The Nest exception for a keyward error: `BadRequestException`, `UnauthorizedException`,
- * `ForbiddenException` or an `HttpException`, whose body is the contract's `{error, message}` and
- * whose `cause` is the `KeywardError`. Anything else is returned unchanged.
+ * `ForbiddenException` or an `HttpException`, whose `cause` is the `KeywardError` and whose body is
+ * Nest's `{statusCode, error, message}` plus keyward's `code` (`format: 'nest'`, the default) or the
+ * contract's `{error, message}` (`format: 'contract'`). Anything else is returned unchanged.
  *
  * @example
  * ```ts
  * try { kw.jwt.verify(token) } catch (err) { throw toHttpException(err) }
  * ```
  */
-export function toHttpException(err: unknown): unknown {
+export function toHttpException(err: unknown, format: KeywardErrorFormat = 'nest'): unknown {
   if (!isKeywardError(err)) return err;
   const problem = toHttpProblem(err);
-  const body = { error: problem.error, message: problem.message };
+  const body = problemBodyOf(format)(problem) as Record<string, unknown>;
   if (problem.status === 400) return new BadRequestException(body, { cause: err });
   if (problem.status === 401) return new UnauthorizedException(body, { cause: err });
   if (problem.status === 403) return new ForbiddenException(body, { cause: err });
@@ -64,8 +69,9 @@ export function writeResponse(adapter: HttpServer, response: unknown, answer: Ht
 
 /**
  * A global exception filter that answers keyward's errors, and the body parser's 4xx on either
- * platform, with the contract's JSON and `WWW-Authenticate` challenge. Other exceptions get Nest's
- * usual answer.
+ * platform, with keyward's status, `WWW-Authenticate` challenge and `Cache-Control: no-store`, the
+ * body in the module's `errorFormat` (Nest's shape plus `code` by default, read from the
+ * `KeywardService` when the filter can inject it). Other exceptions get Nest's usual answer.
  *
  * @example
  * ```ts
@@ -74,6 +80,13 @@ export function writeResponse(adapter: HttpServer, response: unknown, answer: Ht
  */
 @Catch()
 export class KeywardExceptionFilter extends BaseExceptionFilter {
+  @Optional() @Inject(KeywardService) protected readonly keyward?: KeywardService;
+
+  /** The body format of keyward's errors: the module's `errorFormat`, `nest` without the module. */
+  protected get errorFormat(): KeywardErrorFormat {
+    return this.keyward?.errorFormat ?? 'nest';
+  }
+
   override catch(exception: unknown, host: ArgumentsHost): void {
     const err = keywardErrorOf(exception);
     const adapter = this.applicationRef ?? this.httpAdapterHost?.httpAdapter;
@@ -81,6 +94,10 @@ export class KeywardExceptionFilter extends BaseExceptionFilter {
       super.catch(exception, host);
       return;
     }
-    writeResponse(adapter, host.switchToHttp().getResponse(), problemResponse(err));
+    writeResponse(
+      adapter,
+      host.switchToHttp().getResponse(),
+      problemResponse(err, undefined, problemBodyOf(this.errorFormat)),
+    );
   }
 }

@@ -51,9 +51,15 @@ beforeAll(async () => {
 });
 afterAll(() => kw.close());
 
-async function start(platform: 'express' | 'fastify', filter: boolean): Promise<[INestApplication, string]> {
+async function start(
+  platform: 'express' | 'fastify',
+  filter: boolean,
+  errorFormat: 'nest' | 'contract' | undefined,
+): Promise<[INestApplication, string]> {
   @Module({
-    imports: [KeywardModule.forRoot({ keyward: kw, isGlobal: true })],
+    imports: [
+      KeywardModule.forRoot({ keyward: kw, isGlobal: true, ...(errorFormat ? { errorFormat } : {}) }),
+    ],
     controllers: [OrdersController],
     providers: [
       { provide: APP_GUARD, useClass: KeywardGuard },
@@ -67,27 +73,47 @@ async function start(platform: 'express' | 'fastify', filter: boolean): Promise<
   return [app, `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`];
 }
 
-const problem = async (res: Response) => (await res.json()) as { error: string; message: string };
+type Problem = { error: string; message: string; statusCode?: number; code?: string };
 
 const bearer = async (scopes: string[], claims: Record<string, unknown> = {}) => ({
   authorization: `Bearer ${(await kw.tokens.issue({ sub: 'alice', scopes, claims })).access_token}`,
 });
 
 for (const platform of ['express', 'fastify'] as const) {
-  for (const filter of [true, false]) {
-    describe(`KeywardGuard on ${platform}, ${filter ? 'with' : 'without'} KeywardExceptionFilter`, () => {
+  for (const [filter, errorFormat] of [
+    [true, undefined],
+    [false, undefined],
+    [true, 'contract'],
+    [false, 'contract'],
+  ] as const) {
+    const contract = errorFormat === 'contract';
+    /** The keyward code of an error answer, from the body of the module's format. */
+    const problem = async (res: Response) => {
+      const body = (await res.json()) as Problem;
+      return { ...body, error: (contract ? body.error : body.code) as string };
+    };
+    describe(`KeywardGuard on ${platform}, ${filter ? 'with' : 'without'} KeywardExceptionFilter, errorFormat ${errorFormat ?? 'default'}`, () => {
       let app: INestApplication;
       let url: string;
       beforeAll(async () => {
-        [app, url] = await start(platform, filter);
+        [app, url] = await start(platform, filter, errorFormat);
       });
       afterAll(() => app.close());
 
-      it('answers 401 with the challenge and the contract body without credentials', async () => {
+      it(`answers 401 with the challenge and ${contract ? "the contract's" : "Nest's"} body without credentials`, async () => {
         const res = await fetch(`${url}/orders`);
         expect(res.status).toBe(401);
         expect(res.headers.get('www-authenticate')).toBe('Bearer realm="keyward"');
-        expect(await problem(res)).toEqual({ error: 'missing_credentials', message: expect.any(String) });
+        expect(await res.json()).toEqual(
+          contract
+            ? { error: 'missing_credentials', message: expect.any(String) }
+            : {
+                statusCode: 401,
+                error: 'Unauthorized',
+                message: expect.any(String),
+                code: 'missing_credentials',
+              },
+        );
       });
       it('answers 401 invalid_token for a tampered token, keeping token_expired-style codes', async () => {
         const { authorization } = await bearer(['read']);

@@ -93,7 +93,8 @@ export class KeywardGuard implements CanActivate {
 
   /**
    * Turns a failure into what the guard throws. Default: sets the `WWW-Authenticate` challenge on
-   * the response, reports the denial, and returns {@link toHttpException}'s exception.
+   * the response, reports the denial, and returns {@link toHttpException}'s exception (its body in
+   * the module's `errorFormat`).
    */
   protected handleError(err: unknown, context: ExecutionContext): unknown {
     const problem = reportProblem(err, this.keyward.denied.bind(this.keyward));
@@ -104,6 +105,6 @@ export class KeywardGuard implements CanActivate {
         this.adapterHost.httpAdapter.setHeader(response, name, value);
       }
     }
-    return toHttpException(err);
+    return toHttpException(err, this.keyward.errorFormat);
   }
 }

@@ -12,6 +12,7 @@ import {
   type KeywardRoute,
   keywardRoutes,
   type Principal,
+  type ProblemBody,
   problemResponse,
   type UserDirectory,
 } from '@keyward/core/http';
@@ -20,8 +21,10 @@ import {
   Inject,
   Injectable,
   type OnApplicationShutdown,
+  Optional,
 } from '@nestjs/common';
-import { KEYWARD, KEYWARD_MODULE_OPTIONS } from './keyward.constants.js';
+import { KEYWARD, KEYWARD_MODULE_OPTIONS, KEYWARD_ROUTES } from './keyward.constants.js';
+import { type KeywardErrorFormat, type KeywardNestRoutesOptions, problemBodyOf } from './keyward.options.js';
 
 /**
  * The HTTP request the guard hands to the `getToken` and `onAuthenticated` options: the platform's
@@ -59,10 +62,18 @@ export interface KeywardModuleOptions extends Omit<AuthenticatorOptions, 'getTok
   keyward?: Keyward;
   /** Options of the instance the module creates. Default: `keywardOptionsFromEnv()`. */
   options?: KeywardServiceOptions;
-  /** Checks passwords for `POST /auth/login` (with `routes: true`); without it that route answers 404. */
+  /** Checks passwords for `POST /auth/login` (with `routes`); without it that route is not served. */
   users?: UserDirectory;
   /** Called for every 401 / 403 (audit, metrics). */
   onDenied?: DeniedHook;
+  /**
+   * The body of keyward's error answers — the guard's on the app's own routes, the module's routes',
+   * `KeywardExceptionFilter`'s: `nest` (default) Nest's `{statusCode, error, message}` plus keyward's
+   * `code`; `contract` the HTTP contract's `{error, message}` (`error` = the code), as the other
+   * adapters answer. Status and headers (`WWW-Authenticate`, `Retry-After`, `Cache-Control`) are
+   * the same in both.
+   */
+  errorFormat?: KeywardErrorFormat;
 }
 
 /**
@@ -78,47 +89,30 @@ export interface KeywardModuleOptions extends Omit<AuthenticatorOptions, 'getTok
 export class KeywardService implements BeforeApplicationShutdown, OnApplicationShutdown {
   /** Authenticates a request's headers the same way as every keyward package. */
   readonly authenticator: Authenticator;
+  /** The routes the module serves (`routes`), or core's whole table for {@link handle} without it. */
+  readonly routes: readonly KeywardRoute[];
+  /** How error bodies are written (the `errorFormat` option). */
+  readonly errorFormat: KeywardErrorFormat;
+  /** The body builder of {@link errorFormat}, for `problemResponse` / `handleRoute`. */
+  readonly problemBody: ProblemBody;
   readonly #routes: Map<string, KeywardRoute>;
   #shuttingDown = false;
 
   constructor(
     @Inject(KEYWARD) readonly keyward: Keyward,
     @Inject(KEYWARD_MODULE_OPTIONS) private readonly options: KeywardModuleOptions,
+    @Optional() @Inject(KEYWARD_ROUTES) routesConfig?: KeywardNestRoutesOptions | false,
   ) {
-    const {
-      keyward: _,
-      options: __,
-      users,
-      onDenied: ___,
-      getToken,
-      onAuthenticated,
-      ...authOptions
-    } = options;
-    // The guard hands its HTTP request; keyward's own routes (handle()) their headers and method.
-    const requestOf = (native: unknown): KeywardHttpRequest =>
-      (native as KeywardHttpRequest | undefined) ?? { headers: {} };
-    this.authenticator = createAuthenticator(keyward, {
-      ...authOptions,
-      ...(getToken !== undefined
-        ? {
-            getToken:
-              typeof getToken === 'function' ? (_headers, native) => getToken(requestOf(native)) : getToken,
-          }
-        : {}),
-      ...(onAuthenticated !== undefined
-        ? {
-            onAuthenticated:
-              typeof onAuthenticated === 'function'
-                ? (principal, native) => onAuthenticated(principal, requestOf(native))
-                : onAuthenticated,
-          }
-        : {}),
-    });
-    const routes = keywardRoutes(keyward, {
+    const { users, errorFormat } = options;
+    this.authenticator = createAuthenticator(keyward, authenticatorOptionsOf(options));
+    this.errorFormat = errorFormat ?? 'nest';
+    this.problemBody = problemBodyOf(this.errorFormat);
+    this.routes = keywardRoutes(keyward, {
+      ...(routesConfig || {}),
       ...(users ? { users } : {}),
       isShuttingDown: () => this.#shuttingDown,
     });
-    this.#routes = new Map(routes.map((route) => [route.name, route]));
+    this.#routes = new Map(this.routes.map((route) => [route.name, route]));
   }
 
   /**
@@ -149,9 +143,21 @@ export class KeywardService implements BeforeApplicationShutdown, OnApplicationS
   /** Runs one route of the HTTP contract by its core name (`login`, `me`, `rotateKey`…). Never throws. */
   async handle(name: string, request: HttpRequest): Promise<HttpResponse> {
     const route = this.#routes.get(name);
-    if (!route) return problemResponse(new KeywardError('not_found', 'no such route'));
+    if (!route)
+      return problemResponse(new KeywardError('not_found', 'no such route'), undefined, this.problemBody);
+    return this.run(route, request);
+  }
+
+  /** Runs one route (authentication, scopes, handler) with the module's error format. Never throws. */
+  run(route: KeywardRoute, request: HttpRequest): Promise<HttpResponse> {
     const native = request.native ?? { headers: request.headers, method: route.method };
-    return handleRoute(route, this.authenticator, { ...request, native }, this.options.onDenied);
+    return handleRoute(
+      route,
+      this.authenticator,
+      { ...request, native },
+      this.options.onDenied,
+      this.problemBody,
+    );
   }
 
   /** True once the application is shutting down (readiness answers 503). */
@@ -167,4 +173,40 @@ export class KeywardService implements BeforeApplicationShutdown, OnApplicationS
     this.#shuttingDown = true;
     if (!this.options.keyward) await this.keyward.close();
   }
+}
+
+/**
+ * The authenticator's options out of the module's: `getToken` and `onAuthenticated` receive the
+ * platform's request (the guard's, or the one keyward's own routes hand on).
+ */
+export function authenticatorOptionsOf(options: KeywardModuleOptions): AuthenticatorOptions {
+  const {
+    keyward: _,
+    options: __,
+    users: ___,
+    onDenied: ____,
+    errorFormat: _____,
+    getToken,
+    onAuthenticated,
+    ...authOptions
+  } = options;
+  const requestOf = (native: unknown): KeywardHttpRequest =>
+    (native as KeywardHttpRequest | undefined) ?? { headers: {} };
+  return {
+    ...authOptions,
+    ...(getToken !== undefined
+      ? {
+          getToken:
+            typeof getToken === 'function' ? (_headers, native) => getToken(requestOf(native)) : getToken,
+        }
+      : {}),
+    ...(onAuthenticated !== undefined
+      ? {
+          onAuthenticated:
+            typeof onAuthenticated === 'function'
+              ? (principal, native) => onAuthenticated(principal, requestOf(native))
+              : onAuthenticated,
+        }
+      : {}),
+  };
 }

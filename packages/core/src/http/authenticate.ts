@@ -37,7 +37,7 @@ export interface AuthenticatorDeps {
 }
 
 /** Options of {@link createAuthenticator}. */
-export interface AuthenticatorOptions extends ExtractCredentialOptions {
+export interface AuthenticatorOptions extends Omit<ExtractCredentialOptions, 'otherSchemes'> {
   /** Accept API keys. Default true when the instance has an API-key service. */
   apiKeys?: boolean;
   /** Accept bearer tokens (and the cookie). Default true; `false` for API-key-only routes. */

@@ -60,17 +60,20 @@ export {
   principalFromJwt,
 } from './principal.js';
 export {
+  contractProblemBody,
   type HttpRequest,
   type HttpResponse,
   handleRoute,
   type KeywardRoute,
   type KeywardRoutesOptions,
   keywardRoutes,
+  type ProblemBody,
   problemResponse,
   ROUTE_GROUPS,
   type RouteDeps,
   type RouteGroup,
   type RouteSet,
+  routePrefix,
   routeTableOptions,
 } from './routes.js';
 export { type AuthenticatedUser, staticUsers, type UserDirectory } from './users.js';

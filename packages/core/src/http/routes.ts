@@ -15,6 +15,7 @@ import type { HeaderBag } from './credentials.js';
 import {
   type BodyFormat,
   type DeniedHook,
+  type HttpProblem,
   invalidBody,
   invalidParams,
   invalidRequest,
@@ -69,7 +70,10 @@ export interface KeywardRoute {
   /** Stable name, for adapters that expose routes one by one. */
   name: string;
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
-  /** Express-style path with `:params`. */
+  /**
+   * Express-style path with `:params`. In {@link keywardRoutes}' answer, the path the route is
+   * served at (with the `prefix`); a {@link RouteSet} returns its paths without it.
+   */
   path: string;
   /**
    * `none`: public; `required`: any credential; `scopes`: a credential with all of them;
@@ -150,6 +154,48 @@ export interface KeywardRoutesOptions {
   jwksSharedCache?: boolean;
   /** True once the process is shutting down: readiness then answers 503. */
   isShuttingDown?: () => boolean;
+  /**
+   * A path every route is served under, e.g. `/api` (`/api/auth/login`): starts with `/`, no
+   * trailing `/`, no `..`, no `:params` or wildcards; else `config_invalid`. The discovery documents
+   * report their endpoints under it. Mount the routes at the application's root and pass the prefix
+   * here, never both (that doubles it). `/.well-known/*` routes stay at the root unless
+   * `wellKnown: 'prefixed'`. Default: none.
+   */
+  prefix?: string;
+  /**
+   * Where the `/.well-known/*` routes (JWKS, discovery) are served when `prefix` is set: `root`
+   * (default; where verifiers and RFC 8414 look for them) or `prefixed` (under `prefix` like the rest).
+   */
+  wellKnown?: 'root' | 'prefixed';
+}
+
+/** One segment of a route prefix: unreserved URL characters only (RFC 3986 §2.3), never `.` or `..`. */
+const PREFIX_SEGMENT = /^[A-Za-z0-9._~-]+$/;
+
+/**
+ * The validated `prefix` of {@link KeywardRoutesOptions} (`''` for none), or throws `config_invalid`.
+ *
+ * @example
+ * ```ts
+ * routePrefix('/api') // '/api'
+ * routePrefix('/api/') // throws config_invalid
+ * ```
+ */
+export function routePrefix(prefix: unknown): string {
+  if (prefix === undefined) return '';
+  const bad = (why: string) =>
+    new KeywardError('config_invalid', `"prefix" ${why}, e.g. "/api" (got ${JSON.stringify(prefix)})`);
+  if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw bad('must be a path starting with "/"');
+  if (prefix.length > 256) throw bad('must be at most 256 characters');
+  if (prefix.endsWith('/')) throw bad('must not end with "/"');
+  for (const segment of prefix.slice(1).split('/')) {
+    if (segment === '.' || segment === '..') throw bad('must not contain "." or ".." segments');
+    if (!PREFIX_SEGMENT.test(segment))
+      throw bad(
+        'must be plain path segments (letters, digits, ".", "_", "~", "-"), no parameters or wildcards',
+      );
+  }
+  return prefix;
 }
 
 const JSON_HEADERS = { 'cache-control': 'no-store' };
@@ -236,6 +282,13 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
         `route set "${set.group}" reuses the name of a core route group`,
       );
   }
+  const prefix = routePrefix(options.prefix);
+  const wellKnown = options.wellKnown ?? 'root';
+  if (wellKnown !== 'root' && wellKnown !== 'prefixed')
+    throw new KeywardError('config_invalid', '"wellKnown" must be "root" or "prefixed"');
+  // Where a route of the table is served: under the prefix, but `/.well-known/*` at the root by default.
+  const servedAt = (path: string) =>
+    wellKnown === 'root' && path.startsWith('/.well-known/') ? path : `${prefix}${path}`;
   const known = new Set<string>([...ROUTE_GROUPS, ...sets.map((set) => set.group)]);
   const unknown = [...include].filter((group) => !known.has(group));
   if (unknown.length > 0)
@@ -246,7 +299,7 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
   const admin = { scopes: ['admin'] } as const;
   const routes: Array<KeywardRoute & { group: string }> = [];
   const add = (group: string, route: KeywardRoute) => {
-    if (include.has(group as never)) routes.push({ ...route, group });
+    if (include.has(group as never)) routes.push({ ...route, path: servedAt(route.path), group });
   };
   // The JWKS body and its ETag change only with the keyring snapshot: build them once per snapshot.
   let jwksCache: { snapshot: unknown; body: string; etag: string } | undefined;
@@ -655,10 +708,10 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     ];
     const body: Record<string, unknown> = {
       issuer,
-      jwks_uri: `${issuer}/.well-known/jwks.json`,
-      token_endpoint: `${issuer}/auth/refresh`,
-      revocation_endpoint: `${issuer}/oauth/revoke`,
-      introspection_endpoint: `${issuer}/oauth/introspect`,
+      jwks_uri: `${issuer}${servedAt('/.well-known/jwks.json')}`,
+      token_endpoint: `${issuer}${servedAt('/auth/refresh')}`,
+      revocation_endpoint: `${issuer}${servedAt('/oauth/revoke')}`,
+      introspection_endpoint: `${issuer}${servedAt('/oauth/introspect')}`,
       grant_types_supported: ['refresh_token'],
       token_endpoint_auth_methods_supported: ['none'],
       // keyward issues no ID tokens; OpenID Connect Discovery requires the member, so it lists
@@ -758,6 +811,8 @@ const ROUTE_TABLE_OPTIONS = [
   'routeSets',
   'jwksSharedCache',
   'isShuttingDown',
+  'prefix',
+  'wellKnown',
 ] as const satisfies ReadonlyArray<keyof KeywardRoutesOptions>;
 // Fails to compile when an option of KeywardRoutesOptions is missing from the list above.
 const everyRouteTableOption: [
@@ -769,13 +824,15 @@ void everyRouteTableOption;
 
 /**
  * Runs one route: authenticates, checks scopes, calls the handler, and maps any error to the
- * contract's answer. Never throws; never answers 5xx for bad input.
+ * contract's answer (its body shaped by `problemBody`, default `{error, message}`). Never throws;
+ * never answers 5xx for bad input.
  */
 export async function handleRoute(
   route: KeywardRoute,
   auth: Authenticator,
   request: HttpRequest,
   onDenied?: DeniedHook,
+  problemBody?: ProblemBody,
 ): Promise<HttpResponse> {
   try {
     const badParams = invalidParams(request.params);
@@ -810,7 +867,7 @@ export async function handleRoute(
   } catch (err) {
     // The authenticator's realm (its `realm` option) for every challenge of the route.
     if (auth.realm !== undefined) markRealm(err, auth.realm);
-    return problemResponse(err, onDenied);
+    return problemResponse(err, onDenied, problemBody);
   }
 }
 
@@ -832,12 +889,29 @@ function carriesBody(headers: HeaderBag): boolean {
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-/** The contract's error response for any error. */
-export function problemResponse(err: unknown, onDenied?: DeniedHook): HttpResponse {
+/**
+ * The body of an error answer, from its problem: by default the contract's `{error, message}`
+ * (`error` the stable code). An adapter passes another to answer in its framework's shape (NestJS's
+ * `{statusCode, error, message}`); status and headers never change with it.
+ */
+export type ProblemBody = (problem: HttpProblem) => unknown;
+
+/** The contract's `{error, message}` body of a problem. */
+export const contractProblemBody: ProblemBody = (problem) => ({
+  error: problem.error,
+  message: problem.message,
+});
+
+/** The contract's error response for any error (its body shaped by `problemBody`, if given). */
+export function problemResponse(
+  err: unknown,
+  onDenied?: DeniedHook,
+  problemBody: ProblemBody = contractProblemBody,
+): HttpResponse {
   const problem = reportProblem(err, onDenied);
   return {
     status: problem.status,
     headers: { ...problem.headers, 'cache-control': 'no-store' },
-    body: { error: problem.error, message: problem.message },
+    body: problemBody(problem),
   };
 }
