@@ -19,7 +19,7 @@ export {
   toHttpException,
   writeResponse,
 } from './keyward.exceptions.js';
-export { KeywardGuard } from './keyward.guard.js';
+export { KeywardGuard, type RouteAuth } from './keyward.guard.js';
 export { KeywardHealthIndicator, type KeywardHealthResult } from './keyward.health.js';
 export { KeywardModule, type KeywardModuleExtras } from './keyward.module.js';
 export {

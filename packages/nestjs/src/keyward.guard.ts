@@ -6,6 +6,15 @@ import type { KeywardRequest } from './keyward.decorators.js';
 import { toHttpException } from './keyward.exceptions.js';
 import { type KeywardHttpRequest, KeywardService } from './keyward.service.js';
 
+/** What the guard reads of a route's decorators. */
+export interface RouteAuth {
+  /** `@Public()`: no authentication at all. */
+  public: boolean;
+  optional: boolean;
+  scopes: string[];
+  roles: string[];
+}
+
 /**
  * Authenticates HTTP requests (bearer JWT or API key) and checks `@Scopes()` / `@Roles()`; skips
  * `@Public()` routes; on `@OptionalAuth()` routes lets requests without a credential through. Use it globally (`APP_GUARD`) or per route (`@UseGuards(KeywardGuard)`).
@@ -32,29 +41,47 @@ export class KeywardGuard implements CanActivate {
     @Inject(HttpAdapterHost) protected readonly adapterHost: HttpAdapterHost,
   ) {}
 
+  // The decorators' metadata of each handler (and its class), read once: a route's metadata is set
+  // when its class is declared, so no request pays for the reflection lookups.
+  readonly #routeAuth = new WeakMap<object, { cls: object; auth: RouteAuth }>();
+
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
-    const optional = this.reflector.getAllAndOverride<boolean>(OPTIONAL_KEY, targets) === true;
+    const route = this.routeAuthOf(context);
+    if (route.public) return true;
     try {
       const headers = this.getCredentialHeaders(context);
       const method = this.getRequestMethod(context);
       const request = this.getHttpRequest(context);
-      const principal = optional
+      const principal = route.optional
         ? await this.keyward.optional(headers, method, request)
         : await this.keyward.authenticate(headers, method, request);
       // @OptionalAuth() without a credential: the route runs anonymously.
       if (principal === undefined) return true;
       // authorize() audits a missing scope or role as access.denied.
-      this.keyward.authenticator.authorize(principal, {
-        scopes: this.reflector.getAllAndMerge<string[]>(SCOPES_KEY, targets),
-        roles: this.reflector.getAllAndOverride<string[]>(ROLES_KEY, targets) ?? [],
-      });
+      if (route.scopes.length > 0 || route.roles.length > 0)
+        this.keyward.authenticator.authorize(principal, { scopes: route.scopes, roles: route.roles });
       await this.onAuthenticated(principal, context);
       return true;
     } catch (err) {
       throw this.handleError(err, context);
     }
+  }
+
+  /** `@Public()`, `@OptionalAuth()`, `@Scopes()` and `@Roles()` of the context's handler and class. */
+  protected routeAuthOf(context: ExecutionContext): RouteAuth {
+    const handler = context.getHandler();
+    const cls = context.getClass();
+    const cached = this.#routeAuth.get(handler);
+    if (cached !== undefined && cached.cls === cls) return cached.auth;
+    const targets = [handler, cls];
+    const auth: RouteAuth = {
+      public: this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets) === true,
+      optional: this.reflector.getAllAndOverride<boolean>(OPTIONAL_KEY, targets) === true,
+      scopes: this.reflector.getAllAndMerge<string[]>(SCOPES_KEY, targets) ?? [],
+      roles: this.reflector.getAllAndOverride<string[]>(ROLES_KEY, targets) ?? [],
+    };
+    this.#routeAuth.set(handler, { cls, auth });
+    return auth;
   }
 
   /**
