@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { dropRedisPrefix } from '../../../testing/src/redis.js';
 import { type TestCluster, type TestSentinels, withClient } from '../../../testing/src/redis-ha.js';
 import { createPostgresStore } from '../../src/store/postgres.js';
 import { createRedisStore } from '../../src/store/redis.js';
@@ -63,6 +62,8 @@ export function redisDriver(url: string, base = `kwsync:${randomBytes(3).toStrin
     },
     openStore: (env) => createRedisStore({ url: env.REDIS_URL!, prefix: env.KW_PREFIX! }),
     async cleanup() {
+      // Imported here: testing/src/redis.js loads vitest, and the benchmark uses these drivers too.
+      const { dropRedisPrefix } = await import('../../../testing/src/redis.js');
       for (const prefix of prefixes.splice(0)) await dropRedisPrefix(url, prefix);
     },
     feed: redisFeed(async () => [Number(new URL(url).port || 6379)]),
@@ -70,16 +71,17 @@ export function redisDriver(url: string, base = `kwsync:${randomBytes(3).toStrin
 }
 
 /**
- * A Redis Cluster the caller started (`startCluster`); a fresh prefix per namespace. The feed cut
+ * A Redis Cluster the caller started (`startCluster`); a fresh prefix (`<prefix><n>:`; a `{tag}` in
+ * it puts every key on one slot) per namespace. The feed cut
  * kills the subscriber connection wherever it sits; ioredis' cluster subscriber then picks a node
  * and subscribes again by itself (it has no `autoResubscribe: false`), so the instance converges
  * over pub/sub or its poller, whichever is first.
  */
-export function clusterDriver(cluster: () => TestCluster): SyncDriver {
+export function clusterDriver(cluster: () => TestCluster, prefix = 'kwsync'): SyncDriver {
   let n = 0;
   return {
     name: 'Redis Cluster',
-    namespace: () => ({ KW_REDIS_CLUSTER: cluster().seeds, KW_PREFIX: `kwsync${++n}:` }),
+    namespace: () => ({ KW_REDIS_CLUSTER: cluster().seeds, KW_PREFIX: `${prefix}${++n}:` }),
     openStore: (env) =>
       createRedisStore({ cluster: { nodes: hosts(env.KW_REDIS_CLUSTER!) }, prefix: env.KW_PREFIX! }),
     feed: redisFeed(async () =>
@@ -90,15 +92,18 @@ export function clusterDriver(cluster: () => TestCluster): SyncDriver {
   };
 }
 
-/** A master + replica + three sentinels the caller started (`startSentinels`); a fresh prefix per namespace. */
-export function sentinelDriver(sentinels: () => TestSentinels): SyncDriver {
+/**
+ * A master + replica + three sentinels the caller started (`startSentinels`); a fresh prefix
+ * (`<prefix><n>:`) per namespace.
+ */
+export function sentinelDriver(sentinels: () => TestSentinels, prefix = 'kwsync'): SyncDriver {
   let n = 0;
   return {
     name: 'Redis Sentinel',
     namespace: () => ({
       KW_REDIS_SENTINELS: sentinels().seeds,
       KW_REDIS_SENTINEL_NAME: sentinels().name,
-      KW_PREFIX: `kwsync${++n}:`,
+      KW_PREFIX: `${prefix}${++n}:`,
     }),
     openStore: (env) =>
       createRedisStore({
