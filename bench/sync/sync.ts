@@ -8,12 +8,14 @@
  *   rotating origin instance; for each, the time from the change until every instance has
  *   applied it (p50 / p99);
  * - rotations seen by an instance whose change feed was cut (pub/sub connection killed, LISTEN
- *   backend terminated; it learns only by polling), where the driver has a feed;
+ *   backend terminated; it learns only by polling — except on a cluster, whose subscriber ioredis
+ *   replaces by itself), where the driver has a feed;
  * - the cost of one poll: the generation key vs the whole document (+ JSON.parse);
  * - the failover gap: the primary is killed (cluster: the master owning keyward's slot, the prefix
- *   `{kwbench}…` puts every key on one; sentinel: the master; PostgreSQL: the server, `pg_ctl stop
- *   -m immediate`, started again by the benchmark after PG_DOWN_MS, which the table subtracts),
- *   and one instance writes a revocation every 20 ms until one commits. Gap = kill → that commit.
+ *   `{kwbench}…` puts every key on one, node timeout 1 s; sentinel: the master, down-after 1 s;
+ *   PostgreSQL: the server, `pg_ctl stop -m immediate`, started again by the benchmark after
+ *   PG_DOWN_MS, which the table subtracts), and one instance (store timeout 1 s on Redis) writes a
+ *   revocation every 20 ms until one commits. Gap = kill → that commit.
  *
  * Clock: every process reports `performance.timeOrigin + performance.now()`, a monotonic clock
  * anchored to the same wall-clock origin, so differences across processes on one machine are
@@ -392,9 +394,10 @@ async function main(): Promise<void> {
       results.map((r) => cell(r.revoke10)),
     ),
   );
+  // A cut cluster subscriber is replaced by ioredis itself (no autoResubscribe: false there).
   console.log(
     line(
-      `rotate, feed cut: poll only (n=${DEAF_ROTATIONS})`,
+      `rotate, feed cut: poll only, cluster resubscribes (n=${DEAF_ROTATIONS})`,
       results.map((r) => cell(r.deaf)),
     ),
   );
