@@ -10,6 +10,7 @@ import {
   startSentinels,
   type TestCluster,
   type TestSentinels,
+  withClient,
 } from '../../../testing/src/redis-ha.js';
 import { hasTool } from '../../../testing/src/tools.js';
 import { KEYRING_KEY } from '../../src/keys/keyring-store.js';
@@ -26,6 +27,16 @@ let apps: App[] = [];
  * killed with SIGKILL and the sentinels promote the replica (see failover.ts for the assertions).
  */
 let sentinels: TestSentinels | undefined;
+
+/** Pub/sub connections on `port` that are not the sentinels' own (`sentinel-…` names). */
+function appSubscribers(port: number): Promise<number> {
+  return withClient(port, async (c) => {
+    const list = String(await c.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+    return list
+      .split('\n')
+      .filter((l) => l.includes(' sub=') && !/ name=sentinel-/.test(l) && !/ sub=0 /.test(l)).length;
+  });
+}
 
 describe.runIf(canRun)('several processes on Redis Sentinel', () => {
   beforeAll(async () => {
@@ -56,6 +67,10 @@ describe.runIf(canRun)('several processes on Redis Sentinel', () => {
         },
         async tookOver() {
           await eventually(async () => (await t.currentMaster()) === t.replica.port, 30_000, 100);
+          // Each app's pub/sub connection follows the master on +switch-master; what is published
+          // before it resubscribed is lost, and the 60 s poll would repair it only after the test
+          // gave up (a race seen on a loaded machine). So: all three are on the new master.
+          await eventually(async () => (await appSubscribers(t.replica.port)) >= 3, 30_000, 100);
         },
       });
     }, 90_000);
