@@ -1,23 +1,21 @@
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+/**
+ * The multi-process sync suite (sync-suite.ts) on PostgreSQL (a fresh schema per check; the feed
+ * cut is pg_terminate_backend of the LISTEN connection), and the server crashed and restarted
+ * under running processes.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
 import { describeWithPostgres, postgresTestUrl } from '../../../testing/src/postgres.js';
 import { freePort } from '../../../testing/src/tools.js';
 import { MasterKey } from '../../src/keys/master-key.js';
 import { type App, codeOf, eventually, startApp } from './harness.js';
 import { createPgServer, hasPostgresServer, type PgServer } from './pg-server.js';
+import { postgresDriver } from './sync-drivers.js';
+import { syncSuite } from './sync-suite.js';
 
 const url = postgresTestUrl() ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const MASTER = MasterKey.generate().exportText();
 const POLL_MS = 300;
 const apps: App[] = [];
-const schemas: string[] = [];
-
-function newSchema(): string {
-  const schema = `kwsync_${randomBytes(4).toString('hex')}`;
-  schemas.push(schema);
-  return schema;
-}
 
 async function start(count: number, env: Record<string, string>): Promise<App[]> {
   const make = () => startApp({ KW_MASTER: MASTER, KW_SYNC_MS: String(POLL_MS), ...env });
@@ -31,59 +29,7 @@ async function start(count: number, env: Record<string, string>): Promise<App[]>
 const verifies = (app: App, token: string) => app.call<string>('verify', { token });
 
 describeWithPostgres('several processes on one PostgreSQL', () => {
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((a) => a.close()));
-  });
-  afterAll(async () => {
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await admin.end();
-  });
-
-  it('rotate and revoke on one are seen by all three', async () => {
-    const [a, b, c] = await start(3, { KW_DATABASE_URL: url, KW_PG_SCHEMA: newSchema() });
-    const old = await a!.call<string>('sign');
-    const { kid, previousKid } = await a!.call<{ kid: string; previousKid: string }>('rotate');
-    expect(kid).not.toBe(previousKid);
-    const fresh = await a!.call<string>('sign');
-    for (const app of [a!, b!, c!]) {
-      await eventually(async () => (await verifies(app, fresh)) === kid);
-      expect(await verifies(app, old)).toBe(previousKid);
-    }
-    await b!.call('revoke', { kid: previousKid });
-    for (const app of [a!, b!, c!])
-      await eventually(async () => (await codeOf(verifies(app, old))) === 'key_revoked');
-    expect(await verifies(a!, await c!.call<string>('sign'))).toBe(kid);
-  }, 60_000);
-
-  it('an instance whose LISTEN connection was dropped converges by polling', async () => {
-    const schema = newSchema();
-    const name = `kwdeaf_${randomBytes(3).toString('hex')}`;
-    const [a] = await start(1, { KW_DATABASE_URL: url, KW_PG_SCHEMA: schema });
-    // The deaf instance does not listen again after the kill, so only its poller can repair it.
-    const [deaf] = await start(1, {
-      KW_DATABASE_URL: `${url}?application_name=${name}`,
-      KW_PG_SCHEMA: schema,
-      KW_NO_RESUBSCRIBE: '1',
-      KW_REPORT_APPLIED: '1',
-    });
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    const killed = await admin.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-       WHERE application_name = $1 AND query LIKE 'LISTEN %'`,
-      [name],
-    );
-    await admin.end();
-    expect(killed.rowCount).toBe(1);
-    const { generation, kid } = await a!.call<{ generation: number; kid: string }>('rotate');
-    await deaf!.waitEvent(
-      (e) => e.event === 'applied' && (e.change as { generation?: number }).generation === generation,
-      10_000,
-    );
-    expect(await verifies(deaf!, await a!.call<string>('sign'))).toBe(kid);
-  }, 60_000);
+  syncSuite(postgresDriver(url));
 });
 
 describe.runIf(postgresTestUrl() !== undefined && hasPostgresServer())(

@@ -1,6 +1,12 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCluster, type TestCluster } from '../../../testing/src/redis-ha.js';
+import {
+  startCluster,
+  startSentinels,
+  type TestCluster,
+  type TestSentinels,
+  withClient,
+} from '../../../testing/src/redis-ha.js';
 import { describeStoreContract } from '../../../testing/src/store-contract.js';
 import { hasTool } from '../../../testing/src/tools.js';
 import { createKeywardCore } from '../core.js';
@@ -10,9 +16,11 @@ import { createRedisStore } from './redis.js';
 import type { Store } from './types.js';
 
 /**
- * The store on a real three-master Redis Cluster (throwaway servers, `startCluster` of
- * @keyward/testing): every script stays on one slot (no CROSSSLOT), collections and standalone
- * keys spread over the masters, and scan walks all of them.
+ * The store contract on the two highly available Redis topologies (throwaway servers of
+ * @keyward/testing, one after the other in this file): a three-master Redis Cluster
+ * (`startCluster`: every script stays on one slot (no CROSSSLOT), collections and standalone keys
+ * spread over the masters, and scan walks all of them), and a master + replica watched by three
+ * sentinels (`startSentinels`: the store finds the master through the sentinels).
  */
 const canRun = hasTool('redis-server') && hasTool('redis-cli');
 
@@ -149,5 +157,54 @@ describe.runIf(canRun)('redis store on a Redis Cluster', () => {
       expect(lock?.token).toBe(1);
       expect(await lock?.release()).toBe(true);
     });
+  });
+});
+
+let sentinels: TestSentinels | undefined;
+let s = 0;
+let sentinelPrefix = '';
+const sentinelStore = () =>
+  createRedisStore({
+    sentinels: {
+      nodes: sentinels!.sentinels.map((node) => ({ host: '127.0.0.1', port: node.port })),
+      name: sentinels!.name,
+    },
+    prefix: sentinelPrefix,
+  });
+
+describe.runIf(canRun)('redis store on Redis Sentinel', () => {
+  beforeAll(async () => {
+    sentinels = await startSentinels();
+  }, 60_000);
+  afterAll(async () => {
+    await sentinels?.stop();
+  });
+
+  describeStoreContract('redis sentinel', {
+    async make() {
+      sentinelPrefix = `kwsentinel${++s}:`;
+      return sentinelStore();
+    },
+    async makePeer() {
+      return sentinelStore();
+    },
+    // Throwaway servers of this file only.
+    cleanup: () => withClient(sentinels!.master.port, async (c) => void (await c.flushall())),
+  });
+
+  it('reaches the master the sentinels name, and its writes reach the replica', async () => {
+    sentinelPrefix = 'kwsentinel-layout:';
+    const store = sentinelStore();
+    try {
+      await store.set('probe', 'v');
+      expect(await sentinels!.currentMaster()).toBe(sentinels!.master.port);
+      expect(await withClient(sentinels!.master.port, (c) => c.get('kwsentinel-layout:k:{probe}'))).toBe('v');
+      await withClient(sentinels!.master.port, (c) => c.call('WAIT', '1', '2000'));
+      expect(await withClient(sentinels!.replica.port, (c) => c.get('kwsentinel-layout:k:{probe}'))).toBe(
+        'v',
+      );
+    } finally {
+      await store.close();
+    }
   });
 });
