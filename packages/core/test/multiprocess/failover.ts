@@ -35,7 +35,17 @@ async function rejections(apps: App[], tokens: string[]): Promise<Record<string,
   return sum;
 }
 
-const hasKid = (app: App, kid: string) => async () => (await app.call<string[]>('jwks')).includes(kid);
+/**
+ * The process signs with `kid`: it applied the rotation. (Being in the JWKS proves nothing: the
+ * promoted key was already published as the standby before the rotation.)
+ */
+const signsWith = (app: App, kid: string) => async () => {
+  const token = await app.call<string>('sign');
+  const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()) as {
+    kid?: string;
+  };
+  return header.kid === kid;
+};
 const rejects = (app: App, token: string) => async () =>
   (await app.call<Array<string | null>>('checkTracked')).includes('token_revoked') &&
   (await codeOf(app.call('verify', { token }))) === 'token_revoked';
@@ -49,7 +59,7 @@ export async function runFailover(c: FailoverCase): Promise<App[]> {
 
   // Before: rotate on one, seen by all; logout (token revocation) on one, seen by all.
   const { kid } = await a.call<{ kid: string }>('rotate');
-  for (const app of apps) await eventually(hasKid(app, kid));
+  for (const app of apps) await eventually(signsWith(app, kid));
   const minted = await a.call<Minted>('signMany', { count: 20, prefix: 'before' });
   const tokens = minted.map((m) => m.token);
   const [loggedOut, ...valid] = minted;
@@ -116,7 +126,7 @@ export async function runFailover(c: FailoverCase): Promise<App[]> {
     throw new Error(`${err.message}: rotation failed with ${[...new Set(retried)].join(', ')}`);
   });
   expect(retried.filter((code) => code !== 'store_unavailable')).toEqual([]);
-  for (const app of apps) await eventually(hasKid(app, rotated!), 15_000);
+  for (const app of apps) await eventually(signsWith(app, rotated!), 15_000);
   const fresh = await b.call<string>('sign');
   expect(await rejections(apps, [fresh])).toEqual({});
   const [second] = valid;
