@@ -27,7 +27,13 @@ export function whenSignedOut(listener: (reason: string) => void): void {
   onSignedOut = listener;
 }
 
-async function send(method: string, path: string, body?: unknown, auth = true): Promise<unknown> {
+async function send(
+  method: string,
+  path: string,
+  body?: unknown,
+  auth = true,
+  retry = true,
+): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (auth && credential?.kind === 'password') headers.authorization = `Bearer ${credential.access}`;
@@ -39,6 +45,12 @@ async function send(method: string, path: string, body?: unknown, auth = true): 
     cache: 'no-store',
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
+  // An access token refused mid-session (its signing key was revoked, its jti revoked elsewhere):
+  // one refresh, then the same request again with the new token.
+  if (response.status === 401 && auth && retry && credential?.kind === 'password') {
+    await response.body?.cancel();
+    if (await refresh()) return send(method, path, body, auth, false);
+  }
   const text = await response.text();
   let parsed: unknown;
   try {
@@ -75,14 +87,32 @@ function keep(pair: TokenPair): void {
   refreshTimer = setTimeout(() => void refresh(), Math.max(1, pair.expires_in * 800));
 }
 
-async function refresh(): Promise<void> {
-  if (credential?.kind !== 'password') return;
+async function refresh(): Promise<boolean> {
+  if (credential?.kind !== 'password') return false;
   try {
     keep((await send('POST', '/auth/refresh', { refresh_token: credential.refresh }, false)) as TokenPair);
+    return true;
   } catch {
     forget();
     onSignedOut?.('Your session ended; sign in again.');
+    return false;
   }
+}
+
+/**
+ * After `kid` was revoked: if it signed the access token in use, that token no longer verifies, so
+ * refresh it now (the new one is signed by the active key) instead of failing the next request.
+ */
+export async function afterRevocation(kid: string): Promise<void> {
+  if (credential?.kind !== 'password') return;
+  let signer: unknown;
+  try {
+    const header = credential.access.split('.')[0] ?? '';
+    signer = (JSON.parse(atob(header.replace(/-/g, '+').replace(/_/g, '/'))) as { kid?: unknown }).kid;
+  } catch {
+    signer = undefined;
+  }
+  if (signer === kid) await refresh();
 }
 
 function forget(): void {

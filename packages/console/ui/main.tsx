@@ -1,6 +1,15 @@
 import { render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, get, post, signInWithApiKey, signInWithPassword, signOut, whenSignedOut } from './api.js';
+import {
+  ApiError,
+  afterRevocation,
+  get,
+  post,
+  signInWithApiKey,
+  signInWithPassword,
+  signOut,
+  whenSignedOut,
+} from './api.js';
 import { type TimelineModel, timelineModel } from './timeline.js';
 import {
   AUDIT_TYPES,
@@ -332,6 +341,7 @@ function KeysView(props: { ask(p: Pending): void; version: number; health: Healt
           `/admin/keys/${encodeURIComponent(key.kid)}/revoke`,
           { reason },
         );
+        await afterRevocation(answer.revoked);
         return `Revoked ${answer.revoked}${answer.replacement ? `; ${answer.replacement} replaces it` : ''}${answer.toRewrap !== undefined ? `; ${answer.toRewrap} records to rewrap` : ''}.`;
       },
     });
@@ -708,7 +718,10 @@ function App() {
       <SignIn
         notice={notice}
         onSession={(s) => {
+          // A new session starts on the keys, with nothing of the previous one on screen.
           setNotice(undefined);
+          setMessage(undefined);
+          setView('keys');
           setSession(s);
         }}
       />
