@@ -39,7 +39,7 @@ export function describeConsoleRouteSet(name: string, routeSet: RouteSet, start:
         store: createMemoryStore(),
         masterKey: MasterKey.generate().exportText(),
         logger: false,
-        audit: false,
+        audit: { sinks: [] },
         scheduler: false,
         syncIntervalMs: 60_000,
       });
@@ -80,6 +80,22 @@ export function describeConsoleRouteSet(name: string, routeSet: RouteSet, start:
       // No inline script or style: the page only links its two assets.
       expect(page).toMatch(/<script type="module" src="\/admin\/console\/app\.js"><\/script>/);
       expect(page).not.toMatch(/<script>|<style|style=/);
+    });
+
+    it('passes the query string to the admin read routes the console calls (a repeated parameter is a 400)', async () => {
+      const { access_token: token } = await kw.tokens.issue({ sub: 'ops', scopes: ['admin'] });
+      const get = async (path: string) => {
+        const res = await fetch(`${on.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      expect((await get('/admin/keys/plan?horizon=7d')).body.horizonDays).toBe(7);
+      expect((await get('/admin/keys/plan')).body.horizonDays).toBe(120);
+      expect((await get('/admin/keys/plan?horizon=soon')).status).toBe(400);
+      const one = await get('/admin/audit?limit=1&type=token.issued');
+      expect(one.status).toBe(200);
+      expect(one.body.events).toEqual([expect.objectContaining({ type: 'token.issued' })]);
+      expect((await get('/admin/audit?type=token.issued&type=key.revoked')).status).toBe(400);
+      expect((await get('/admin/instances')).status).toBe(200);
     });
 
     it('is off unless include names console: 404 for the page and its assets, the API still served', async () => {
