@@ -3,7 +3,7 @@
 // revocation through the dialogs, the timeline and the audit updating, instances and health. Any
 // console error, page error or CSP violation fails the test; a screenshot of each view goes to
 // $KEYWARD_ARTIFACTS_DIR/console/ (else test-output/console/).
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,7 @@ interface KeyRow {
 
 describe.runIf(hasTool('chromium'))('operator console in Chromium', () => {
   let app: RunningApp;
+  let auditFile: string;
   let context: BrowserContext;
   let page: Page;
   const dirs: string[] = [];
@@ -94,10 +95,12 @@ describe.runIf(hasTool('chromium'))('operator console in Chromium', () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyward-console-'));
     const profile = mkdtempSync(join(tmpdir(), 'keyward-chromium-'));
     dirs.push(dir, profile);
+    auditFile = join(dir, 'audit.jsonl');
     app = await startExampleProcess(join(repo, 'examples/express'), {
       PORT: '0',
       KEYWARD_DIR: dir,
       KEYWARD_CONSOLE: '1',
+      KEYWARD_AUDIT_FILE: auditFile,
       LOG_LEVEL: 'warn',
       DEMO_USERS: 'alice:alice-password:read,admin:admin-password:read admin',
     });
@@ -215,7 +218,7 @@ describe.runIf(hasTool('chromium'))('operator console in Chromium', () => {
   it('shows the audit newest first with the rotation and the revocation, filterable by type, chain verified', async () => {
     await page.getByRole('button', { name: 'Audit' }).click();
     await page.getByRole('heading', { name: 'Audit' }).waitFor();
-    await page.getByText(/^chain verified/).waitFor();
+    await page.getByText(/^chain verified \(\d+ events, stored in jsonl\)/).waitFor();
     const types = async () => page.locator('table.audit tbody tr td:nth-child(2)').allInnerTexts();
     await expect
       .poll(async () => (await types()).slice(0, 10))
@@ -255,6 +258,16 @@ describe.runIf(hasTool('chromium'))('operator console in Chromium', () => {
     await page.getByRole('heading', { name: 'Keys' }).waitFor();
     await page.getByText('(API key)').waitFor();
     await expectNoSecrets();
+  });
+
+  it('shows the first broken link once the audit file is edited', async () => {
+    const lines = readFileSync(auditFile, 'utf8').trimEnd().split('\n');
+    const third = JSON.parse(lines[2] as string) as Record<string, unknown>;
+    lines[2] = JSON.stringify({ ...third, outcome: 'failure' });
+    writeFileSync(auditFile, `${lines.join('\n')}\n`);
+    await page.getByRole('button', { name: 'Audit' }).click();
+    await page.getByText(`chain broken at line 3 of the jsonl sink (${third.id})`).waitFor();
+    await shot('audit-broken');
   });
 
   it('reported no console error, page error or CSP violation', () => {

@@ -511,7 +511,7 @@ function AuditView(props: { version: number }) {
           <p class={`chain ${chain.ok ? 'ok' : 'broken'}`} role="status">
             {chain.ok
               ? `chain verified (${chain.count} events, ${chain.source === 'sink' ? `stored in ${chain.sink ?? 'a sink'}` : 'in memory only'})`
-              : `chain broken at event ${chain.index + 1}${chain.eventId ? ` (${chain.eventId})` : ''}: ${chain.reason}`}
+              : `chain broken at ${chain.source === 'sink' ? `line ${chain.index + 1} of the ${chain.sink ?? 'audit'} sink` : `event ${chain.index + 1} of those in memory`}${chain.eventId ? ` (${chain.eventId})` : ''}: ${chain.reason}`}
           </p>
         )}
       </div>

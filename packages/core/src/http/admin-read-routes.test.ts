@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { jsonlFileSink } from '../audit/jsonl-file-sink.js';
 import { MasterKey } from '../keys/master-key.js';
-import { createKeyward, type Keyward, type KeywardOptions } from '../keyward.js';
+import { createKeyward, type Keyward } from '../keyward.js';
+import { type KeywardOptions, keywardOptionsFromEnv } from '../options.js';
 import { createMemoryStore } from '../store/memory.js';
 import { createAuthenticator } from './authenticate.js';
 import { handleRoute, type KeywardRoute, keywardRoutes } from './routes.js';
@@ -88,15 +89,26 @@ describe('GET /admin/audit', () => {
     expect(broken.chain).toMatchObject({ ok: false, index: 1, eventId: second.id, source: 'sink' });
   });
 
+  it('KEYWARD_AUDIT_FILE adds a jsonl file sink whose chain the route verifies', async () => {
+    const file = join(dir, 'env-audit.jsonl');
+    const { audit } = keywardOptionsFromEnv({ KEYWARD_AUDIT_FILE: file, KEYWARD_DIR: dir });
+    const { kw, call } = await setup({ ...(audit ? { audit } : {}) });
+    await kw.keys.rotate({ use: 'enc', reason: 'test' });
+    const body = (await call('listAudit')).body as { chain: Record<string, unknown> };
+    expect(body.chain).toMatchObject({ ok: true, source: 'sink', sink: 'jsonl' });
+    expect(readFileSync(file, 'utf8')).toContain('"key.rotated"');
+  });
+
   it('refuses an unknown type, a bad limit and a repeated parameter with 400; a non-admin with 403', async () => {
     const { call, readToken } = await setup();
-    for (const query of [
+    const bad: Array<Record<string, string | string[]>> = [
       { type: 'key.nope' },
       { limit: '0' },
       { limit: '1001' },
       { limit: '2x' },
       { type: ['a', 'b'] },
-    ]) {
+    ];
+    for (const query of bad) {
       const answer = await call('listAudit', query);
       expect(answer.status, JSON.stringify(query)).toBe(400);
       expect(answer.body).toMatchObject({ error: 'invalid_request' });
