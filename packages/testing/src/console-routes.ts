@@ -1,8 +1,6 @@
+import { createKeyward, createMemoryStore, type Keyward, MasterKey } from '@keyward/core';
 import type { KeywardRoutesOptions, RouteSet } from '@keyward/core/http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MasterKey } from '../../core/src/keys/master-key.js';
-import { createKeyward, type Keyward } from '../../core/src/keyward.js';
-import { createMemoryStore } from '../../core/src/store/memory.js';
 
 /** A running app of one adapter with the given route-table options. */
 export interface ConsoleApp {
