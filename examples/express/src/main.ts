@@ -1,5 +1,6 @@
 // keyward on Express: serves docs/contract.md. Copy this file as the start of your app.
 import type { AddressInfo } from 'node:net';
+import { consoleFromEnv } from '@keyward/console';
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
 import { cookieModeFromEnv, routeNotFound, staticUsers } from '@keyward/core/http';
 import { keyward } from '@keyward/express';
@@ -29,7 +30,8 @@ let shuttingDown = false;
 
 const app = express();
 app.disable('x-powered-by');
-app.use(auth.router({ users, isShuttingDown: () => shuttingDown }));
+// KEYWARD_CONSOLE=1: the operator console at /admin/console (admins only; off by default).
+app.use(auth.router({ users, isShuttingDown: () => shuttingDown, ...consoleFromEnv() }));
 // Your own routes go here, e.g.:
 // app.get('/orders', auth.requireScopes('read'), (req, res) => res.json({ owner: req.auth?.sub }));
 // Unknown routes: the contract's JSON 404 (Express's default is an HTML page quoting the path).

@@ -1,4 +1,5 @@
 // keyward on Fastify: serves docs/contract.md. Copy this file as the start of your app.
+import { consoleFromEnv } from '@keyward/console';
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
 import { cookieModeFromEnv, MAX_PATH_PARAM_LENGTH, staticUsers } from '@keyward/core/http';
 import { keyward, keywardFrameworkErrors, keywardNotFoundHandler, keywardRoutes } from '@keyward/fastify';
@@ -30,7 +31,8 @@ let shuttingDown = false;
 const app = Fastify({ frameworkErrors: keywardFrameworkErrors, maxParamLength: MAX_PATH_PARAM_LENGTH });
 app.setNotFoundHandler(keywardNotFoundHandler);
 await app.register(keyward, { keyward: kw, ...cookieMode });
-await app.register(keywardRoutes, { users, isShuttingDown: () => shuttingDown });
+// KEYWARD_CONSOLE=1: the operator console at /admin/console (admins only; off by default).
+await app.register(keywardRoutes, { users, isShuttingDown: () => shuttingDown, ...consoleFromEnv() });
 // Your own routes go here, e.g. (with `app.setErrorHandler(keywardErrorHandler)` for the contract's JSON errors):
 // app.get('/orders', { onRequest: app.requireScopes('read') }, async (request) => ({ owner: request.auth?.sub }));
 

@@ -1,5 +1,6 @@
 // keyward on Hono (Node, @hono/node-server): serves docs/contract.md. Copy this file as the start of your app.
 import { serve } from '@hono/node-server';
+import { consoleFromEnv } from '@keyward/console';
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
 import { cookieModeFromEnv, routeNotFound, staticUsers } from '@keyward/core/http';
 import { type KeywardEnv, keywardRoutes, toHTTPException } from '@keyward/hono';
@@ -27,7 +28,11 @@ const { kw, cookieMode } = await Promise.resolve()
 let shuttingDown = false;
 
 const app = new Hono<KeywardEnv>();
-app.route('/', keywardRoutes(kw, { users, isShuttingDown: () => shuttingDown, ...cookieMode }));
+// KEYWARD_CONSOLE=1: the operator console at /admin/console (admins only; off by default).
+app.route(
+  '/',
+  keywardRoutes(kw, { users, isShuttingDown: () => shuttingDown, ...cookieMode, ...consoleFromEnv() }),
+);
 // Unknown routes: the contract's JSON 404 (Hono's default is a text "404 Not Found").
 app.notFound(() => toHTTPException(routeNotFound()).getResponse());
 // Your own routes go here, e.g.:

@@ -2,6 +2,7 @@
 // NEST_PLATFORM=fastify. Copy this file as the start of your app.
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
+import { consoleFromEnv } from '@keyward/console';
 import { createKeyward, isKeywardError, keywardOptionsFromEnv } from '@keyward/core';
 import {
   cookieModeFromEnv,
@@ -99,7 +100,8 @@ class AppExceptionFilter extends KeywardExceptionFilter {
       isGlobal: true,
       // The contract's routes, metrics included (`routes: true` serves all but /metrics, which needs
       // no credential: keep it off the public internet); `prefix: '/api'` would serve them under /api.
-      routes: { include: ROUTE_GROUPS },
+      // KEYWARD_CONSOLE=1 adds the operator console at /admin/console (admins only; off by default).
+      routes: { include: ROUTE_GROUPS, ...consoleFromEnv() },
       // The contract's `{error, message}` bodies, as the other examples answer (default: Nest's shape).
       errorFormat: 'contract',
       ...cookieMode,

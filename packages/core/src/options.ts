@@ -1,5 +1,7 @@
 import { pino } from 'pino';
+import { jsonlFileSink } from './audit/jsonl-file-sink.js';
 import type { AuditLog, AuditLogOptions } from './audit/log.js';
+import { pinoSink } from './audit/sinks.js';
 import { KeywardError } from './errors.js';
 import { parsePreviousMasterKeys } from './keys/master-key.js';
 import type { RotationPolicyInput } from './keys/rotation-policy.js';
@@ -188,6 +190,11 @@ export interface KeywardEnvironment {
   KEYWARD_INSTANCE_HEARTBEAT_MS?: string | undefined;
   /** pino level of keyward's operational log: `fatal`, `error`, `warn`, `info` (default), `debug`, `trace` or `silent`. */
   LOG_LEVEL?: string | undefined;
+  /**
+   * A JSON-lines audit file (`jsonlFileSink`) next to the default pino sink: the chain continues
+   * across restarts, and `GET /admin/audit` / `keyward audit verify` check the stored chain.
+   */
+  KEYWARD_AUDIT_FILE?: string | undefined;
 }
 
 /** The levels `LOG_LEVEL` accepts (pino's). */
@@ -200,7 +207,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
  * `KEYWARD_MASTER_KEY_PREVIOUS` (comma-separated), `JWT_SECRET`, `KEYWARD_ISSUER`, `KEYWARD_AUDIENCE`, `KEYWARD_CLIENT_ID`, `KEYWARD_LEGACY_SIGNING`,
  * `KEYWARD_SIGNING_ALG`, `KEYWARD_TRUSTED_ISSUERS` (a JSON array of trusted issuers), `KEYWARD_RATE_LIMIT` (`off`),
  * `KEYWARD_RATE_LIMIT_LOGIN` (`perUser/perAddress/windowSec`), `KEYWARD_RATE_LIMIT_REFRESH` (`perAddress/windowSec`),
- * `KEYWARD_INSTANCE_HEARTBEAT_MS` (whole ms of at least 100, or `off`), `LOG_LEVEL`
+ * `KEYWARD_INSTANCE_HEARTBEAT_MS` (whole ms of at least 100, or `off`), `KEYWARD_AUDIT_FILE` (a JSON-lines
+ * audit file besides stdout), `LOG_LEVEL`
  * (the level of the default pino logger; any other value is `config_invalid`)).
  *
  * @example
@@ -265,6 +273,8 @@ export function keywardOptionsFromEnv(env: KeywardEnvironment = process.env): Ke
     }
     options.logger = pino({ name: 'keyward', level: env.LOG_LEVEL });
   }
+  // Opened here, so a torn last line refuses the start-up (`audit_file_invalid`) with one line.
+  if (env.KEYWARD_AUDIT_FILE) options.audit = { sinks: [pinoSink(), jsonlFileSink(env.KEYWARD_AUDIT_FILE)] };
   if (env.KEYWARD_LEGACY_SIGNING !== undefined && env.KEYWARD_LEGACY_SIGNING !== '') {
     if (!['true', 'false', '1', '0'].includes(env.KEYWARD_LEGACY_SIGNING)) {
       throw new KeywardError('config_invalid', 'KEYWARD_LEGACY_SIGNING must be true or false');

@@ -50,6 +50,8 @@ export function keywardRouter(
             {
               headers: req.headers,
               params: req.params as Record<string, string>,
+              // Express 5's default query parser: a string, or an array when repeated.
+              query: req.query as Record<string, string | string[] | undefined>,
               body: emptyBodies.has(req) ? undefined : req.body,
               remoteAddress: req.ip,
               native: req,

@@ -88,6 +88,8 @@ async function mountRoutes(
           {
             headers: request.headers,
             params: request.params as Record<string, string>,
+            // Fastify's default query parser: a string, or an array when repeated.
+            query: request.query as Record<string, string | string[] | undefined>,
             body: request.body,
             remoteAddress: request.ip,
             native: request,

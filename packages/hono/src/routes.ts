@@ -86,6 +86,7 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
         {
           headers: c.req.header(),
           params: c.req.param(),
+          query: queryOf(c),
           body: body.value,
           remoteAddress: remoteAddressOf(c),
           native: c,
@@ -97,6 +98,15 @@ export function keywardRoutes(kw: KeywardHonoDeps, options: KeywardHonoRoutesOpt
     app.on(route.method, route.path, handler);
   }
   return app;
+}
+
+/** The query parameters as the other adapters give them: a string, or an array when repeated. */
+function queryOf(c: Context): Record<string, string | string[]> {
+  const query: Record<string, string | string[]> = Object.create(null);
+  for (const [name, values] of Object.entries(c.req.queries())) {
+    query[name] = values.length === 1 ? (values[0] as string) : values;
+  }
+  return query;
 }
 
 /**

@@ -10,8 +10,26 @@ import { KeywardService } from './keyward.service.js';
 interface PlatformRequest {
   headers: HttpRequest['headers'];
   params?: Record<string, string | undefined>;
+  query?: unknown;
   body?: unknown;
   ip?: string;
+}
+
+/**
+ * The platform's parsed query (Express or Fastify: a string, or an array when repeated) as core
+ * takes it. A value of another shape (an extended parser's nested object) is passed as an array
+ * of nothing, which the route refuses as a repeated parameter.
+ */
+function queryOf(query: unknown): HttpRequest['query'] {
+  if (typeof query !== 'object' || query === null) return {};
+  const out: NonNullable<HttpRequest['query']> = Object.create(null);
+  for (const [name, value] of Object.entries(query)) {
+    out[name] =
+      typeof value === 'string' || (Array.isArray(value) && value.every((v) => typeof v === 'string'))
+        ? (value as string | string[])
+        : [];
+  }
+  return out;
 }
 
 type Method = 'get' | 'post' | 'put' | 'delete';
@@ -48,6 +66,7 @@ export class KeywardRoutesRegistrar implements OnModuleInit {
       .run(route, {
         headers: req.headers,
         params: req.params ?? {},
+        query: queryOf(req.query),
         // Nest's Express body parser reads an empty body as `{}`: a bodyless request is no body.
         body: req.headers['content-length'] === '0' ? undefined : req.body,
         remoteAddress: req.ip,

@@ -1,10 +1,15 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 
 /** The Python interpreter interop tests run (`KEYWARD_PYTHON`, default `python3`). */
 export const python = process.env.KEYWARD_PYTHON || 'python3';
 
+/** The Chromium the console's browser test drives (`KEYWARD_CHROMIUM`, default Debian's `/usr/bin/chromium`). */
+export const chromium = process.env.KEYWARD_CHROMIUM || '/usr/bin/chromium';
+
 const probes = {
+  chromium: () => existsSync(chromium),
   'redis-server': () => spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0,
   'redis-cli': () => spawnSync('redis-cli', ['--version'], { stdio: 'ignore' }).status === 0,
   'python-cryptography': () =>
@@ -13,7 +18,8 @@ const probes = {
 
 /**
  * Whether an external tool some tests need is on this machine (`redis-server`, or Python with
- * `cryptography` for the live Fernet interop tests, `redis-cli` for the Cluster and Sentinel tests). Without it those tests are skipped, except
+ * `cryptography` for the live Fernet interop tests, `redis-cli` for the Cluster and Sentinel tests,
+ * `chromium` for the console's browser test). Without it those tests are skipped, except
  * under `KEYWARD_REQUIRE_TOOLS=1` (set by CI), where a missing tool fails the run instead.
  *
  * @example

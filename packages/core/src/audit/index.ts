@@ -21,6 +21,12 @@ export {
   type RotationType,
 } from './events.js';
 export { jsonlFileSink } from './jsonl-file-sink.js';
-export { type AuditLog, type AuditLogOptions, type AuditStats, createAuditLog } from './log.js';
+export {
+  type AuditChainState,
+  type AuditLog,
+  type AuditLogOptions,
+  type AuditStats,
+  createAuditLog,
+} from './log.js';
 export { MAX_AUDIT_STRING_LENGTH, scrubAuditFields, secretLikeReason } from './scrub.js';
 export { AUDIT_REDACT_PATHS, type AuditSink, callbackSink, createAuditLogger, pinoSink } from './sinks.js';

@@ -1,5 +1,6 @@
 import { closeSync, createWriteStream, fstatSync, fsync, openSync, readSync } from 'node:fs';
 import { KeywardError } from '../errors.js';
+import { verifyAuditFile } from './chain.js';
 import type { AuditSink } from './sinks.js';
 
 const CHUNK = 64 * 1024;
@@ -96,6 +97,10 @@ export function jsonlFileSink(path: string): AuditSink {
       if (typeof fd === 'number') {
         await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
       }
+    },
+    async verify() {
+      await this.flush?.();
+      return verifyAuditFile(path);
     },
     async close() {
       if (closed) return;

@@ -1,14 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { KeywardError } from '../errors.js';
-import { AUDIT_GENESIS_HASH, hashAuditEvent } from './chain.js';
+import { AUDIT_GENESIS_HASH, type AuditChainResult, hashAuditEvent, verifyAuditChain } from './chain.js';
 import {
   DEFAULT_DENIED_RATE_LIMIT,
   DeniedLimiter,
   type DeniedRateLimit,
   type DeniedSummary,
 } from './denied-limiter.js';
-import { AUDIT_EVENT_TYPES, type AuditActor, type AuditEvent, type AuditEventInput } from './events.js';
+import {
+  AUDIT_EVENT_TYPES,
+  type AuditActor,
+  type AuditEvent,
+  type AuditEventInput,
+  type AuditEventType,
+} from './events.js';
 import { scrubAuditFields } from './scrub.js';
 import { type AuditSink, pinoSink } from './sinks.js';
 
@@ -24,7 +30,19 @@ export interface AuditLogOptions {
   deniedRateLimit?: DeniedRateLimit;
   /** Called when a sink throws or rejects (after it is counted). Must not throw. */
   onSinkError?: (error: unknown, sink: string) => void;
+  /**
+   * How many of the latest events the log keeps in memory for {@link AuditLog.recent} (the admin
+   * console's audit view). Default 1000; 0 keeps none.
+   */
+  recentEvents?: number;
 }
+
+/**
+ * The state of the audit chain as {@link AuditLog.verify} reports it. `source: 'sink'`: the chain a
+ * sink stores (a {@link jsonlFileSink} file, verified from its first line), named by `sink`;
+ * `source: 'memory'`: no sink can be verified, so only the events kept in memory were checked.
+ */
+export type AuditChainState = AuditChainResult & { source: 'sink' | 'memory'; sink?: string };
 
 /** Counters an audit log keeps, for metrics and health. */
 export interface AuditStats {
@@ -50,6 +68,17 @@ export interface AuditLog {
   stats(): AuditStats;
   /** `hash` of the last event (the chain head). */
   readonly lastHash: string;
+  /**
+   * The latest events this process emitted (at most `recentEvents` are kept), newest first,
+   * optionally only those of `type`; `limit` caps the answer (default 100).
+   */
+  recent(options?: { type?: AuditEventType; limit?: number }): AuditEvent[];
+  /**
+   * Verifies the chain: the stored one of the first sink that can verify itself (a
+   * {@link jsonlFileSink}: the whole file, after a flush), else the events kept in memory.
+   * Never rejects: a sink that cannot be read is a broken chain at index 0 with its reason.
+   */
+  verify(): Promise<AuditChainState>;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -94,6 +123,11 @@ export function createAuditLog(options: AuditLogOptions = {}): AuditLog {
   const now = options.now ?? Date.now;
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}`;
   const limiter = new DeniedLimiter(limit);
+  const keepRecent = options.recentEvents ?? 1000;
+  if (!Number.isInteger(keepRecent) || keepRecent < 0)
+    throw new KeywardError('config_invalid', 'recentEvents must be an integer >= 0');
+  // The latest events, oldest first; trimmed in halves so an emit stays O(1) amortised.
+  let recentEvents: AuditEvent[] = [];
   const stats: AuditStats = {
     emitted: 0,
     rateLimited: 0,
@@ -149,6 +183,10 @@ export function createAuditLog(options: AuditLogOptions = {}): AuditLog {
     stats.emitted += 1;
     // Frozen: every sink gets the same object, and one sink must not alter what the next one stores.
     const typed = deepFreeze(event) as unknown as AuditEvent;
+    if (keepRecent > 0) {
+      recentEvents.push(typed);
+      if (recentEvents.length >= keepRecent * 2) recentEvents = recentEvents.slice(-keepRecent);
+    }
     for (const sink of sinks) track(sink, () => sink.write(typed));
     return typed;
   };
@@ -246,6 +284,35 @@ export function createAuditLog(options: AuditLogOptions = {}): AuditLog {
     },
     stats() {
       return { ...stats };
+    },
+    recent(query = {}) {
+      const limit = Math.max(0, Math.min(query.limit ?? 100, keepRecent));
+      const out: AuditEvent[] = [];
+      const window = recentEvents.slice(-keepRecent);
+      for (let i = window.length - 1; i >= 0 && out.length < limit; i--) {
+        const event = window[i] as AuditEvent;
+        if (query.type === undefined || event.type === query.type) out.push(event);
+      }
+      return out;
+    },
+    async verify() {
+      const verifiable = sinks.find((sink) => typeof sink.verify === 'function');
+      if (verifiable?.verify) {
+        await this.flush();
+        try {
+          return { ...(await verifiable.verify()), source: 'sink', sink: verifiable.name };
+        } catch (error) {
+          const reason = error instanceof KeywardError ? error.message : 'the sink cannot be read';
+          return { ok: false, index: 0, reason, source: 'sink', sink: verifiable.name };
+        }
+      }
+      const window = recentEvents.slice(-keepRecent);
+      const first = window[0];
+      const result = verifyAuditChain(
+        window.map((event) => JSON.stringify(event)),
+        first === undefined ? {} : { expectedPrevHash: first.prevHash },
+      );
+      return { ...result, source: 'memory' };
     },
   };
 }

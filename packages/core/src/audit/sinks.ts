@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger, pino } from 'pino';
+import type { AuditChainResult } from './chain.js';
 import type { AuditEvent } from './events.js';
 
 /**
@@ -15,6 +16,8 @@ export interface AuditSink {
   close?(): Promise<void>;
   /** `hash` of the last event this sink already stores, so a new log continues its chain. */
   readonly lastHash?: string | undefined;
+  /** Verifies the chain the sink stores (see {@link AuditLog.verify}); a sink that keeps nothing has none. */
+  verify?(): Promise<AuditChainResult>;
 }
 
 /**

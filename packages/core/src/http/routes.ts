@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { markRealm } from '../_internal/realm.js';
 import type { ApiKeyService } from '../apikeys/types.js';
+import { AUDIT_EVENT_TYPES, type AuditEventType } from '../audit/events.js';
 import { isKeywardError, KeywardError } from '../errors.js';
 import type { HealthReport } from '../health/types.js';
 import { isSymmetric } from '../keys/algorithms.js';
+import { type RotationAction, simulateRotation } from '../keys/rotation-plan.js';
 import type { KeyRecord, KeyUse } from '../keys/types.js';
 import type { KeywardCore, KeywardJwt } from '../keyward.js';
 import type { RateLimitedRoute, RateLimiter, RateLimitSubject } from '../ratelimit/limiter.js';
@@ -37,6 +39,12 @@ import { issueForUser, type UserDirectory } from './users.js';
 export interface HttpRequest {
   headers: HeaderBag;
   params: Record<string, string | undefined>;
+  /**
+   * The query string's parameters (a repeated one as an array), as the framework parsed them.
+   * Only the read-only admin routes take any (`GET /admin/audit?type=&limit=`,
+   * `GET /admin/keys/plan?horizon=`); absent, they answer their defaults.
+   */
+  query?: Record<string, string | string[] | undefined>;
   /**
    * The parsed body, or `undefined`: JSON for most routes; for a route with `body: 'form'` the
    * form's fields (`{name: value}`, a repeated field as an array) or the raw form text. Adapters
@@ -93,10 +101,13 @@ export interface KeywardRoute {
   handle(request: HttpRequest, principal: Principal | undefined): Promise<HttpResponse>;
 }
 
-/** What the contract routes need of a keyward instance. */
+/**
+ * What the contract routes need of a keyward instance. A `Keyward` from `createKeyward()` fits;
+ * without `audit`, `instances` or `now` the admin routes that read them are not served.
+ */
 export interface RouteDeps
   extends Pick<KeywardCore, 'keys' | 'policy'>,
-    Partial<Pick<KeywardCore, 'issuer'>> {
+    Partial<Pick<KeywardCore, 'issuer' | 'audit' | 'instances' | 'now'>> {
   /** Verifies access tokens for `POST /oauth/introspect` and `POST /oauth/revoke`. */
   jwt: Pick<KeywardJwt, 'verify'>;
   /** The instance's options; `issuer` is reported as `iss` when introspecting opaque tokens. */
@@ -239,6 +250,57 @@ function stringField(
   if (value.length > (options.max ?? 1024))
     throw invalidRequest(`"${name}" is longer than ${options.max ?? 1024} characters`);
   return value;
+}
+
+/** One query parameter as a string; a repeated or over-long one is a 400. */
+function queryField(req: HttpRequest, name: string): string | undefined {
+  const value = req.query?.[name];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') throw invalidRequest(`query parameter "${name}" must be given once`);
+  if (value.length > 64) throw invalidRequest(`query parameter "${name}" is longer than 64 characters`);
+  return value;
+}
+
+/** A whole number from the query in `[min, max]`, or `fallback` when absent. */
+function queryInteger(req: HttpRequest, name: string, min: number, max: number, fallback: number): number {
+  const text = queryField(req, name);
+  if (text === undefined) return fallback;
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max)
+    throw invalidRequest(`query parameter "${name}" must be a whole number from ${min} to ${max}`);
+  return value;
+}
+
+/** The most days `GET /admin/keys/plan` simulates (as `keyward keys plan --days`). */
+const MAX_PLAN_DAYS = 3650;
+
+/** `horizon` of `GET /admin/keys/plan`: days as `120d` or `120`, default 120. */
+function planHorizonDays(req: HttpRequest): number {
+  const text = queryField(req, 'horizon');
+  if (text === undefined) return 120;
+  const match = /^(\d{1,4})d?$/.exec(text);
+  const days = match ? Number(match[1]) : Number.NaN;
+  if (!(days >= 0 && days <= MAX_PLAN_DAYS))
+    throw invalidRequest(`"horizon" must be a number of days from 0 to ${MAX_PLAN_DAYS}, e.g. 120d`);
+  return days;
+}
+
+const isoTime = (t: number) => new Date(t).toISOString();
+
+/** A planned action with its times as ISO strings, as the admin API writes times. */
+function publicAction(action: RotationAction) {
+  switch (action.type) {
+    case 'generate':
+      return { ...action, activateAt: isoTime(action.activateAt) };
+    case 'activate':
+      return {
+        ...action,
+        demote: action.demote ?? null,
+        verifyUntil: action.verifyUntil === undefined ? null : isoTime(action.verifyUntil),
+      };
+    default:
+      return action;
+  }
 }
 
 const SECRET_NAME = /^[A-Za-z0-9._-]{1,128}$/;
@@ -422,6 +484,66 @@ export function keywardRoutes(kw: RouteDeps, options: KeywardRoutesOptions = {})
     auth: admin,
     handle: async () => json(200, kw.keys.list().map(publicRecord)),
   });
+  add('admin', {
+    name: 'planKeys',
+    method: 'GET',
+    path: '/admin/keys/plan',
+    auth: admin,
+    async handle(req) {
+      const days = planHorizonDays(req);
+      const from = (kw.now ?? Date.now)();
+      // The scheduler's own decision function, played forward as `keyward keys plan` does.
+      const steps = simulateRotation(kw.keys.list(), kw.policy, from, days);
+      return json(200, {
+        from: isoTime(from),
+        horizonDays: days,
+        steps: steps.map(({ at, actions, jwksKids }) => ({
+          at: isoTime(at),
+          actions: actions.map(publicAction),
+          jwksKids,
+        })),
+      });
+    },
+  });
+  if (kw.audit) {
+    const audit = kw.audit;
+    add('admin', {
+      name: 'listAudit',
+      method: 'GET',
+      path: '/admin/audit',
+      auth: admin,
+      async handle(req) {
+        const type = queryField(req, 'type');
+        if (type !== undefined && !AUDIT_EVENT_TYPES.includes(type as AuditEventType))
+          throw invalidRequest(`"type" must be one of ${AUDIT_EVENT_TYPES.join(', ')}`);
+        const limit = queryInteger(req, 'limit', 1, 1000, 100);
+        const events = audit.recent({ ...(type ? { type: type as AuditEventType } : {}), limit });
+        return json(200, { events, chain: await audit.verify() });
+      },
+    });
+  }
+  if (kw.instances) {
+    const instances = kw.instances;
+    add('admin', {
+      name: 'listInstances',
+      method: 'GET',
+      path: '/admin/instances',
+      auth: admin,
+      async handle() {
+        const report = await instances.list();
+        return json(200, {
+          generation: report.generation,
+          self: instances.id ?? null,
+          counts: report.counts,
+          instances: report.instances.map((i) => ({
+            ...i,
+            startedAt: isoTime(i.startedAt),
+            lastSeenAt: isoTime(i.lastSeenAt),
+          })),
+        });
+      },
+    });
+  }
   add('admin', {
     name: 'rotateKey',
     method: 'POST',
