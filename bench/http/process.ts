@@ -11,8 +11,20 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(spec: ServerSpec, timeoutMs = 60_000): Promise<RunningServer> {
-  const node = [process.execPath, '--conditions=@keyward/source', '--import', 'tsx', `${here}server.ts`];
+/** Starts a server process for `spec`; `nodeArgs` go to its `node` (e.g. `--cpu-prof`). */
+export async function startServer(
+  spec: ServerSpec,
+  timeoutMs = 60_000,
+  nodeArgs: readonly string[] = [],
+): Promise<RunningServer> {
+  const node = [
+    process.execPath,
+    ...nodeArgs,
+    '--conditions=@keyward/source',
+    '--import',
+    'tsx',
+    `${here}server.ts`,
+  ];
   const [cmd, ...args] = HAS_TASKSET ? ['taskset', '-c', '1', ...node] : node;
   const child = spawn(cmd ?? process.execPath, args, {
     cwd: here,

@@ -10,6 +10,10 @@
  * per-string hash cache, and the copy's cost is in the baseline too. Rounds are interleaved and
  * rotated so drift affects all alike; the report is the median per variant and each one's cost per
  * call minus the baseline's.
+ *
+ * Two more rows show the miss path: HS256 tokens (the cheapest verification, so the cache's own
+ * cost shows) cycled through twice as many as the verify cache holds, so every call misses and
+ * evicts, next to the same tokens with the cache off.
  */
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -51,6 +55,26 @@ const headerValues = await Promise.all(
 );
 for (const value of headerValues) await auth.authenticate({ authorization: value }); // warm
 const headerBytes = headerValues.map((v) => Buffer.from(v, 'latin1'));
+
+// The miss path: HS256, 20,000 tokens through a 10,000-token cache, and the same with it off.
+const BEYOND = 20_000;
+const hsOptions = (verifyCache: false | { max: number }) => ({
+  store: createMemoryStore(),
+  masterKey: MasterKey.generate().exportText(),
+  jwtSecret: 'bench-secret-bench-secret-bench-secret',
+  legacySigning: true,
+  logger: false as const,
+  audit: false as const,
+  scheduler: false as const,
+  syncIntervalMs: 60_000,
+  verifyCache,
+});
+const hsCached = await createKeyward(hsOptions({ max: BEYOND / 2 }));
+const hsNoCache = await createKeyward(hsOptions(false));
+const hsTokens = Array.from({ length: BEYOND }, (_, i) =>
+  Buffer.from(hsCached.jwt.sign({ sub: `user_${i}`, scope: 'read' }), 'latin1'),
+);
+const freshHs = (i: number) => (hsTokens[i % BEYOND] as Buffer).toString('latin1');
 const baseline = new Map(headerValues.map((v, i) => [v, i]));
 
 /** A never-hashed copy of header `i`, as a parser produces one per request. */
@@ -72,6 +96,16 @@ const variants: Record<string, Variant> = {
   'kw.jwt.verify (sync)': () => {
     const started = performance.now();
     for (let i = 0; i < CALLS; i++) sink += kw.jwt.verify(fresh(i).slice(7)).payload.exp ?? 0;
+    return performance.now() - started;
+  },
+  'HS256 verify, every call a miss (cache full, evicting)': () => {
+    const started = performance.now();
+    for (let i = 0; i < CALLS; i++) sink += hsCached.jwt.verify(freshHs(i)).payload.exp ?? 0;
+    return performance.now() - started;
+  },
+  'HS256 verify, cache off': () => {
+    const started = performance.now();
+    for (let i = 0; i < CALLS; i++) sink += hsNoCache.jwt.verify(freshHs(i)).payload.exp ?? 0;
     return performance.now() - started;
   },
   'authenticate (await)': async () => {
@@ -108,3 +142,5 @@ for (const name of names) {
 }
 if (sink === 42) console.log('');
 await kw.close();
+await hsCached.close();
+await hsNoCache.close();

@@ -39,9 +39,10 @@ describe('VerifiedTokenCache', () => {
   it('never answers a value set for another token (fast-check against a Map model)', () => {
     const token = fc.stringMatching(/^[A-Za-z0-9_-]{0,12}(\.[A-Za-z0-9_-]{0,6}){0,2}$/);
     const op = fc.oneof(
-      fc.record({ kind: fc.constant('set' as const), token, value: fc.integer() }),
+      fc.record({ kind: fc.constant('set' as const), token, value: fc.integer({ min: -3, max: 3 }) }),
       fc.record({ kind: fc.constant('get' as const), token }),
       fc.record({ kind: fc.constant('delete' as const), token }),
+      fc.record({ kind: fc.constant('deleteWhere' as const), value: fc.integer({ min: -3, max: 3 }) }),
     );
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 8 }), fc.array(op, { maxLength: 200 }), (max, ops) => {
@@ -54,6 +55,9 @@ describe('VerifiedTokenCache', () => {
           } else if (o.kind === 'delete') {
             cache.delete(o.token);
             model.delete(o.token);
+          } else if (o.kind === 'deleteWhere') {
+            cache.deleteWhere((v) => v === o.value);
+            for (const [t, v] of model) if (v === o.value) model.delete(t);
           } else {
             const got = cache.get(o.token);
             // A cache may forget (eviction, a shared slot); it may never invent or mix up values.
@@ -63,5 +67,22 @@ describe('VerifiedTokenCache', () => {
         }
       }),
     );
+  });
+});
+
+describe('VerifiedTokenCache eviction', () => {
+  it('stays full and keeps answering through many evictions (every token a miss once)', () => {
+    const cache = new VerifiedTokenCache<number>(100);
+    const token = (i: number) => `h.p.${String(i).padStart(12, '0')}x`;
+    for (let i = 0; i < 10_000; i++) {
+      cache.set(token(i), i);
+      expect(cache.get(token(i))).toBe(i);
+    }
+    expect(cache.size).toBeLessThanOrEqual(100);
+    expect(cache.size).toBeGreaterThan(90);
+    cache.deleteWhere((v) => v % 2 === 0);
+    for (let i = 20_000; i < 20_100; i++) cache.set(token(i), i);
+    expect(cache.size).toBeLessThanOrEqual(100);
+    expect(cache.get(token(20_099))).toBe(20_099);
   });
 });

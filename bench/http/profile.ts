@@ -1,0 +1,86 @@
+/**
+ * Where a keyward-guarded request's server CPU goes. For each framework: the bench server with
+ * keyward (one repeated HS256 token, so every request is a verify-cache hit), loaded by autocannon
+ * like `bench:http`, profiled with `node --cpu-prof`. The report is the share of the server's busy
+ * samples (idle left out) whose own code is keyward's (`packages/core`, the adapter package) next to
+ * the framework, Node's HTTP stack and the rest: what keyward can cost a request at most, to read
+ * the HTTP ratios against.
+ *
+ *   pnpm --filter @keyward/bench bench:http:profile   (BENCH_DURATION, default 5 s; BENCH_FRAMEWORKS)
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openKeyring } from './keys.js';
+import { measure } from './load.js';
+import { startServer } from './process.js';
+import { FRAMEWORKS, type Framework } from './spec.js';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string };
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+}
+
+const ADAPTER: Record<Framework, string> = {
+  express: 'packages/express/',
+  fastify: 'packages/fastify/',
+  hono: 'packages/hono/',
+  'nest-express': 'packages/nestjs/',
+  'nest-fastify': 'packages/nestjs/',
+};
+
+/** The bucket of one frame's own time. */
+function bucketOf(framework: Framework, { functionName, url }: ProfileNode['callFrame']): string | undefined {
+  if (functionName === '(idle)') return undefined;
+  if (url.includes('/packages/core/')) return 'keyward core';
+  if (url.includes(`/${ADAPTER[framework]}`)) return 'keyward adapter';
+  if (functionName === '(garbage collector)') return 'garbage collector';
+  if (url.startsWith('node:')) return 'Node (http, net, streams…)';
+  const pkg = /node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
+  if (pkg) return pkg;
+  return 'other (natives, V8, bench route)';
+}
+
+const durationSec = Number(process.env.BENCH_DURATION ?? 5);
+const frameworks = (process.env.BENCH_FRAMEWORKS?.split(',') ?? FRAMEWORKS) as Framework[];
+const keyring = await openKeyring('HS256');
+const [token] = keyring.sign(1);
+try {
+  for (const framework of frameworks) {
+    const dir = mkdtempSync(join(tmpdir(), 'keyward-prof-'));
+    const server = await startServer(
+      { framework, variant: 'keyward', alg: 'HS256', keyring: keyring.keyring, peer: keyring.peer },
+      60_000,
+      ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+    );
+    await measure(server.port, [token as string], { connections: 10, durationSec: 2 });
+    const m = await measure(server.port, [token as string], { connections: 10, durationSec });
+    await server.stop();
+    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (!file) throw new Error(`${framework}: no profile written`);
+    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;
+    rmSync(dir, { recursive: true, force: true });
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    const counts = new Map<string, number>();
+    let busy = 0;
+    for (const id of profile.samples) {
+      const bucket = bucketOf(framework, (byId.get(id) as ProfileNode).callFrame);
+      if (bucket === undefined) continue;
+      busy++;
+      counts.set(bucket, (counts.get(bucket) ?? 0) + 1);
+    }
+    const rows = [...counts].sort((a, b) => b[1] - a[1]);
+    const keyward = (counts.get('keyward core') ?? 0) + (counts.get('keyward adapter') ?? 0);
+    console.log(`\n### ${framework} (${Math.round(m.rps).toLocaleString('en-US')} req/s while profiled)\n`);
+    console.log(`keyward's own code: **${((keyward / busy) * 100).toFixed(1)} %** of busy samples\n`);
+    console.log('| own time of | share |\n| --- | ---: |');
+    for (const [bucket, n] of rows.slice(0, 8))
+      console.log(`| ${bucket} | ${((n / busy) * 100).toFixed(1)} % |`);
+  }
+} finally {
+  await keyring.close();
+}
