@@ -197,8 +197,9 @@ for (const alg of ALGS) {
         }),
         { numRuns: alg.startsWith('RS') || alg.startsWith('PS') ? 150 : 300 },
       );
-      // Guards against a generator that only ever produces rejected tokens.
-      expect(accepted).toBeGreaterThan(5);
+      // Guards against a generator that only ever produces rejected tokens. About 1 run in 15 accepts
+      // no more than 5 (150 runs of RS/PS), so the bound is "some", not a count that flakes.
+      expect(accepted).toBeGreaterThan(0);
     });
 
     it('signs tokens jose verifies', async () => {
