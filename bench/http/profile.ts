@@ -46,6 +46,8 @@ function bucketOf(framework: Framework, { functionName, url }: ProfileNode['call
 }
 
 const durationSec = Number(process.env.BENCH_DURATION ?? 5);
+/** `keyward` (default), or `noop` / `none` to profile the floor the same way. */
+const variant = (process.env.BENCH_PROFILE_VARIANT ?? 'keyward') as 'keyward' | 'noop' | 'none';
 const frameworks = (process.env.BENCH_FRAMEWORKS?.split(',') ?? FRAMEWORKS) as Framework[];
 const keyring = await openKeyring('HS256');
 const [token] = keyring.sign(1);
@@ -53,7 +55,7 @@ try {
   for (const framework of frameworks) {
     const dir = mkdtempSync(join(tmpdir(), 'keyward-prof-'));
     const server = await startServer(
-      { framework, variant: 'keyward', alg: 'HS256', keyring: keyring.keyring, peer: keyring.peer },
+      { framework, variant, alg: 'HS256', keyring: keyring.keyring, peer: keyring.peer },
       60_000,
       ['--cpu-prof', `--cpu-prof-dir=${dir}`],
     );
@@ -75,7 +77,9 @@ try {
     }
     const rows = [...counts].sort((a, b) => b[1] - a[1]);
     const keyward = (counts.get('keyward core') ?? 0) + (counts.get('keyward adapter') ?? 0);
-    console.log(`\n### ${framework} (${Math.round(m.rps).toLocaleString('en-US')} req/s while profiled)\n`);
+    console.log(
+      `\n### ${framework}, ${variant} (${Math.round(m.rps).toLocaleString('en-US')} req/s while profiled; ${busy} busy samples)\n`,
+    );
     console.log(`keyward's own code: **${((keyward / busy) * 100).toFixed(1)} %** of busy samples\n`);
     console.log('| own time of | share |\n| --- | ---: |');
     for (const [bucket, n] of rows.slice(0, 8))

@@ -17,6 +17,8 @@ export interface FrameworkResult {
   framework: Framework;
   /** No auth, one measurement per round. */
   none: Measurement[];
+  /** A no-op async guard of the adapter's shape, one measurement per round: the framework's floor. */
+  noop: Measurement[];
   rows: Row[];
 }
 
@@ -83,8 +85,19 @@ function target(label: string, value: number, min: number, tally: Tally): string
 export function frameworkTable(result: FrameworkResult, es256VerifyRate: number, tally: Tally): string {
   const peerName = PEER_NAMES[result.framework];
   const none = summarize(result.none);
+  const noop = summarize(result.noop);
   const cells: string[][] = [
     ['—', 'no auth', num(none.rps), pct(none.spread), String(none.p99Ms), '1.00', '', ''],
+    [
+      '—',
+      'no-op guard',
+      num(noop.rps),
+      pct(noop.spread),
+      String(noop.p99Ms),
+      ratio(noop.rps / none.rps),
+      '',
+      'the floor of any async guard',
+    ],
   ];
   const ceiling = rawCeiling(none.rps, es256VerifyRate);
   for (const row of result.rows) {

@@ -13,7 +13,7 @@
  * rotated each round; the tables give the median and the spread), BENCH_DURATION (s per
  * measurement, default 5; --quick 1), BENCH_WARMUP (s, 1; --quick 0.5), BENCH_CONNECTIONS (10),
  * BENCH_POOL (distinct tokens within the verify cache, 5000), BENCH_BEYOND (distinct tokens beyond
- * it, 20000: every request a cache miss), BENCH_FRAMEWORKS (comma list of express, fastify, hono,
+ * it, 20000: every request a cache miss), BENCH_MODES (comma list of repeated, distinct, beyond), BENCH_FRAMEWORKS (comma list of express, fastify, hono,
  * nest-express, nest-fastify), BENCH_CACHE_OFF (1/0: also measure keyward with its verify cache
  * off; default on, off with --quick). Writes the tables to results/latest.md.
  */
@@ -54,6 +54,9 @@ const POOL = Math.floor(envNumber('BENCH_POOL', 5_000));
 /** keyward's default verify cache holds 10,000 tokens: twice that is beyond it, every request a miss. */
 const BEYOND = Math.floor(envNumber('BENCH_BEYOND', 20_000));
 const ROUNDS = Math.floor(envNumber('BENCH_ROUNDS', 3));
+const MODES = (process.env.BENCH_MODES?.split(',') ?? ['repeated', 'distinct', 'beyond']) as Mode[];
+for (const m of MODES)
+  if (!['repeated', 'distinct', 'beyond'].includes(m)) throw new Error(`unknown mode ${m}`);
 /** keyward with its verify cache off (every request verified): in full runs, or with BENCH_CACHE_OFF=1. */
 const CACHE_OFF = process.env.BENCH_CACHE_OFF === undefined ? !QUICK : process.env.BENCH_CACHE_OFF === '1';
 const frameworks = (process.env.BENCH_FRAMEWORKS?.split(',') ?? FRAMEWORKS) as Framework[];
@@ -73,7 +76,7 @@ async function sanityCheck(port: number, variant: Variant, token: string | undef
       `${variant}: expected 200 ${JSON.stringify(BODY)}, got ${ok.status} ${body.slice(0, 200)}`,
     );
   }
-  if (variant === 'none') return;
+  if (variant === 'none' || variant === 'noop') return;
   const denied = await fetch(url);
   await denied.arrayBuffer();
   if (denied.status !== 401)
@@ -122,7 +125,13 @@ async function benchFramework(
       await sanityCheck(server.port, variant, token);
       return server.port;
     };
-    const slots: Slot[] = [{ key: 'no auth', port: await start('none', 'HS256'), tokens: [], results: [] }];
+    // The baselines get the same requests as the HS256 rows, `Authorization` header included: the
+    // header's bytes cost the load generator and the server's parser whoever reads it.
+    const sameBytes = keyrings.HS256.sign(1);
+    const slots: Slot[] = [
+      { key: 'no auth', port: await start('none', 'HS256'), tokens: sameBytes, results: [] },
+      { key: 'no-op guard', port: await start('noop', 'HS256'), tokens: sameBytes, results: [] },
+    ];
     for (const alg of ['HS256', 'ES256'] as const) {
       // Fresh tokens per framework, so none expires during a long run.
       const { sign } = keyrings[alg];
@@ -132,7 +141,9 @@ async function benchFramework(
         ...(CACHE_OFF ? [['keyward-nocache', ['distinct']] as [Exclude<Variant, 'none'>, Mode[]]] : []),
         ['peer', ['repeated', 'distinct', 'beyond']],
       ];
-      for (const [variant, modes] of plan) {
+      for (const [variant, allModes] of plan) {
+        const modes = allModes.filter((m) => MODES.includes(m));
+        if (modes.length === 0) continue;
         const port = await start(variant, alg, pools.repeated[0]);
         for (const mode of modes) {
           slots.push({
@@ -154,7 +165,7 @@ async function benchFramework(
     const order = (r: Row) =>
       ['HS256', 'ES256'].indexOf(r.alg) * 10 + ['repeated', 'distinct', 'beyond'].indexOf(r.mode) * 3;
     rows.sort((a, b) => order(a) - order(b));
-    return { framework, none: (slots[0] as Slot).results, rows };
+    return { framework, none: (slots[0] as Slot).results, noop: (slots[1] as Slot).results, rows };
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
   }
@@ -187,6 +198,7 @@ const header = [
   `GET ${ROUTE} → ${JSON.stringify(BODY)}. "repeated": one token; "distinct": ${POOL.toLocaleString('en-US')} tokens, within keyward's` +
     ` default verify cache (10,000); "beyond": ${BEYOND.toLocaleString('en-US')} tokens sent in turn, so every request misses the cache` +
     ' (pre-built requests, a disjoint slice per connection). The "cache off" row (full runs) has the cache disabled.',
+  'The no-auth and no-op rows get the same requests as the HS256 rows (the `Authorization` header is sent and ignored), so only the authentication differs.',
   `${ROUNDS} interleaved rounds: every row once per round, in an order rotated each round; req/s is the median of the` +
     ' rounds and "spread" is (max − min) / median, so a drift of the background load shows as spread instead of deciding a row.',
   `Raw ceiling (ES256 beyond the cache): no-auth req/s combined with bare \`crypto.verify\` at ${Math.round(es256VerifyRate).toLocaleString('en-US')} verifies/s on core 0.`,

@@ -8,8 +8,12 @@ import type { KeywardServiceOptions } from '@keyward/core';
 export const FRAMEWORKS = ['express', 'fastify', 'hono', 'nest-express', 'nest-fastify'] as const;
 export type Framework = (typeof FRAMEWORKS)[number];
 
-/** `none`: no auth; `keyward`: the adapter as documented; `keyward-nocache`: same, verify cache off; `peer`: the framework's usual JWT middleware. */
-export type Variant = 'none' | 'keyward' | 'keyward-nocache' | 'peer';
+/**
+ * `none`: no auth; `noop`: an async middleware / hook / guard that lets everything through (the
+ * framework's floor for any auth middleware of that shape); `keyward`: the adapter as documented;
+ * `keyward-nocache`: same, verify cache off; `peer`: the framework's usual JWT middleware.
+ */
+export type Variant = 'none' | 'noop' | 'keyward' | 'keyward-nocache' | 'peer';
 export type Alg = 'HS256' | 'ES256';
 
 /** The one route every variant serves, and its body. */

@@ -5,11 +5,16 @@ import { expressjwt } from 'express-jwt';
 import type { StartServer } from '../server.js';
 import { BODY, ROUTE } from '../spec.js';
 
-/** Express 5: no auth, `keyward(kw).authenticate()`, or express-jwt as its README shows it. */
+/** Express 5: no auth, a no-op async middleware, `keyward(kw).authenticate()`, or express-jwt as its README shows it. */
 export const start: StartServer = async (spec, kw) => {
   const guards: RequestHandler[] = [];
   if (kw) guards.push(keyward(kw).authenticate());
-  else if (spec.variant === 'peer') {
+  else if (spec.variant === 'noop') {
+    // An async middleware, as keyward's is: the cost of its shape alone.
+    guards.push((_req, _res, next) => {
+      void Promise.resolve().then(() => next());
+    });
+  } else if (spec.variant === 'peer') {
     guards.push(
       spec.alg === 'HS256'
         ? expressjwt({ secret: spec.peer.secret ?? '', algorithms: ['HS256'] })

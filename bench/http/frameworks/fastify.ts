@@ -4,13 +4,15 @@ import Fastify, { type onRequestHookHandler } from 'fastify';
 import type { StartServer } from '../server.js';
 import { BODY, ROUTE } from '../spec.js';
 
-/** Fastify 5: no auth, keyward's `fastify.authenticate` hook, or @fastify/jwt's `request.jwtVerify()`. */
+/** Fastify 5: no auth, a no-op async `onRequest` hook, keyward's `fastify.authenticate` hook, or @fastify/jwt's `request.jwtVerify()`. */
 export const start: StartServer = async (spec, kw) => {
   const app = Fastify();
   let onRequest: onRequestHookHandler | undefined;
   if (kw) {
     await app.register(keyward, { keyward: kw });
     onRequest = app.authenticate;
+  } else if (spec.variant === 'noop') {
+    onRequest = async () => {};
   } else if (spec.variant === 'peer') {
     await app.register(
       fastifyJwt,

@@ -6,10 +6,11 @@ import { jwt } from 'hono/jwt';
 import type { StartServer } from '../server.js';
 import { BODY, ROUTE } from '../spec.js';
 
-/** Hono 4 on @hono/node-server: no auth, `keywardAuth(kw)`, or `hono/jwt`. */
+/** Hono 4 on @hono/node-server: no auth, a no-op async middleware, `keywardAuth(kw)`, or `hono/jwt`. */
 export const start: StartServer = async (spec, kw) => {
   let guard: MiddlewareHandler | undefined;
   if (kw) guard = keywardAuth(kw);
+  else if (spec.variant === 'noop') guard = async (_c, next) => next();
   else if (spec.variant === 'peer') {
     // keyward's access tokens carry `typ: at+jwt` (RFC 9068); hono/jwt accepts only `JWT` unless told.
     const verification = { typ: 'at+jwt' };

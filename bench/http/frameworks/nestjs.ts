@@ -57,12 +57,22 @@ class JwtAuthGuard implements CanActivate {
 Injectable()(JwtAuthGuard);
 Inject(JwtService)(JwtAuthGuard, undefined, 0);
 
+/** An async global guard that lets everything through: the floor of any guard. */
+class NoopGuard implements CanActivate {
+  async canActivate(): Promise<boolean> {
+    return true;
+  }
+}
+Injectable()(NoopGuard);
+
 function appModule(spec: ServerSpec, kw: Parameters<StartServer>[1]): new () => unknown {
   const imports: unknown[] = [];
   const providers: Provider[] = [];
   if (kw) {
     imports.push(KeywardModule.forRoot({ keyward: kw, isGlobal: true }));
     providers.push({ provide: APP_GUARD, useClass: KeywardGuard });
+  } else if (spec.variant === 'noop') {
+    providers.push({ provide: APP_GUARD, useClass: NoopGuard });
   } else if (spec.variant === 'peer') {
     imports.push(
       JwtModule.register(

@@ -324,7 +324,10 @@ export async function createKeywardCore(options: KeywardOptions = {}): Promise<K
           ...(options.storeTimeoutMs !== undefined ? { commandTimeoutMs: options.storeTimeoutMs } : {}),
         })
       : options.databaseUrl
-        ? createPostgresStore({ connectionString: options.databaseUrl })
+        ? createPostgresStore({
+            connectionString: options.databaseUrl,
+            ...(options.storeTimeoutMs !== undefined ? { queryTimeoutMs: options.storeTimeoutMs } : {}),
+          })
         : createSqliteStore({ path: join(dir, 'keyward.db') }));
   if (ownsStore && options.redisUrl && options.databaseUrl)
     logger.warn('both REDIS_URL and DATABASE_URL are set: keyward uses Redis and ignores DATABASE_URL');

@@ -59,9 +59,11 @@ export interface KeywardOptions {
   /** Name of the Sentinel-monitored master (`KEYWARD_REDIS_SENTINEL_NAME`). Needed with `redisSentinels`. */
   redisSentinelName?: string;
   /**
-   * Timeout of one Redis command in ms (`createRedisStore`'s `commandTimeoutMs`): a write while
-   * the primary is down fails with `store_unavailable` (HTTP 503) after at most this long. Default
-   * 5000. Env: `KEYWARD_STORE_TIMEOUT_MS`.
+   * Timeout of one Redis command or PostgreSQL statement in ms (`createRedisStore`'s
+   * `commandTimeoutMs`, `createPostgresStore`'s `queryTimeoutMs`): a write while the primary is
+   * down fails with `store_unavailable` (HTTP 503) after at most this long (PostgreSQL: 2 s more
+   * when the server stopped answering). Default 5000 on Redis, 10 000 on PostgreSQL. Env:
+   * `KEYWARD_STORE_TIMEOUT_MS`.
    */
   storeTimeoutMs?: number;
   /** Folder of the embedded store and, in development, of the generated master key file. Default `./.keyward`. */

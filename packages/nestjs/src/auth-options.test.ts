@@ -3,9 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { createKeyward, createMemoryStore, type Keyward, MasterKey } from '@keyward/core';
 import type { Principal } from '@keyward/core/http';
 import { Controller, Get, type INestApplication, Module } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, NestFactory } from '@nestjs/core';
+import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AUTH_OPTIONS_REALM,
@@ -14,8 +13,8 @@ import {
   authOptionsHook,
   describeAuthOptionsContract,
 } from '../../testing/src/adapter-contract-auth-options.js';
+import { listenNest } from './__fixtures__/listen.js';
 import { CurrentUser, OptionalAuth, Scopes } from './keyward.decorators.js';
-import { KeywardExceptionFilter } from './keyward.exceptions.js';
 import { KeywardGuard } from './keyward.guard.js';
 import { KeywardModule } from './keyward.module.js';
 import type { KeywardHttpRequest } from './keyward.service.js';
@@ -80,45 +79,29 @@ for (const platform of ['express', 'fastify'] as const) {
   describeAuthOptionsContract(
     `NestJS on ${platform} (@OptionalAuth, module getToken / onAuthenticated / realm)`,
     async (kw, mode) => {
-      @Module({
-        imports: [
-          KeywardModule.forRoot({
-            keyward: kw,
-            isGlobal: true,
-            routes: true,
-            // The shared suite reads the contract's error shape (the Nest shape has its own tests).
-            errorFormat: 'contract',
-            users: AUTH_OPTIONS_USERS,
-            realm: AUTH_OPTIONS_REALM,
-            onAuthenticated: (principal: Principal, request: KeywardHttpRequest) => {
-              if (typeof request.headers !== 'object') throw new Error('no request');
-              return authOptionsHook(principal);
-            },
-            ...(mode === 'extractor'
-              ? {
-                  getToken: (request: KeywardHttpRequest) =>
-                    request.headers[AUTH_OPTIONS_TOKEN_HEADER] as string | undefined,
-                }
-              : {}),
-          }),
-        ],
-        controllers: [AppController],
-        providers: [
-          { provide: APP_GUARD, useClass: KeywardGuard },
-          { provide: APP_FILTER, useClass: KeywardExceptionFilter },
-        ],
-      })
-      class AppModule {}
-      const app = await NestFactory.create(
-        AppModule,
-        platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(),
-        { logger: false },
+      return listenNest(
+        platform,
+        KeywardModule.forRoot({
+          keyward: kw,
+          isGlobal: true,
+          routes: true,
+          // The shared suite reads the contract's error shape (the Nest shape has its own tests).
+          errorFormat: 'contract',
+          users: AUTH_OPTIONS_USERS,
+          realm: AUTH_OPTIONS_REALM,
+          onAuthenticated: (principal: Principal, request: KeywardHttpRequest) => {
+            if (typeof request.headers !== 'object') throw new Error('no request');
+            return authOptionsHook(principal);
+          },
+          ...(mode === 'extractor'
+            ? {
+                getToken: (request: KeywardHttpRequest) =>
+                  request.headers[AUTH_OPTIONS_TOKEN_HEADER] as string | undefined,
+              }
+            : {}),
+        }),
+        [AppController],
       );
-      await app.listen(0, '127.0.0.1');
-      return {
-        url: `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`,
-        close: () => app.close(),
-      };
     },
   );
 }
