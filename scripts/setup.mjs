@@ -17,4 +17,11 @@ if (!env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_
 }
 const args = ['--yes', PNPM, 'install', ...process.argv.slice(2)];
 const result = spawnSync('npx', args, { stdio: 'inherit', env });
-process.exit(result.status ?? 1);
+if (result.status !== 0) process.exit(result.status ?? 1);
+// The examples run from source, but the operator console (KEYWARD_CONSOLE=1) serves its built page,
+// script and stylesheet: bundle them now (esbuild, a second or two), so `npm start` can serve them.
+const ui = spawnSync('npx', ['--yes', PNPM, '--filter', '@keyward/console', 'run', 'build:ui'], {
+  stdio: 'inherit',
+  env,
+});
+process.exit(ui.status ?? 1);
