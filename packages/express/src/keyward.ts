@@ -7,7 +7,7 @@ import type {
   Principal,
   RouteDeps,
 } from '@keyward/core/http';
-import { createAuthenticator, reportProblem } from '@keyward/core/http';
+import { createAuthenticator, reportProblem, withRequestHooks } from '@keyward/core/http';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { errorHandler, UnauthorizedError } from './errors.js';
 import { keywardRouter } from './router.js';
@@ -109,20 +109,10 @@ export function keyward(kw: KeywardExpressDeps, options: KeywardExpressOptions =
       '@keyward/express: "requestProperty" must be a non-empty string',
     );
   }
-  const authenticator = createAuthenticator(kw, {
-    ...authOptions,
-    ...(getToken !== undefined
-      ? { getToken: typeof getToken === 'function' ? (_h, req) => getToken(req as Request) : getToken }
-      : {}),
-    ...(onAuthenticated !== undefined
-      ? {
-          onAuthenticated:
-            typeof onAuthenticated === 'function'
-              ? (principal, req) => onAuthenticated(principal, req as Request)
-              : onAuthenticated,
-        }
-      : {}),
-  });
+  const authenticator = createAuthenticator(
+    kw,
+    withRequestHooks<Request>({ ...authOptions, getToken, onAuthenticated }),
+  );
   const slot = (target: object) => target as Record<string, Principal | undefined>;
 
   function fail(res: Response, next: NextFunction, err: unknown): void {

@@ -1,6 +1,6 @@
 import { createKeyward, type Keyward, KeywardError, type KeywardServiceOptions } from '@keyward/core';
 import type { Authenticator, AuthenticatorOptions, DeniedHook, Principal } from '@keyward/core/http';
-import { createAuthenticator } from '@keyward/core/http';
+import { createAuthenticator, withRequestHooks } from '@keyward/core/http';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { toFastifyError } from './errors.js';
@@ -207,19 +207,10 @@ const plugin: FastifyPluginAsync<KeywardPluginOptions> = async (fastify, options
   const kw = given ?? (await createKeyward(create));
   // Close only what we created: a given instance belongs to the caller.
   if (!given) fastify.addHook('onClose', () => kw.close());
-  const authenticator = createAuthenticator(kw, {
-    ...authOptions,
-    ...(getToken !== undefined
-      ? { getToken: isFunction(getToken) ? (_h, request) => getToken(request as FastifyRequest) : getToken }
-      : {}),
-    ...(onAuthenticated !== undefined
-      ? {
-          onAuthenticated: isFunction(onAuthenticated)
-            ? (principal, request) => onAuthenticated(principal, request as FastifyRequest)
-            : onAuthenticated,
-        }
-      : {}),
-  });
+  const authenticator = createAuthenticator(
+    kw,
+    withRequestHooks<FastifyRequest>({ ...authOptions, getToken, onAuthenticated }),
+  );
   const slot = (request: FastifyRequest) => request as unknown as Record<string, Principal | null>;
 
   async function principalOf(request: FastifyRequest, required: boolean): Promise<Principal | undefined> {

@@ -12,6 +12,7 @@ import {
   requireScopes as checkScopes,
   createAuthenticator,
   toHttpProblem,
+  withRequestHooks,
 } from '@keyward/core/http';
 import type { Context, MiddlewareHandler } from 'hono';
 import { createMiddleware } from 'hono/factory';
@@ -83,21 +84,7 @@ export interface KeywardAuthOptions<V extends string = 'auth'>
 export function honoAuthenticatorOptions(
   options: Omit<AuthenticatorOptions, 'getToken' | 'onAuthenticated'> & KeywardHonoAuthHooks,
 ): AuthenticatorOptions {
-  const { getToken, onAuthenticated, ...rest } = options;
-  return {
-    ...rest,
-    ...(getToken !== undefined
-      ? { getToken: typeof getToken === 'function' ? (_h, c) => getToken(c as Context) : getToken }
-      : {}),
-    ...(onAuthenticated !== undefined
-      ? {
-          onAuthenticated:
-            typeof onAuthenticated === 'function'
-              ? (principal, c) => onAuthenticated(principal, c as Context)
-              : onAuthenticated,
-        }
-      : {}),
-  };
+  return withRequestHooks<Context>(options);
 }
 
 function variableOf(variable: unknown): string {

@@ -15,6 +15,7 @@ import {
   type ProblemBody,
   problemResponse,
   type UserDirectory,
+  withRequestHooks,
 } from '@keyward/core/http';
 import {
   type BeforeApplicationShutdown,
@@ -190,23 +191,6 @@ export function authenticatorOptionsOf(options: KeywardModuleOptions): Authentic
     onAuthenticated,
     ...authOptions
   } = options;
-  const requestOf = (native: unknown): KeywardHttpRequest =>
-    (native as KeywardHttpRequest | undefined) ?? { headers: {} };
-  return {
-    ...authOptions,
-    ...(getToken !== undefined
-      ? {
-          getToken:
-            typeof getToken === 'function' ? (_headers, native) => getToken(requestOf(native)) : getToken,
-        }
-      : {}),
-    ...(onAuthenticated !== undefined
-      ? {
-          onAuthenticated:
-            typeof onAuthenticated === 'function'
-              ? (principal, native) => onAuthenticated(principal, requestOf(native))
-              : onAuthenticated,
-        }
-      : {}),
-  };
+  // The guard hands its HTTP request; keyward's own routes the one they serve, or headers and method.
+  return withRequestHooks<KeywardHttpRequest>({ ...authOptions, getToken, onAuthenticated });
 }

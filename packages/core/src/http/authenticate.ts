@@ -99,6 +99,41 @@ export interface AuthenticatorOptions extends Omit<ExtractCredentialOptions, 'ot
   realm?: string;
 }
 
+/**
+ * The hooks of an adapter's options, which take the framework's own request (`getToken(req)`,
+ * `onAuthenticated(principal, req)`). See {@link withRequestHooks}.
+ */
+export interface RequestHooks<R> {
+  getToken?: (request: R) => string | null | undefined | Promise<string | null | undefined>;
+  onAuthenticated?: (principal: Principal, request: R) => Principal | Promise<Principal>;
+}
+
+/**
+ * Core's authenticator options from an adapter's: its hooks get the framework's request, which the
+ * adapter hands to `authenticate(headers, method, request)` as it is. A value that is not a
+ * function passes unchanged, so {@link createAuthenticator} refuses it (`config_invalid`).
+ *
+ * @example
+ * ```ts
+ * createAuthenticator(kw, withRequestHooks<Request>({ getToken: (req) => req.get('x-access-token') }))
+ * ```
+ */
+export function withRequestHooks<R>(
+  options: Omit<AuthenticatorOptions, 'getToken' | 'onAuthenticated'> & RequestHooks<R>,
+): AuthenticatorOptions {
+  const { getToken, onAuthenticated, ...rest } = options;
+  const mapped: AuthenticatorOptions = { ...rest };
+  if (getToken !== undefined)
+    mapped.getToken =
+      typeof getToken === 'function' ? (_headers, request) => getToken(request as R) : (getToken as never);
+  if (onAuthenticated !== undefined)
+    mapped.onAuthenticated =
+      typeof onAuthenticated === 'function'
+        ? (principal, request) => onAuthenticated(principal, request as R)
+        : (onAuthenticated as never);
+  return mapped;
+}
+
 /** Authenticates requests the same way in every framework. */
 export interface Authenticator {
   /**

@@ -9,8 +9,10 @@ export {
   type AuthenticatorDeps,
   type AuthenticatorOptions,
   createAuthenticator,
+  type RequestHooks,
   requireRoles,
   requireScopes,
+  withRequestHooks,
 } from './authenticate.js';
 export {
   assertCookieName,
