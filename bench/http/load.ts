@@ -1,24 +1,111 @@
 /**
- * The load generator: autocannon's programmatic API with pre-built requests. The token pool is
- * dealt out in disjoint slices, one per connection, so no two connections send the same token and
- * autocannon builds each request once; nothing runs per request on this side.
+ * The load generator. `wrk` (C, one thread) when it is installed, since autocannon (JavaScript) on
+ * one core tops out near the servers' own rate and made the faster frameworks' rows measure the
+ * generator; autocannon otherwise, or with `BENCH_LOADGEN=autocannon`. Both send pre-built requests:
+ * wrk builds every request of the token pool once (`load.wrk.lua`) and hands them out in turn;
+ * autocannon gets the pool dealt out in disjoint slices, one per connection. Nothing is built per
+ * request on this side.
  */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { ROUTE } from './spec.js';
 
 export interface LoadOptions {
   connections: number;
   durationSec: number;
-  /** Stop after this many requests in all instead of after `durationSec`. */
-  amount?: number;
 }
 
 export interface Measurement {
-  /** Mean of autocannon's per-second samples. */
+  /** Requests per second over the measurement (autocannon: mean of its per-second samples). */
   rps: number;
   p99Ms: number;
   /** Responses that were not 2xx, plus socket errors and timeouts: must be 0 for a valid run. */
   failures: number;
+  /** The server process's CPU time (user + system) per request, in µs, when it was measured. */
+  cpuUsPerRequest?: number;
+}
+
+export type LoadGenerator = 'wrk' | 'autocannon';
+
+const HAS_WRK = spawnSync('wrk', ['--version']).error === undefined;
+/** The generator this run uses: `BENCH_LOADGEN`, else wrk when it is on the PATH. */
+export const LOADGEN: LoadGenerator = (() => {
+  const asked = process.env.BENCH_LOADGEN;
+  if (asked === undefined) return HAS_WRK ? 'wrk' : 'autocannon';
+  if (asked !== 'wrk' && asked !== 'autocannon') throw new Error('BENCH_LOADGEN must be wrk or autocannon');
+  if (asked === 'wrk' && !HAS_WRK) throw new Error('BENCH_LOADGEN=wrk, but wrk is not on the PATH');
+  return asked;
+})();
+
+/**
+ * Loads `127.0.0.1:port` with the given tokens (none: no `Authorization` header), sent in turn from
+ * index `from` (wrk; autocannon deals the pool out per connection instead).
+ */
+export function measure(
+  port: number,
+  tokens: readonly string[],
+  options: LoadOptions,
+  from = 0,
+): Promise<Measurement> {
+  return LOADGEN === 'wrk'
+    ? measureWrk(port, tokens, options, from)
+    : measureAutocannon(port, tokens, options);
+}
+
+const SCRIPT = fileURLToPath(new URL('./load.wrk.lua', import.meta.url));
+let tokenDir: string | undefined;
+let written = 0;
+const tokenFiles = new WeakMap<readonly string[], string>();
+
+/** The pool as a file of one token a line, written once per pool. */
+function tokenFile(tokens: readonly string[]): string {
+  let file = tokenFiles.get(tokens);
+  if (file === undefined) {
+    tokenDir ??= mkdtempSync(join(tmpdir(), 'keyward-bench-tokens-'));
+    file = join(tokenDir, `${written++}.txt`);
+    writeFileSync(file, tokens.join('\n'));
+    tokenFiles.set(tokens, file);
+  }
+  return file;
+}
+
+async function measureWrk(
+  port: number,
+  tokens: readonly string[],
+  options: LoadOptions,
+  from: number,
+): Promise<Measurement> {
+  const args = ['-t1', `-c${options.connections}`, `-d${options.durationSec}s`, '--timeout', '5s'];
+  args.push(
+    '-s',
+    SCRIPT,
+    `http://127.0.0.1:${port}`,
+    '--',
+    tokens.length > 0 ? tokenFile(tokens) : '',
+    ROUTE,
+    String(from),
+  );
+  const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  const line = /^WRK (\{.*\})$/m.exec(out)?.[1];
+  if (code !== 0 || !line) throw new Error(`wrk exited with ${code}: ${out.slice(-500)}`);
+  const r = JSON.parse(line) as { requests: number; durationUs: number; failures: number; p99Us: number };
+  return {
+    rps: r.requests / (r.durationUs / 1e6),
+    p99Ms: Math.round(r.p99Us / 100) / 10,
+    failures: r.failures,
+  };
 }
 
 type Request = { method: 'GET'; path: string; headers: Record<string, string> };
@@ -39,8 +126,7 @@ function sliceFor(tokens: readonly string[], index: number, connections: number)
   return tokens.slice(index * size, (index + 1) * size);
 }
 
-/** Loads `127.0.0.1:port` with the given tokens (none: no `Authorization` header). */
-export async function measure(
+async function measureAutocannon(
   port: number,
   tokens: readonly string[],
   options: LoadOptions,
@@ -49,7 +135,7 @@ export async function measure(
   const result = await autocannon({
     url: `http://127.0.0.1:${port}`,
     connections: options.connections,
-    ...(options.amount ? { amount: options.amount } : { duration: options.durationSec }),
+    duration: options.durationSec,
     // autocannon clones its options into every client and builds every request of each: start
     // with one request, then give each client its own slice (built once, before the clock starts).
     requests: requestsFrom(tokens.slice(0, 1)),

@@ -1,5 +1,6 @@
 /** Starting and stopping server processes, pinned to core 1 with `taskset`. */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ServerSpec } from './spec.js';
 
@@ -8,7 +9,30 @@ export const HAS_TASKSET = spawnSync('taskset', ['-c', '0', 'true']).status === 
 
 export interface RunningServer {
   port: number;
+  /** The process's CPU time so far (user + system, all threads) in seconds, or undefined off Linux. */
+  cpuSeconds(): number | undefined;
   stop(): Promise<void>;
+}
+
+/**
+ * CPU time of every thread of `pid` in seconds: the first field of each thread's `schedstat` under `/proc/<pid>/task`
+ * (nanoseconds; `/proc/<pid>/stat` counts 10 ms ticks, too coarse for one-second pieces).
+ */
+function cpuSecondsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    let ns = 0;
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        // The thread ended between the listing and the read: its time is gone with it.
+      }
+    }
+    return ns / 1e9;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Starts a server process for `spec`; `nodeArgs` go to its `node` (e.g. `--cpu-prof`). */
@@ -58,7 +82,8 @@ export async function startServer(
       }
     });
   });
-  return { port, stop: () => stop(child) };
+  // taskset execs node, so the child's pid is the server's.
+  return { port, cpuSeconds: () => cpuSecondsOf(child.pid), stop: () => stop(child) };
 }
 
 async function stop(child: ChildProcess): Promise<void> {

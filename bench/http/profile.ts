@@ -23,6 +23,8 @@ interface ProfileNode {
 interface Profile {
   nodes: ProfileNode[];
   samples: number[];
+  startTime: number;
+  endTime: number;
 }
 
 const ADAPTER: Record<Framework, string> = {
@@ -48,6 +50,8 @@ function bucketOf(framework: Framework, { functionName, url }: ProfileNode['call
 const durationSec = Number(process.env.BENCH_DURATION ?? 5);
 /** `keyward` (default), or `noop` / `none` to profile the floor the same way. */
 const variant = (process.env.BENCH_PROFILE_VARIANT ?? 'keyward') as 'keyward' | 'noop' | 'none';
+/** BENCH_PROFILE_TOP=n: also list the n functions with the most own time, in µs per request. */
+const TOP = Number(process.env.BENCH_PROFILE_TOP ?? 0);
 const frameworks = (process.env.BENCH_FRAMEWORKS?.split(',') ?? FRAMEWORKS) as Framework[];
 const keyring = await openKeyring('HS256');
 const [token] = keyring.sign(1);
@@ -59,7 +63,8 @@ try {
       60_000,
       ['--cpu-prof', `--cpu-prof-dir=${dir}`],
     );
-    await measure(server.port, [token as string], { connections: 10, durationSec: 2 });
+    const warm = await measure(server.port, [token as string], { connections: 10, durationSec: 2 });
+    const warmRequests = warm.rps * 2;
     const m = await measure(server.port, [token as string], { connections: 10, durationSec });
     await server.stop();
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
@@ -84,6 +89,20 @@ try {
     console.log('| own time of | share |\n| --- | ---: |');
     for (const [bucket, n] of rows.slice(0, 8))
       console.log(`| ${bucket} | ${((n / busy) * 100).toFixed(1)} % |`);
+    if (TOP > 0) {
+      // Per function: own time per request, from the samples' timestamps (µs of the sampled interval).
+      const perRequest = (profile.endTime - profile.startTime) / (m.rps * durationSec + warmRequests);
+      const byFn = new Map<string, number>();
+      for (const id of profile.samples) {
+        const { functionName, url } = (byId.get(id) as ProfileNode).callFrame;
+        if (functionName === '(idle)') continue;
+        const key = `${functionName || '(anonymous)'} ${url.replace(/.*node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?/, '').replace(/.*\/packages\//, 'packages/')}`;
+        byFn.set(key, (byFn.get(key) ?? 0) + 1);
+      }
+      console.log(`\n| function (top ${TOP}) | µs per request |\n| --- | ---: |`);
+      for (const [fn, n] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, TOP))
+        console.log(`| ${fn} | ${((n / profile.samples.length) * perRequest).toFixed(3)} |`);
+    }
   }
 } finally {
   await keyring.close();

@@ -1,30 +1,41 @@
 /**
- * HTTP benchmark (issue 6): per framework, the same GET route with no auth, with keyward, and with
- * the framework's usual JWT middleware, loaded with autocannon on loopback.
+ * HTTP benchmark (issues 6, 15): per framework, the same GET route with no auth, a no-op guard,
+ * keyward, and the framework's usual JWT middleware, loaded over loopback by wrk (autocannon when
+ * wrk is not installed, see load.ts).
  *
  *   pnpm bench:http [--quick]          (from the repo root or bench/)
  *
- * The orchestrator and autocannon run on core 0, each server in its own process on core 1
+ * The orchestrator and the load generator run on core 0, each server in its own process on core 1
  * (`taskset`). Tokens: one repeated token, a pool of distinct tokens within the verify cache, and
- * one beyond it (pre-built requests). HS256 uses keyward's legacy `jwtSecret` (signing), the secret the peers get;
- * ES256 uses keyward's generated key, whose public half the peers get.
+ * one beyond it (pre-built requests). HS256 uses keyward's legacy `jwtSecret` (signing), the secret
+ * the peers get; ES256 uses keyward's generated key, whose public half the peers get. Every row is
+ * measured in short pieces, each paired with a no-auth piece next to it (see benchFramework).
  *
- * Environment: BENCH_ROUNDS (interleaved rounds, default 3: every row once per round, in an order
- * rotated each round; the tables give the median and the spread), BENCH_DURATION (s per
- * measurement, default 5; --quick 1), BENCH_WARMUP (s, 1; --quick 0.5), BENCH_CONNECTIONS (10),
- * BENCH_POOL (distinct tokens within the verify cache, 5000), BENCH_BEYOND (distinct tokens beyond
- * it, 20000: every request a cache miss), BENCH_MODES (comma list of repeated, distinct, beyond), BENCH_FRAMEWORKS (comma list of express, fastify, hono,
+ * Environment: BENCH_ROUNDS (pairs per row, default 5; --quick 3), BENCH_DURATION (whole s per piece,
+ * default 2; --quick 1), BENCH_WARMUP (s of warm-up of each pair of servers, 3; --quick 1),
+ * BENCH_CONNECTIONS (10), BENCH_POOL (distinct tokens within the verify cache, 5000), BENCH_BEYOND
+ * (distinct tokens beyond it, 20000: every request a cache miss), BENCH_MODES (comma list of
+ * repeated, distinct, beyond), BENCH_FRAMEWORKS (comma list of express, fastify, hono,
  * nest-express, nest-fastify), BENCH_CACHE_OFF (1/0: also measure keyward with its verify cache
- * off; default on, off with --quick). Writes the tables to results/latest.md.
+ * off; default on, off with --quick), BENCH_LOADGEN (wrk or autocannon). Writes the tables to
+ * results/latest.md.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type BenchKeyring, openKeyring, rawVerifyRate } from './keys.js';
-import { type LoadOptions, type Measurement, measure } from './load.js';
+import { LOADGEN, type LoadOptions, type Measurement, measure } from './load.js';
 import { HAS_TASKSET, type RunningServer, startServer } from './process.js';
-import { type FrameworkResult, frameworkTable, type Mode, type Row, type Tally } from './report.js';
+import {
+  type FrameworkResult,
+  frameworkTable,
+  type Mode,
+  type Paired,
+  quantile,
+  type Row,
+  type Tally,
+} from './report.js';
 import { type Alg, BODY, FRAMEWORKS, type Framework, ROUTE, type Variant } from './spec.js';
 
 if (HAS_TASKSET && process.env.KEYWARD_BENCH_PINNED === undefined) {
@@ -47,13 +58,13 @@ const envNumber = (name: string, fallback: number) => {
 };
 const load: LoadOptions = {
   connections: envNumber('BENCH_CONNECTIONS', 10),
-  durationSec: envNumber('BENCH_DURATION', QUICK ? 1 : 5),
+  durationSec: envNumber('BENCH_DURATION', QUICK ? 1 : 2),
 };
-const warmup: LoadOptions = { ...load, durationSec: envNumber('BENCH_WARMUP', QUICK ? 0.5 : 1) };
+const warmup: LoadOptions = { ...load, durationSec: envNumber('BENCH_WARMUP', QUICK ? 1 : 3) };
 const POOL = Math.floor(envNumber('BENCH_POOL', 5_000));
 /** keyward's default verify cache holds 10,000 tokens: twice that is beyond it, every request a miss. */
 const BEYOND = Math.floor(envNumber('BENCH_BEYOND', 20_000));
-const ROUNDS = Math.floor(envNumber('BENCH_ROUNDS', 3));
+const ROUNDS = Math.floor(envNumber('BENCH_ROUNDS', QUICK ? 3 : 5));
 const MODES = (process.env.BENCH_MODES?.split(',') ?? ['repeated', 'distinct', 'beyond']) as Mode[];
 for (const m of MODES)
   if (!['repeated', 'distinct', 'beyond'].includes(m)) throw new Error(`unknown mode ${m}`);
@@ -83,33 +94,42 @@ async function sanityCheck(port: number, variant: Variant, token: string | undef
     throw new Error(`${variant}: a request without a token got ${denied.status}, not 401`);
 }
 
-/** One measurement of a round: a running server and the tokens it is loaded with. */
+/** One row of the table: its own server process and the tokens it is loaded with. */
 interface Slot {
   key: string;
-  port: number;
+  server: RunningServer;
   tokens: readonly string[];
+  /** Where in `tokens` the next piece starts, so "beyond" keeps missing from piece to piece. */
+  cursor: number;
   row?: { alg: Alg; mode: Mode; variant: Exclude<Variant, 'none'> };
-  results: Measurement[];
+  /** One measurement per round, each paired with the no-auth piece measured next to it. */
+  results: Paired[];
 }
 
-async function measureSlot(slot: Slot, firstRound: boolean): Promise<void> {
-  // A server's first measurement gets a longer warm-up: its JIT has seen nothing yet.
-  await measure(
-    slot.port,
-    slot.tokens,
-    firstRound ? { ...warmup, durationSec: warmup.durationSec * 2 } : warmup,
-  );
-  const m = await measure(slot.port, slot.tokens, load);
-  slot.results.push(m);
-  progress(
-    `  ${slot.key}: ${Math.round(m.rps)} req/s, p99 ${m.p99Ms} ms${m.failures ? `, ${m.failures} FAILED` : ''}`,
-  );
+/** One piece of load, with the server's CPU time per request around it. */
+async function piece(slot: Slot, options: LoadOptions): Promise<Measurement> {
+  const { server } = slot;
+  const cpuBefore = server.cpuSeconds();
+  const m = await measure(server.port, slot.tokens, options, slot.cursor);
+  const cpuAfter = server.cpuSeconds();
+  const requests = m.rps * options.durationSec;
+  slot.cursor = (slot.cursor + Math.round(requests)) % Math.max(1, slot.tokens.length);
+  if (cpuBefore !== undefined && cpuAfter !== undefined && requests > 0)
+    m.cpuUsPerRequest = ((cpuAfter - cpuBefore) * 1e6) / requests;
+  if (m.failures > 0) progress(`  ${slot.key}: ${m.failures} FAILED requests`);
+  return m;
 }
 
 /**
- * Every variant of one framework, in `ROUNDS` interleaved rounds: each round measures every
- * (variant, token mode) once, in an order rotated by one each round, so a drift of the machine's
- * background load spreads over all rows instead of deciding one.
+ * Every row of one framework. Each row is measured on its own server process at the same time as a
+ * no-auth twin started with it: both servers share core 1, each loaded by its own wrk, and the
+ * comparison is their CPU time per request, `ROUNDS` pairs in a row after a warm-up. This
+ * machine's cores change speed by tens of percent within seconds, so two pieces measured one
+ * after the other differ by up to 15 % with the same server on both sides; two measured at once see
+ * the same speed. A server that sat idle between rounds measured slower than its twin kept busy,
+ * by different amounts per row, so the pairs of a row run back to back instead of in rotated
+ * rounds. A row's "× no-auth" is the median of its pairs' ratios, its req/s what one core serves at
+ * its median CPU time per request.
  */
 async function benchFramework(
   framework: Framework,
@@ -123,15 +143,32 @@ async function benchFramework(
       const server = await startServer({ framework, variant, alg, keyring, peer });
       servers.push(server);
       await sanityCheck(server.port, variant, token);
-      return server.port;
+      return server;
     };
     // The baselines get the same requests as the HS256 rows, `Authorization` header included: the
     // header's bytes cost the load generator and the server's parser whoever reads it.
     const sameBytes = keyrings.HS256.sign(1);
-    const slots: Slot[] = [
-      { key: 'no auth', port: await start('none', 'HS256'), tokens: sameBytes, results: [] },
-      { key: 'no-op guard', port: await start('noop', 'HS256'), tokens: sameBytes, results: [] },
-    ];
+    const slot = (
+      key: string,
+      server: RunningServer,
+      tokens: readonly string[],
+      row?: Slot['row'],
+    ): Slot => ({
+      key,
+      server,
+      tokens,
+      cursor: 0,
+      ...(row ? { row } : {}),
+      results: [],
+    });
+    interface Planned {
+      key: string;
+      variant: Exclude<Variant, 'none'>;
+      alg: Alg;
+      tokens: readonly string[];
+      row?: Slot['row'];
+    }
+    const planned: Planned[] = [{ key: 'no-op guard', variant: 'noop', alg: 'HS256', tokens: sameBytes }];
     for (const alg of ['HS256', 'ES256'] as const) {
       // Fresh tokens per framework, so none expires during a long run.
       const { sign } = keyrings[alg];
@@ -141,31 +178,41 @@ async function benchFramework(
         ...(CACHE_OFF ? [['keyward-nocache', ['distinct']] as [Exclude<Variant, 'none'>, Mode[]]] : []),
         ['peer', ['repeated', 'distinct', 'beyond']],
       ];
-      for (const [variant, allModes] of plan) {
-        const modes = allModes.filter((m) => MODES.includes(m));
-        if (modes.length === 0) continue;
-        const port = await start(variant, alg, pools.repeated[0]);
-        for (const mode of modes) {
-          slots.push({
+      for (const [variant, allModes] of plan)
+        for (const mode of allModes.filter((m) => MODES.includes(m)))
+          planned.push({
             key: `${variant} ${alg} ${mode}`,
-            port,
+            variant,
+            alg,
             tokens: pools[mode],
             row: { alg, mode, variant },
-            results: [],
           });
-        }
+    }
+    const slots: Slot[] = [];
+    for (const p of planned) {
+      // Only the two servers of the row measured are alive: an idle keyward instance still wakes
+      // up (its polls) and would take core 1 from them.
+      const s = slot(p.key, await start(p.variant, p.alg, p.tokens[0]), p.tokens, p.row);
+      const twin = slot(`no auth for ${p.key}`, await start('none', 'HS256'), sameBytes);
+      slots.push(s);
+      progress(` ${s.key}`);
+      // Both JITs have seen nothing yet; "distinct" and "beyond" fill their caches here.
+      await Promise.all([piece(twin, warmup), piece(s, warmup)]);
+      for (let pair = 0; pair < ROUNDS; pair++) {
+        const [none, m] = await Promise.all([piece(twin, load), piece(s, load)]);
+        s.results.push({ ...m, none });
+        progress(
+          `  ${Math.round(m.rps)} req/s, p99 ${m.p99Ms} ms, ${m.cpuUsPerRequest?.toFixed(1)} µs CPU/req` +
+            ` (no auth ${none.cpuUsPerRequest?.toFixed(1)})`,
+        );
       }
+      await Promise.all([s.server.stop(), twin.server.stop()]);
     }
-    for (let round = 0; round < ROUNDS; round++) {
-      progress(` round ${round + 1} of ${ROUNDS}`);
-      for (let i = 0; i < slots.length; i++)
-        await measureSlot(slots[(i + round) % slots.length] as Slot, round === 0);
-    }
-    const rows: Row[] = slots.flatMap((slot) => (slot.row ? [{ ...slot.row, ms: slot.results }] : []));
+    const rows: Row[] = slots.flatMap((s) => (s.row ? [{ ...s.row, ms: s.results }] : []));
     const order = (r: Row) =>
       ['HS256', 'ES256'].indexOf(r.alg) * 10 + ['repeated', 'distinct', 'beyond'].indexOf(r.mode) * 3;
     rows.sort((a, b) => order(a) - order(b));
-    return { framework, none: (slots[0] as Slot).results, noop: (slots[1] as Slot).results, rows };
+    return { framework, noop: (slots[0] as Slot).results, rows };
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
   }
@@ -174,7 +221,12 @@ async function benchFramework(
 const started = Date.now();
 const load1 = loadavg()[0] ?? 0;
 const keyrings = { HS256: await openKeyring('HS256'), ES256: await openKeyring('ES256') };
-const es256VerifyRate = rawVerifyRate(keyrings.ES256.sign(1000), keyrings.ES256.peer);
+// The median of several short runs: this machine's speed drifts (see benchFramework).
+const verifyTokens = keyrings.ES256.sign(1000);
+const es256VerifyRate = quantile(
+  Array.from({ length: 7 }, () => rawVerifyRate(verifyTokens, keyrings.ES256.peer, 200)),
+  0.5,
+);
 const tally: Tally = { met: 0, missed: 0 };
 const tables: string[] = [];
 try {
@@ -193,14 +245,16 @@ const header = [
   '',
   `${new Date(started).toISOString().slice(0, 10)} · Node ${process.version} · ${cpus()[0]?.model ?? 'unknown CPU'} ×${cpus().length}` +
     ` · load average ${load1.toFixed(2)} at start`,
-  `autocannon, ${load.connections} connections, ${load.durationSec} s per measurement after a ${warmup.durationSec} s warm-up;` +
+  `${LOADGEN === 'wrk' ? 'wrk (one thread)' : 'autocannon'}, ${load.connections} connections, pieces of ${load.durationSec} s after a ${warmup.durationSec} s warm-up of each server;` +
     ` load generator on core 0, server on core 1${HAS_TASKSET ? '' : ' (**taskset unavailable: unpinned**)'}.`,
   `GET ${ROUTE} → ${JSON.stringify(BODY)}. "repeated": one token; "distinct": ${POOL.toLocaleString('en-US')} tokens, within keyward's` +
     ` default verify cache (10,000); "beyond": ${BEYOND.toLocaleString('en-US')} tokens sent in turn, so every request misses the cache` +
-    ' (pre-built requests, a disjoint slice per connection). The "cache off" row (full runs) has the cache disabled.',
+    ' (pre-built requests, each piece going on where the last stopped). The "cache off" row (full runs) has the cache disabled.',
   'The no-auth and no-op rows get the same requests as the HS256 rows (the `Authorization` header is sent and ignored), so only the authentication differs.',
-  `${ROUNDS} interleaved rounds: every row once per round, in an order rotated each round; req/s is the median of the` +
-    ' rounds and "spread" is (max − min) / median, so a drift of the background load shows as spread instead of deciding a row.',
+  `${ROUNDS} rounds: every row once per round, in an order rotated each round, its own server process, each piece paired` +
+    ' with a no-auth piece right before or after it. "× no-auth" is the median of the pairs\' ratios, "spread" their' +
+    ' interquartile range ÷ that median, "+µs" the median of the pairs\' differences in server CPU per request;' +
+    ' req/s, p99 and CPU are medians of the pieces.',
   `Raw ceiling (ES256 beyond the cache): no-auth req/s combined with bare \`crypto.verify\` at ${Math.round(es256VerifyRate).toLocaleString('en-US')} verifies/s on core 0.`,
   '',
 ];

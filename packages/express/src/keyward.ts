@@ -125,27 +125,46 @@ export function keyward(kw: KeywardExpressDeps, options: KeywardExpressOptions =
     next(new UnauthorizedError(problem, err));
   }
 
+  function settle(
+    req: Request,
+    res: Response,
+    next: NextFunction,
+    principal: Principal | undefined,
+    check: ((principal: Principal) => void) | undefined,
+  ): void {
+    if (principal) {
+      try {
+        check?.(principal);
+      } catch (err) {
+        fail(res, next, err);
+        return;
+      }
+      slot(req)[requestProperty] = principal;
+      slot(res.locals)[requestProperty] = principal;
+    }
+    next();
+  }
+
+  // Synchronous for keyward's own tokens (next() at once, no promise); through a promise for
+  // credentials that need one (API keys, external issuers, async hooks).
   function guard(required: boolean, check?: (principal: Principal) => void): RequestHandler {
     return (req: Request, res: Response, next: NextFunction) => {
-      const known = slot(req)[requestProperty];
-      const found = known
-        ? Promise.resolve(known)
-        : authenticator[required ? 'authenticate' : 'optional'](req.headers, req.method, req);
-      found.then(
-        (principal) => {
-          try {
-            if (principal) {
-              check?.(principal);
-              slot(req)[requestProperty] = principal;
-              slot(res.locals)[requestProperty] = principal;
-            }
-          } catch (err) {
-            return fail(res, next, err);
-          }
-          next();
-        },
-        (err: unknown) => fail(res, next, err),
-      );
+      let outcome: Principal | undefined | Promise<Principal | undefined>;
+      try {
+        outcome =
+          slot(req)[requestProperty] ?? authenticator.identify(req.headers, req.method, req, required);
+      } catch (err) {
+        fail(res, next, err);
+        return;
+      }
+      if (outcome instanceof Promise) {
+        outcome.then(
+          (principal) => settle(req, res, next, principal, check),
+          (err: unknown) => fail(res, next, err),
+        );
+        return;
+      }
+      settle(req, res, next, outcome, check);
     };
   }
 

@@ -228,3 +228,44 @@ describe('plugin options', () => {
     });
   });
 });
+
+describe('the hooks settle through done, or a promise when called without it (issue 15)', () => {
+  it('works as a hook (done, sync and async credentials) and awaited by hand, on a listening server', async () => {
+    const app = await appWith();
+    app.setErrorHandler(keywardErrorHandler);
+    app.get('/hook', { onRequest: app.authenticate }, async (request) => ({ sub: request.auth?.sub }));
+    app.get('/pre', { preHandler: [app.requireScopes('read')] }, async (request) => ({
+      sub: request.auth?.sub,
+    }));
+    app.get(
+      '/by-hand',
+      {
+        onRequest: async (request, reply) => {
+          await app.authenticate(request, reply);
+        },
+      },
+      async (request) => ({ sub: request.auth?.sub }),
+    );
+    const { key } = await kw.apiKeys.create({ owner: 'ci', name: 'deploy' });
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const get = async (path: string, headers: Record<string, string>) => {
+        const res = await fetch(`${base}${path}`, { headers });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      for (const path of ['/hook', '/pre', '/by-hand']) {
+        expect(await get(path, bearer('read'))).toEqual({ status: 200, body: { sub: 'alice' } });
+        // An API key is verified asynchronously: the same hook settles through its promise.
+        expect((await get(path, { 'x-api-key': key })).status).toBe(path === '/pre' ? 403 : 200);
+        expect(await get(path, {})).toMatchObject({ status: 401, body: { error: 'missing_credentials' } });
+        expect((await get(path, { authorization: 'Bearer a.b.c' })).status).toBe(401);
+      }
+      expect(await get('/pre', bearer('write'))).toMatchObject({
+        status: 403,
+        body: { error: 'insufficient_scope' },
+      });
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -5,6 +5,9 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import fp from 'fastify-plugin';
 import { toFastifyError } from './errors.js';
 
+type Done = (err?: Error) => void;
+type Check = (principal: Principal) => void;
+
 /** Per-route settings, read when the route is registered: `config: { keyward: … }`. */
 export type KeywardRouteConfig =
   /** No authentication, even when the plugin is registered with `global: true`. */
@@ -17,8 +20,15 @@ export type KeywardRouteConfig =
   /** Authentication with every one of these scopes (`[]`: any valid credential). */
   | { scopes: readonly string[] };
 
-/** An `onRequest` hook that authenticates the request and sets `request.auth`. */
-export type KeywardHook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+/**
+ * An `onRequest` (or `preHandler`) hook that authenticates the request and sets `request.auth`.
+ * Fastify calls it with `done`, and keyward's own tokens finish synchronously, no promise made;
+ * called without `done` (`await fastify.authenticate(request, reply)`), it returns a promise.
+ */
+export type KeywardHook = {
+  (request: FastifyRequest, reply: FastifyReply, done: Done): void;
+  (request: FastifyRequest, reply: FastifyReply): Promise<void>;
+};
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -213,38 +223,54 @@ const plugin: FastifyPluginAsync<KeywardPluginOptions> = async (fastify, options
   );
   const slot = (request: FastifyRequest) => request as unknown as Record<string, Principal | null>;
 
-  async function principalOf(request: FastifyRequest, required: boolean): Promise<Principal | undefined> {
-    const known = slot(request)[decoratorName];
-    if (known) return known;
+  /** Keeps the principal on the request and runs the route's check; throws Fastify's error. */
+  function accept(request: FastifyRequest, principal: Principal | undefined, check?: Check): void {
+    if (principal === undefined) return;
+    slot(request)[decoratorName] = principal;
+    if (check === undefined) return;
     try {
-      const principal = await authenticator[required ? 'authenticate' : 'optional'](
-        request.headers,
-        request.method,
-        request,
-      );
-      if (principal) slot(request)[decoratorName] = principal;
-      return principal;
+      check(principal);
     } catch (err) {
       throw toFastifyError(err, onDenied);
     }
   }
-  const guard = (check?: (principal: Principal) => void): KeywardHook => {
-    return async (request) => {
-      const principal = (await principalOf(request, true)) as Principal;
+  const refuse = (err: unknown): never => {
+    throw toFastifyError(err, onDenied);
+  };
+  const fail = (err: unknown, done: Done | undefined) => (done ? done(err as Error) : Promise.reject(err));
+  /**
+   * A hook that settles synchronously for keyward's own tokens (Fastify's `done`, no promise) and
+   * through a promise otherwise; a principal an earlier keyward hook set is not verified again.
+   */
+  const hook = (required: boolean, check?: Check): KeywardHook =>
+    function keyward(request: FastifyRequest, _reply: FastifyReply, done?: Done) {
+      let outcome: Principal | undefined | Promise<Principal | undefined>;
       try {
-        check?.(principal);
+        outcome =
+          slot(request)[decoratorName] ??
+          authenticator.identify(request.headers, request.method, request, required);
       } catch (err) {
-        throw toFastifyError(err, onDenied);
+        return fail(toFastifyError(err, onDenied), done);
       }
-    };
-  };
-  const authenticate = guard();
-  const optionalAuth: KeywardHook = async (request) => {
-    await principalOf(request, false);
-  };
+      if (outcome instanceof Promise) {
+        const settled = outcome.then((principal) => accept(request, principal, check), refuse);
+        if (!done) return settled;
+        settled.then(() => done(), done);
+        return;
+      }
+      try {
+        accept(request, outcome, check);
+      } catch (err) {
+        return fail(err, done);
+      }
+      if (done) return done();
+      return Promise.resolve();
+    } as KeywardHook;
+  const authenticate = hook(true);
+  const optionalAuth = hook(false);
   // authorize() audits a missing scope as access.denied.
-  const requireScopes = (...scopes: string[]) => guard((p) => authenticator.authorize(p, { scopes }));
-  const requireRoles = (...roles: string[]) => guard((p) => authenticator.authorize(p, { roles }));
+  const requireScopes = (...scopes: string[]) => hook(true, (p) => authenticator.authorize(p, { scopes }));
+  const requireRoles = (...roles: string[]) => hook(true, (p) => authenticator.authorize(p, { roles }));
 
   fastify.decorate('keyward', kw);
   fastify.decorate(names.authenticate, authenticate);

@@ -131,28 +131,44 @@ function fail(err: unknown, onDenied: DeniedHook | undefined): never {
 }
 
 // When an earlier keyward middleware (app-wide, then per route) already authenticated, verify once.
-async function identify(
+// Synchronous for keyward's own tokens (no promise, as cheap as a no-op middleware); a promise
+// when the credential needs one (API keys, external issuers, async hooks).
+function identify(
   c: Context,
   authenticator: Authenticator,
   required: boolean,
   onDenied: DeniedHook | undefined,
   variable = 'auth',
   reuse?: (known: Principal) => boolean,
-): Promise<void> {
+): undefined | Promise<void> {
   const known: Principal | undefined = stateOf(c)?.principal ?? c.get('auth');
   if (known !== undefined && (reuse === undefined || reuse(known))) {
     if (c.get(variable as 'auth') === undefined) c.set(variable as 'auth', known);
     return;
   }
-  let principal: Principal | undefined;
+  let outcome: Principal | undefined | Promise<Principal | undefined>;
   try {
-    const headers = headersOf(c);
-    principal = await (required
-      ? authenticator.authenticate(headers, c.req.method, c)
-      : authenticator.optional(headers, c.req.method, c));
+    // The method matters only to cookie mode's same-origin check; reading it builds Hono's request.
+    const method = authenticator.cookie === undefined ? undefined : c.req.method;
+    outcome = authenticator.identify(headersOf(c), method, c, required);
   } catch (err) {
     fail(err, onDenied);
   }
+  if (outcome instanceof Promise) {
+    return outcome.then(
+      (principal) => keep(c, principal, authenticator, variable),
+      (err: unknown) => fail(err, onDenied),
+    );
+  }
+  keep(c, outcome, authenticator, variable);
+}
+
+function keep(
+  c: Context,
+  principal: Principal | undefined,
+  authenticator: Authenticator,
+  variable: string,
+): void {
   if (principal === undefined) return;
   (c as { [kState]?: State })[kState] = { principal, authenticator };
   c.set(variable as 'auth', principal);
@@ -178,9 +194,9 @@ export function keywardAuth<V extends string = 'auth'>(
   const { onDenied, variable, ...authOptions } = options;
   const name = variableOf(variable);
   const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(authOptions));
-  return createMiddleware<KeywardEnv<V>>(async function keywardAuth(c, next) {
-    await identify(c, authenticator, true, onDenied, name);
-    await next();
+  return createMiddleware<KeywardEnv<V>>(function keywardAuth(c, next) {
+    const pending = identify(c, authenticator, true, onDenied, name);
+    return pending === undefined ? next() : pending.then(() => next());
   });
 }
 
@@ -200,9 +216,9 @@ export function keywardOptional<V extends string = 'auth'>(
   const { onDenied, variable, ...authOptions } = options;
   const name = variableOf(variable);
   const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(authOptions));
-  return createMiddleware<KeywardOptionalEnv<V>>(async function keywardOptional(c, next) {
-    await identify(c, authenticator, false, onDenied, name);
-    await next();
+  return createMiddleware<KeywardOptionalEnv<V>>(function keywardOptional(c, next) {
+    const pending = identify(c, authenticator, false, onDenied, name);
+    return pending === undefined ? next() : pending.then(() => next());
   });
 }
 
@@ -225,9 +241,9 @@ export function keywardApiKey(
     bearer: false,
     ...(apiKeyHeader ? { apiKeyHeader } : {}),
   });
-  return createMiddleware<KeywardEnv>(async function keywardApiKey(c, next) {
-    await identify(c, authenticator, true, onDenied, 'auth', (p) => p.via === 'api_key');
-    await next();
+  return createMiddleware<KeywardEnv>(function keywardApiKey(c, next) {
+    const pending = identify(c, authenticator, true, onDenied, 'auth', (p) => p.via === 'api_key');
+    return pending === undefined ? next() : pending.then(() => next());
   });
 }
 

@@ -52,9 +52,10 @@ export class KeywardGuard implements CanActivate {
       const headers = this.getCredentialHeaders(context);
       const method = this.getRequestMethod(context);
       const request = this.getHttpRequest(context);
-      const principal = route.optional
-        ? await this.keyward.optional(headers, method, request)
-        : await this.keyward.authenticate(headers, method, request);
+      // Synchronous for keyward's own tokens: no promise but the one of this async method (Nest
+      // awaits a guard's result anyway, and callers of canActivate() rely on a promise).
+      const outcome = this.keyward.authenticator.identify(headers, method, request, !route.optional);
+      const principal = outcome instanceof Promise ? await outcome : outcome;
       // @OptionalAuth() without a credential: the route runs anonymously.
       if (principal === undefined) return true;
       // authorize() audits a missing scope or role as access.denied.

@@ -156,6 +156,34 @@ export interface Authenticator {
    */
   optional(headers: HeaderBag, method?: string, request?: unknown): Promise<Principal | undefined>;
   /**
+   * {@link Authenticator.authenticate} (`required`, the default) or {@link Authenticator.optional}
+   * without a promise when none is needed: keyward's own tokens without async hooks are verified
+   * synchronously, so the principal is returned (or the refusal thrown) at once; API keys,
+   * external issuers, `getToken` and `onAuthenticated` give a promise. For adapters whose
+   * framework lets a hook finish synchronously (Fastify's `done`, Express's `next`, a Nest guard's
+   * `boolean`), so keyward's hot path allocates no promise at all. `method` matters only in cookie
+   * mode (the same-origin check of state-changing requests).
+   *
+   * @example
+   * ```ts
+   * const outcome = auth.identify(req.headers, req.method, req)
+   * if (outcome instanceof Promise) outcome.then((p) => next(p), fail)
+   * else next(outcome)
+   * ```
+   */
+  identify(
+    headers: HeaderBag,
+    method: string | undefined,
+    request: unknown,
+    required?: true,
+  ): Principal | Promise<Principal>;
+  identify(
+    headers: HeaderBag,
+    method: string | undefined,
+    request: unknown,
+    required: boolean,
+  ): Principal | undefined | Promise<Principal | undefined>;
+  /**
    * The `realm` option (`keyward` by default): the realm of this authenticator's challenges, also
    * given by {@link handleRoute} to the refusals of the routes it serves with this authenticator.
    */
@@ -353,34 +381,52 @@ export function createAuthenticator(
     if (!isPrincipal(principal)) throw new TypeError('onAuthenticated must return a principal');
     return principal;
   }
-  const failed = (err: unknown): Promise<never> => {
+  const failed = (err: unknown): never => {
     if (realm !== DEFAULT_REALM) markRealm(err, realm);
-    return Promise.reject(err);
+    throw err;
   };
-  /** Runs `identify` and hands its outcome to `then` as one promise, the realm marked on refusals. */
-  function run(
+  const missing = (principal: Principal | undefined): Principal => {
+    if (!principal) throw new KeywardError('missing_credentials', 'authentication required');
+    return principal;
+  };
+  /** `identify` with the refusals of a required credential, the realm marked on every refusal. */
+  function now(
+    headers: HeaderBag,
+    method: string | undefined,
+    request: unknown,
+    required: boolean,
+  ): Principal | undefined | Promise<Principal | undefined> {
+    try {
+      const outcome = identify(headers, method, request, required);
+      if (!(outcome instanceof Promise)) return required ? missing(outcome) : outcome;
+      const settled = required ? outcome.then(missing) : outcome;
+      return realm === DEFAULT_REALM ? settled : settled.catch(failed);
+    } catch (err) {
+      return failed(err);
+    }
+  }
+  /** `now` as one promise (no closure: this is every request's path). */
+  function promised(
     headers: HeaderBag,
     method: string | undefined,
     request: unknown,
     required: boolean,
   ): Promise<Principal | undefined> {
-    let outcome: Principal | undefined | Promise<Principal | undefined>;
     try {
-      outcome = identify(headers, method, request, required);
+      const outcome = now(headers, method, request, required);
+      return outcome instanceof Promise ? outcome : Promise.resolve(outcome);
     } catch (err) {
-      return failed(err);
+      return Promise.reject(err);
     }
-    if (outcome instanceof Promise) return realm === DEFAULT_REALM ? outcome : outcome.catch(failed);
-    return Promise.resolve(outcome);
   }
-  const missing = (principal: Principal | undefined): Principal => {
-    if (!principal) throw new KeywardError('missing_credentials', 'authentication required');
-    return principal;
-  };
-  return {
+  const authenticator: Authenticator = {
     cookie: options.cookie && bearer ? options.cookie : undefined,
     realm,
-    optional: (headers, method, request) => run(headers, method, request, false),
+    identify: ((headers: HeaderBag, method: string | undefined, request: unknown, required = true) =>
+      now(headers, method, request, required)) as Authenticator['identify'],
+    optional: (headers, method, request) => promised(headers, method, request, false),
+    authenticate: (headers, method, request) =>
+      promised(headers, method, request, true) as Promise<Principal>,
     authorize(principal, requirements) {
       try {
         if (requirements.scopes) requireScopes(principal, requirements.scopes);
@@ -389,23 +435,11 @@ export function createAuthenticator(
         if (audit && isKeywardError(err)) {
           audit.emit({ type: 'access.denied', code: err.code, via: principal.via, sub: principal.sub });
         }
-        if (realm !== DEFAULT_REALM) markRealm(err, realm);
-        throw err;
+        failed(err);
       }
-    },
-    authenticate(headers, method, request) {
-      let outcome: Principal | undefined | Promise<Principal | undefined>;
-      try {
-        outcome = identify(headers, method, request, true);
-        // The hot path: keyward's own token, verified synchronously, one promise in all.
-        if (!(outcome instanceof Promise)) return Promise.resolve(missing(outcome));
-      } catch (err) {
-        return failed(err);
-      }
-      const settled = outcome.then(missing);
-      return realm === DEFAULT_REALM ? settled : settled.catch(failed);
     },
   };
+  return authenticator;
 }
 
 /** What `onAuthenticated` must return: a principal's shape (checked, not trusted). */
