@@ -251,11 +251,11 @@ const header = [
     ` default verify cache (10,000); "beyond": ${BEYOND.toLocaleString('en-US')} tokens sent in turn, so every request misses the cache` +
     ' (pre-built requests, each piece going on where the last stopped). The "cache off" row (full runs) has the cache disabled.',
   'The no-auth and no-op rows get the same requests as the HS256 rows (the `Authorization` header is sent and ignored), so only the authentication differs.',
-  `${ROUNDS} rounds: every row once per round, in an order rotated each round, its own server process, each piece paired` +
-    ' with a no-auth piece right before or after it. "× no-auth" is the median of the pairs\' ratios, "spread" their' +
-    ' interquartile range ÷ that median, "+µs" the median of the pairs\' differences in server CPU per request;' +
-    ' req/s, p99 and CPU are medians of the pieces.',
-  `Raw ceiling (ES256 beyond the cache): no-auth req/s combined with bare \`crypto.verify\` at ${Math.round(es256VerifyRate).toLocaleString('en-US')} verifies/s on core 0.`,
+  `Each row on its own server process, at the same time as a no-auth twin started with it (both on core 1, each loaded by its own wrk):` +
+    ` a warm-up, then ${ROUNDS} pairs of pieces back to back, compared by server CPU time per request. "× no-auth" is the median` +
+    ' of the pairs\' ratios (twin\'s CPU per request ÷ the row\'s), "spread" their interquartile range ÷ that median, "+µs" the median' +
+    ' of the pairs\' differences in CPU per request; "req/s per core" is 10⁶ ÷ the row\'s median CPU µs per request.',
+  `Raw ceiling (ES256 beyond the cache): no-auth combined with bare \`crypto.verify\` at ${Math.round(es256VerifyRate).toLocaleString('en-US')} verifies/s on core 0.`,
   '',
 ];
 const footer = `Targets: ${tally.met} met, ${tally.missed} missed. Run time ${Math.round((Date.now() - started) / 1000)} s.`;
