@@ -94,7 +94,7 @@ async function sanityCheck(port: number, variant: Variant, token: string | undef
     throw new Error(`${variant}: a request without a token got ${denied.status}, not 401`);
 }
 
-/** One row of the table: its own server process and the tokens it is loaded with. */
+/** One row of the table (or its no-auth twin): its server process and the tokens it is loaded with. */
 interface Slot {
   key: string;
   server: RunningServer;
@@ -102,7 +102,7 @@ interface Slot {
   /** Where in `tokens` the next piece starts, so "beyond" keeps missing from piece to piece. */
   cursor: number;
   row?: { alg: Alg; mode: Mode; variant: Exclude<Variant, 'none'> };
-  /** One measurement per round, each paired with the no-auth piece measured next to it. */
+  /** One measurement per pair, with the no-auth twin's piece measured at the same time. */
   results: Paired[];
 }
 
@@ -148,26 +148,8 @@ async function benchFramework(
     // The baselines get the same requests as the HS256 rows, `Authorization` header included: the
     // header's bytes cost the load generator and the server's parser whoever reads it.
     const sameBytes = keyrings.HS256.sign(1);
-    const slot = (
-      key: string,
-      server: RunningServer,
-      tokens: readonly string[],
-      row?: Slot['row'],
-    ): Slot => ({
-      key,
-      server,
-      tokens,
-      cursor: 0,
-      ...(row ? { row } : {}),
-      results: [],
-    });
-    interface Planned {
-      key: string;
-      variant: Exclude<Variant, 'none'>;
-      alg: Alg;
-      tokens: readonly string[];
-      row?: Slot['row'];
-    }
+    // What each row is; its servers are started only when the row is measured.
+    type Planned = Pick<Slot, 'key' | 'tokens' | 'row'> & { variant: Exclude<Variant, 'none'>; alg: Alg };
     const planned: Planned[] = [{ key: 'no-op guard', variant: 'noop', alg: 'HS256', tokens: sameBytes }];
     for (const alg of ['HS256', 'ES256'] as const) {
       // Fresh tokens per framework, so none expires during a long run.
@@ -189,11 +171,17 @@ async function benchFramework(
           });
     }
     const slots: Slot[] = [];
-    for (const p of planned) {
+    for (const { variant, alg, ...row } of planned) {
       // Only the two servers of the row measured are alive: an idle keyward instance still wakes
       // up (its polls) and would take core 1 from them.
-      const s = slot(p.key, await start(p.variant, p.alg, p.tokens[0]), p.tokens, p.row);
-      const twin = slot(`no auth for ${p.key}`, await start('none', 'HS256'), sameBytes);
+      const s: Slot = { ...row, server: await start(variant, alg, row.tokens[0]), cursor: 0, results: [] };
+      const twin: Slot = {
+        key: `no auth for ${s.key}`,
+        server: await start('none', 'HS256'),
+        tokens: sameBytes,
+        cursor: 0,
+        results: [],
+      };
       slots.push(s);
       progress(` ${s.key}`);
       // Both JITs have seen nothing yet; "distinct" and "beyond" fill their caches here.

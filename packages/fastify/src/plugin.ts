@@ -223,24 +223,20 @@ const plugin: FastifyPluginAsync<KeywardPluginOptions> = async (fastify, options
   );
   const slot = (request: FastifyRequest) => request as unknown as Record<string, Principal | null>;
 
-  /** Keeps the principal on the request and runs the route's check; throws Fastify's error. */
+  /** Keeps the principal on the request and runs the route's check (which may throw). */
   function accept(request: FastifyRequest, principal: Principal | undefined, check?: Check): void {
     if (principal === undefined) return;
     slot(request)[decoratorName] = principal;
-    if (check === undefined) return;
-    try {
-      check(principal);
-    } catch (err) {
-      throw toFastifyError(err, onDenied);
-    }
+    check?.(principal);
   }
   const refuse = (err: unknown): never => {
     throw toFastifyError(err, onDenied);
   };
-  const fail = (err: unknown, done: Done | undefined) => (done ? done(err as Error) : Promise.reject(err));
   /**
    * A hook that settles synchronously for keyward's own tokens (Fastify's `done`, no promise) and
    * through a promise otherwise; a principal an earlier keyward hook set is not verified again.
+   * `done` is called outside the `try`, so an error of what runs after the hook is never taken
+   * for a refusal.
    */
   const hook = (required: boolean, check?: Check): KeywardHook =>
     function keyward(request: FastifyRequest, _reply: FastifyReply, done?: Done) {
@@ -249,22 +245,15 @@ const plugin: FastifyPluginAsync<KeywardPluginOptions> = async (fastify, options
         outcome =
           slot(request)[decoratorName] ??
           authenticator.identify(request.headers, request.method, request, required);
+        if (!(outcome instanceof Promise)) accept(request, outcome, check);
       } catch (err) {
-        return fail(toFastifyError(err, onDenied), done);
+        const refusal = toFastifyError(err, onDenied) as Error;
+        return done ? done(refusal) : Promise.reject(refusal);
       }
-      if (outcome instanceof Promise) {
-        const settled = outcome.then((principal) => accept(request, principal, check), refuse);
-        if (!done) return settled;
-        settled.then(() => done(), done);
-        return;
-      }
-      try {
-        accept(request, outcome, check);
-      } catch (err) {
-        return fail(err, done);
-      }
-      if (done) return done();
-      return Promise.resolve();
+      if (!(outcome instanceof Promise)) return done ? done() : Promise.resolve();
+      const settled = outcome.then((principal) => accept(request, principal, check)).catch(refuse);
+      if (!done) return settled;
+      settled.then(() => done(), done);
     } as KeywardHook;
   const authenticate = hook(true);
   const optionalAuth = hook(false);

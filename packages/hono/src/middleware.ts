@@ -14,7 +14,7 @@ import {
   toHttpProblem,
   withRequestHooks,
 } from '@keyward/core/http';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { toHTTPException } from './errors.js';
 
@@ -163,6 +163,11 @@ function identify(
   keep(c, outcome, authenticator, variable);
 }
 
+/** The next handler, at once when `identify` settled synchronously. */
+function proceed(pending: undefined | Promise<void>, next: Next): Promise<void> {
+  return pending === undefined ? next() : pending.then(next);
+}
+
 function keep(
   c: Context,
   principal: Principal | undefined,
@@ -195,8 +200,7 @@ export function keywardAuth<V extends string = 'auth'>(
   const name = variableOf(variable);
   const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(authOptions));
   return createMiddleware<KeywardEnv<V>>(function keywardAuth(c, next) {
-    const pending = identify(c, authenticator, true, onDenied, name);
-    return pending === undefined ? next() : pending.then(() => next());
+    return proceed(identify(c, authenticator, true, onDenied, name), next);
   });
 }
 
@@ -217,8 +221,7 @@ export function keywardOptional<V extends string = 'auth'>(
   const name = variableOf(variable);
   const authenticator = createAuthenticator(kw, honoAuthenticatorOptions(authOptions));
   return createMiddleware<KeywardOptionalEnv<V>>(function keywardOptional(c, next) {
-    const pending = identify(c, authenticator, false, onDenied, name);
-    return pending === undefined ? next() : pending.then(() => next());
+    return proceed(identify(c, authenticator, false, onDenied, name), next);
   });
 }
 
@@ -242,8 +245,10 @@ export function keywardApiKey(
     ...(apiKeyHeader ? { apiKeyHeader } : {}),
   });
   return createMiddleware<KeywardEnv>(function keywardApiKey(c, next) {
-    const pending = identify(c, authenticator, true, onDenied, 'auth', (p) => p.via === 'api_key');
-    return pending === undefined ? next() : pending.then(() => next());
+    return proceed(
+      identify(c, authenticator, true, onDenied, 'auth', (p) => p.via === 'api_key'),
+      next,
+    );
   });
 }
 

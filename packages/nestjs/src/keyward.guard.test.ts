@@ -209,6 +209,21 @@ describe('KeywardGuard hooks', () => {
     await expect(guard.canActivate(rpc)).rejects.toMatchObject({ status: 401 });
   });
 
+  it("hands the module's getToken an empty request outside HTTP, never undefined", async () => {
+    const seen: unknown[] = [];
+    const service = new KeywardService(kw, {
+      keyward: kw,
+      getToken: (request) => {
+        seen.push(request);
+        return undefined;
+      },
+    });
+    const guard = new KeywardGuard(service, new Reflector(), adapterHost);
+    const rpc = { ...context({}).ctx, getType: () => 'rpc' } as ExecutionContext;
+    await expect(guard.canActivate(rpc)).rejects.toMatchObject({ status: 401 });
+    expect(seen).toEqual([{ headers: {} }]);
+  });
+
   it('reports denials to onDenied and sets the challenge through the platform adapter', async () => {
     const onDenied = vi.fn();
     const guard = new KeywardGuard(

@@ -191,6 +191,10 @@ export function authenticatorOptionsOf(options: KeywardModuleOptions): Authentic
     onAuthenticated,
     ...authOptions
   } = options;
-  // The guard hands its HTTP request; keyward's own routes the one they serve, or headers and method.
-  return withRequestHooks<KeywardHttpRequest>({ ...authOptions, getToken, onAuthenticated });
+  // The guard hands its HTTP request, keyward's own routes the one they serve; a guard outside HTTP
+  // (GraphQL, RPC) hands none, and the hooks get an empty request rather than undefined.
+  return withRequestHooks<KeywardHttpRequest>(
+    { ...authOptions, getToken, onAuthenticated },
+    (native) => (native as KeywardHttpRequest | undefined) ?? { headers: {} },
+  );
 }

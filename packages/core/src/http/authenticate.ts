@@ -110,8 +110,9 @@ export interface RequestHooks<R> {
 
 /**
  * Core's authenticator options from an adapter's: its hooks get the framework's request, which the
- * adapter hands to `authenticate(headers, method, request)` as it is. A value that is not a
- * function passes unchanged, so {@link createAuthenticator} refuses it (`config_invalid`).
+ * adapter hands to `authenticate(headers, method, request)` as it is, or as `requestOf` makes it
+ * (NestJS: an empty request where a guard runs outside HTTP). A value that is not a function
+ * passes unchanged, so {@link createAuthenticator} refuses it (`config_invalid`).
  *
  * @example
  * ```ts
@@ -120,16 +121,19 @@ export interface RequestHooks<R> {
  */
 export function withRequestHooks<R>(
   options: Omit<AuthenticatorOptions, 'getToken' | 'onAuthenticated'> & RequestHooks<R>,
+  requestOf: (request: unknown) => R = (request) => request as R,
 ): AuthenticatorOptions {
   const { getToken, onAuthenticated, ...rest } = options;
   const mapped: AuthenticatorOptions = { ...rest };
   if (getToken !== undefined)
     mapped.getToken =
-      typeof getToken === 'function' ? (_headers, request) => getToken(request as R) : (getToken as never);
+      typeof getToken === 'function'
+        ? (_headers, request) => getToken(requestOf(request))
+        : (getToken as never);
   if (onAuthenticated !== undefined)
     mapped.onAuthenticated =
       typeof onAuthenticated === 'function'
-        ? (principal, request) => onAuthenticated(principal, request as R)
+        ? (principal, request) => onAuthenticated(principal, requestOf(request))
         : (onAuthenticated as never);
   return mapped;
 }
@@ -160,9 +164,9 @@ export interface Authenticator {
    * without a promise when none is needed: keyward's own tokens without async hooks are verified
    * synchronously, so the principal is returned (or the refusal thrown) at once; API keys,
    * external issuers, `getToken` and `onAuthenticated` give a promise. For adapters whose
-   * framework lets a hook finish synchronously (Fastify's `done`, Express's `next`, a Nest guard's
-   * `boolean`), so keyward's hot path allocates no promise at all. `method` matters only in cookie
-   * mode (the same-origin check of state-changing requests).
+   * framework lets a hook finish synchronously (Fastify's `done`, Express's `next`), so keyward's
+   * hot path allocates no promise at all. `method` matters only in cookie mode (the same-origin
+   * check of state-changing requests).
    *
    * @example
    * ```ts
