@@ -14,6 +14,22 @@ interface RawReply {
   json: any;
 }
 
+/**
+ * `fetch`, asked again when the server answered before the client finished sending a large body
+ * and closed the connection (undici then fails the write with EPIPE / ECONNRESET instead of
+ * returning the early answer): a race of the test's client, not an answer of the server.
+ */
+async function fetchAnswered(url: string, init: RequestInit): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetch(url, init);
+    } catch (err) {
+      const code = (err as { cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
+      if (attempt === 4 || (code !== 'EPIPE' && code !== 'ECONNRESET')) throw err;
+    }
+  }
+}
+
 async function send(
   base: string,
   method: string,
@@ -21,7 +37,7 @@ async function send(
   headers: Record<string, string> = {},
   body?: string | Uint8Array,
 ): Promise<RawReply> {
-  const res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body } : {}) });
+  const res = await fetchAnswered(base + path, { method, headers, ...(body !== undefined ? { body } : {}) });
   const text = await res.text();
   let json: unknown;
   try {
