@@ -3,11 +3,10 @@
  * to sign tokens and by every keyward server; the same key handed to the peers (the HS256 legacy
  * secret, or the public key of keyward's ES256 signing key).
  */
-import { createPublicKey, verify as cryptoVerify, type JsonWebKey, randomBytes } from 'node:crypto';
+import { createPublicKey, type JsonWebKey, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { createKeyward, Fernet, type Keyward } from '@keyward/core';
 import { type Alg, type KeyringSpec, keywardOptions, type PeerKey } from './spec.js';
 
@@ -59,28 +58,4 @@ export async function openKeyring(alg: Alg): Promise<BenchKeyring> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/**
- * ES256 verifications per second of bare `crypto.verify` on this core (split, decode, verify, no
- * parsing): the ceiling an HTTP verifier of distinct asymmetric tokens can approach.
- */
-export function rawVerifyRate(tokens: readonly string[], peer: PeerKey, durationMs = 500): number {
-  const key = createPublicKey(peer.publicPem ?? '');
-  let done = 0;
-  const start = performance.now();
-  while (performance.now() - start < durationMs) {
-    for (let i = 0; i < 100; i++) {
-      const token = tokens[done++ % tokens.length] ?? '';
-      const dot = token.lastIndexOf('.');
-      const ok = cryptoVerify(
-        'sha256',
-        Buffer.from(token.slice(0, dot)),
-        { key, dsaEncoding: 'ieee-p1363' },
-        Buffer.from(token.slice(dot + 1), 'base64url'),
-      );
-      if (!ok) throw new Error('raw verify rejected a keyward token');
-    }
-  }
-  return done / ((performance.now() - start) / 1000);
 }

@@ -2,9 +2,9 @@
  * The load generator. `wrk` (C, one thread) when it is installed, since autocannon (JavaScript) on
  * one core tops out near the servers' own rate and made the faster frameworks' rows measure the
  * generator; autocannon otherwise, or with `BENCH_LOADGEN=autocannon`. Both send pre-built requests:
- * wrk builds every request of the token pool once (`load.wrk.lua`) and hands them out in turn;
- * autocannon gets the pool dealt out in disjoint slices, one per connection. Nothing is built per
- * request on this side.
+ * wrk builds every request of the token pool once (`load.wrk.lua`) and picks one at random for each
+ * request; autocannon gets the pool dealt out in disjoint slices, one per connection, sent in turn.
+ * Nothing is built per request on this side.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -42,19 +42,14 @@ export const LOADGEN: LoadGenerator = (() => {
 })();
 
 /**
- * Loads `127.0.0.1:port` with the given tokens (none: no `Authorization` header), sent in turn from
- * index `from` (wrk; autocannon deals the pool out per connection instead).
+ * Loads `127.0.0.1:port` with the given tokens (none: no `Authorization` header), each request's
+ * token picked at random (wrk; autocannon deals the pool out per connection instead).
  */
-export function measure(
-  port: number,
-  tokens: readonly string[],
-  options: LoadOptions,
-  from = 0,
-): Promise<Measurement> {
-  return LOADGEN === 'wrk'
-    ? measureWrk(port, tokens, options, from)
-    : measureAutocannon(port, tokens, options);
+export function measure(port: number, tokens: readonly string[], options: LoadOptions): Promise<Measurement> {
+  return LOADGEN === 'wrk' ? measureWrk(port, tokens, options) : measureAutocannon(port, tokens, options);
 }
+
+let seed = 1;
 
 const SCRIPT = fileURLToPath(new URL('./load.wrk.lua', import.meta.url));
 let tokenDir: string | undefined;
@@ -77,7 +72,6 @@ async function measureWrk(
   port: number,
   tokens: readonly string[],
   options: LoadOptions,
-  from: number,
 ): Promise<Measurement> {
   const args = ['-t1', `-c${options.connections}`, `-d${options.durationSec}s`, '--timeout', '5s'];
   args.push(
@@ -87,7 +81,7 @@ async function measureWrk(
     '--',
     tokens.length > 0 ? tokenFile(tokens) : '',
     ROUTE,
-    String(from),
+    String(seed++),
   );
   const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

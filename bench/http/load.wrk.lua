@@ -1,9 +1,9 @@
 -- bench:http's request script for wrk (see load.ts): every request of the token file built once in
--- init, then handed out in turn from index args[3] (where the last run stopped), so a token pool
--- larger than the verify cache misses on every request, run after run.
+-- init, then each request picked at random (seeded by args[3]). Random, not in turn: with a pool
+-- larger than the verify cache, a fixed cycle would make each short piece fall wholly in the part
+-- of the pool that is cached or wholly in the part that is not.
 local reqs = {}
 local n = 0
-local i = 0
 
 function init(args)
   if args[1] and args[1] ~= "" then
@@ -16,12 +16,11 @@ function init(args)
     n = 1
     reqs[1] = wrk.format("GET", args[2])
   end
-  i = (tonumber(args[3]) or 0) % n
+  math.randomseed(tonumber(args[3]) or 1)
 end
 
 function request()
-  i = i % n + 1
-  return reqs[i]
+  return reqs[math.random(n)]
 end
 
 function done(summary, latency, requests)

@@ -2,7 +2,13 @@
  * What the orchestrator (run.ts) tells a server process (server.ts): the framework, the
  * authentication variant and the key material, passed as JSON in `KEYWARD_BENCH_SPEC`.
  */
-import type { JsonWebKey } from 'node:crypto';
+import {
+  createHmac,
+  createPublicKey,
+  verify as cryptoVerify,
+  type JsonWebKey,
+  timingSafeEqual,
+} from 'node:crypto';
 import type { KeywardServiceOptions } from '@keyward/core';
 
 export const FRAMEWORKS = ['express', 'fastify', 'hono', 'nest-express', 'nest-fastify'] as const;
@@ -11,9 +17,11 @@ export type Framework = (typeof FRAMEWORKS)[number];
 /**
  * `none`: no auth; `noop`: an async middleware / hook / guard that lets everything through (the
  * framework's floor for any auth middleware of that shape); `keyward`: the adapter as documented;
- * `keyward-nocache`: same, verify cache off; `peer`: the framework's usual JWT middleware.
+ * `keyward-nocache`: same, verify cache off; `peer`: the framework's usual JWT middleware; `raw`:
+ * the no-op guard plus the bare signature check of the token (see {@link rawVerifier}), the
+ * ceiling of any verifier that checks every request.
  */
-export type Variant = 'none' | 'noop' | 'keyward' | 'keyward-nocache' | 'peer';
+export type Variant = 'none' | 'noop' | 'keyward' | 'keyward-nocache' | 'peer' | 'raw';
 export type Alg = 'HS256' | 'ES256';
 
 /** The one route every variant serves, and its body. */
@@ -65,4 +73,32 @@ export function keywardOptions(
 export function bearerToken(header: string | undefined): string | undefined {
   const [type, token] = header?.split(' ') ?? [];
   return type === 'Bearer' && token ? token : undefined;
+}
+
+/**
+ * What the `raw` guard does per request: split the bearer token at its last dot, decode the
+ * signature, and check it: `crypto.verify` with the ES256 public key, or an HMAC-SHA256 with the
+ * HS256 secret compared by `timingSafeEqual`. No header or payload parsing, no claims: only the
+ * signature check every verifier of distinct tokens has to pay. Throws on a bad token.
+ */
+export function rawVerifier(peer: PeerKey): (authorization: string | undefined) => void {
+  const secret = peer.secret;
+  const key = secret === undefined ? createPublicKey(peer.publicPem ?? '') : undefined;
+  return (authorization) => {
+    const token = bearerToken(authorization) ?? '';
+    const dot = token.lastIndexOf('.');
+    const input = Buffer.from(token.slice(0, dot), 'latin1');
+    const signature = Buffer.from(token.slice(dot + 1), 'base64url');
+    const ok =
+      key !== undefined
+        ? cryptoVerify('sha256', input, { key, dsaEncoding: 'ieee-p1363' }, signature)
+        : signature.length === 32 &&
+          timingSafeEqual(
+            createHmac('sha256', secret ?? '')
+              .update(input)
+              .digest(),
+            signature,
+          );
+    if (!ok) throw new Error('raw verify rejected the token');
+  };
 }

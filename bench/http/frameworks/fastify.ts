@@ -2,9 +2,9 @@ import fastifyJwt from '@fastify/jwt';
 import { keyward } from '@keyward/fastify';
 import Fastify, { type onRequestHookHandler } from 'fastify';
 import type { StartServer } from '../server.js';
-import { BODY, ROUTE } from '../spec.js';
+import { BODY, ROUTE, rawVerifier } from '../spec.js';
 
-/** Fastify 5: no auth, a no-op async `onRequest` hook, keyward's `fastify.authenticate` hook, or @fastify/jwt's `request.jwtVerify()`. */
+/** Fastify 5: no auth, a no-op async `onRequest` hook (with `raw`: plus bare `crypto.verify`), keyward's `fastify.authenticate` hook, or @fastify/jwt's `request.jwtVerify()`. */
 export const start: StartServer = async (spec, kw) => {
   const app = Fastify();
   let onRequest: onRequestHookHandler | undefined;
@@ -13,6 +13,9 @@ export const start: StartServer = async (spec, kw) => {
     onRequest = app.authenticate;
   } else if (spec.variant === 'noop') {
     onRequest = async () => {};
+  } else if (spec.variant === 'raw') {
+    const check = rawVerifier(spec.peer);
+    onRequest = async (request) => check(request.headers.authorization);
   } else if (spec.variant === 'peer') {
     await app.register(
       fastifyJwt,

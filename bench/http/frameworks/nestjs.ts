@@ -18,7 +18,7 @@ import {
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { JwtModule, JwtService } from '@nestjs/jwt';
 import type { StartServer } from '../server.js';
-import { BODY, bearerToken, ROUTE, type ServerSpec } from '../spec.js';
+import { BODY, bearerToken, ROUTE, rawVerifier, type ServerSpec } from '../spec.js';
 
 // The root tsconfig type-checks bench/ without `experimentalDecorators`, which @keyward/nestjs's
 // source needs: a computed specifier keeps that checker out of it (server processes get
@@ -65,6 +65,19 @@ class NoopGuard implements CanActivate {
 }
 Injectable()(NoopGuard);
 
+/** The no-op guard plus bare `crypto.verify` of the token: the ceiling of a verifying guard. */
+function rawGuard(spec: ServerSpec): new () => CanActivate {
+  const check = rawVerifier(spec.peer);
+  class RawGuard implements CanActivate {
+    async canActivate(context: ExecutionContext): Promise<boolean> {
+      check(context.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers.authorization);
+      return true;
+    }
+  }
+  Injectable()(RawGuard);
+  return RawGuard;
+}
+
 function appModule(spec: ServerSpec, kw: Parameters<StartServer>[1]): new () => unknown {
   const imports: unknown[] = [];
   const providers: Provider[] = [];
@@ -73,6 +86,8 @@ function appModule(spec: ServerSpec, kw: Parameters<StartServer>[1]): new () => 
     providers.push({ provide: APP_GUARD, useClass: KeywardGuard });
   } else if (spec.variant === 'noop') {
     providers.push({ provide: APP_GUARD, useClass: NoopGuard });
+  } else if (spec.variant === 'raw') {
+    providers.push({ provide: APP_GUARD, useClass: rawGuard(spec) });
   } else if (spec.variant === 'peer') {
     imports.push(
       JwtModule.register(
