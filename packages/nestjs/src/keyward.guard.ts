@@ -44,6 +44,11 @@ export class KeywardGuard implements CanActivate {
   // The decorators' metadata of each handler (and its class), read once: a route's metadata is set
   // when its class is declared, so no request pays for the reflection lookups.
   readonly #routeAuth = new WeakMap<object, { cls: object; auth: RouteAuth }>();
+  // The request of the context being checked: `switchToHttp()` builds an object of three closures
+  // on every call, and the default hooks below each need the request. Only for the context of the
+  // current call, and forgotten when it returns.
+  #context: ExecutionContext | undefined;
+  #request: unknown;
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const route = this.routeAuthOf(context);
@@ -61,11 +66,24 @@ export class KeywardGuard implements CanActivate {
       // authorize() audits a missing scope or role as access.denied.
       if (route.scopes.length > 0 || route.roles.length > 0)
         this.keyward.authenticator.authorize(principal, { scopes: route.scopes, roles: route.roles });
-      await this.onAuthenticated(principal, context);
+      const hooked = this.onAuthenticated(principal, context);
+      if (hooked !== undefined) await hooked;
       return true;
     } catch (err) {
       throw this.handleError(err, context);
+    } finally {
+      this.#context = undefined;
+      this.#request = undefined;
     }
+  }
+
+  /** `context.switchToHttp().getRequest()`, once per context. */
+  #requestOf<T>(context: ExecutionContext): T {
+    if (context !== this.#context) {
+      this.#request = context.switchToHttp().getRequest<T>();
+      this.#context = context;
+    }
+    return this.#request as T;
   }
 
   /** `@Public()`, `@OptionalAuth()`, `@Scopes()` and `@Roles()` of the context's handler and class. */
@@ -91,7 +109,7 @@ export class KeywardGuard implements CanActivate {
    */
   protected getCredentialHeaders(context: ExecutionContext): HeaderBag {
     if (context.getType() !== 'http') return {};
-    return context.switchToHttp().getRequest<{ headers?: HeaderBag }>().headers ?? {};
+    return this.#requestOf<{ headers?: HeaderBag }>(context).headers ?? {};
   }
 
   /**
@@ -100,7 +118,7 @@ export class KeywardGuard implements CanActivate {
    */
   protected getHttpRequest(context: ExecutionContext): KeywardHttpRequest | undefined {
     if (context.getType() !== 'http') return undefined;
-    return context.switchToHttp().getRequest<KeywardHttpRequest>();
+    return this.#requestOf<KeywardHttpRequest>(context);
   }
 
   /**
@@ -109,12 +127,12 @@ export class KeywardGuard implements CanActivate {
    */
   protected getRequestMethod(context: ExecutionContext): string | undefined {
     if (context.getType() !== 'http') return undefined;
-    return context.switchToHttp().getRequest<{ method?: string }>().method;
+    return this.#requestOf<{ method?: string }>(context).method;
   }
 
   /** Called with the verified principal. Default: sets `request.user` and `request.auth`. */
   protected onAuthenticated(principal: Principal, context: ExecutionContext): void | Promise<void> {
-    const request = context.switchToHttp().getRequest<KeywardRequest>();
+    const request = this.#requestOf<KeywardRequest>(context);
     request.user = principal;
     request.auth = principal;
   }
