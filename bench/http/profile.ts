@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { openKeyring } from './keys.js';
 import { measure } from './load.js';
 import { startServer } from './process.js';
-import { FRAMEWORKS, type Framework } from './spec.js';
+import { FRAMEWORKS, type Framework, type Variant } from './spec.js';
 
 interface ProfileNode {
   id: number;
@@ -57,8 +57,8 @@ function bucketOf(framework: Framework, { functionName, url }: ProfileNode['call
 }
 
 const durationSec = Number(process.env.BENCH_DURATION ?? 5);
-/** `keyward` (default), or `noop` / `none` to profile the floor the same way. */
-const variant = (process.env.BENCH_PROFILE_VARIANT ?? 'keyward') as 'keyward' | 'noop' | 'none';
+/** Any variant of spec.ts (`keyward` by default): `noop` / `none` for the floor, `keyward-nocache` / `raw` for every request verified. */
+const variant = (process.env.BENCH_PROFILE_VARIANT ?? 'keyward') as Exclude<Variant, 'peer'>;
 /** BENCH_PROFILE_TOP=n: also list the n functions with the most own time, in µs per request. */
 const TOP = Number(process.env.BENCH_PROFILE_TOP ?? 0);
 const frameworks = (process.env.BENCH_FRAMEWORKS?.split(',') ?? FRAMEWORKS) as Framework[];
