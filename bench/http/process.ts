@@ -52,11 +52,7 @@ export async function startServer(
   const [cmd, ...args] = HAS_TASKSET ? ['taskset', '-c', '1', ...node] : node;
   const child = spawn(cmd ?? process.execPath, args, {
     cwd: here,
-    env: {
-      ...process.env,
-      KEYWARD_BENCH_SPEC: JSON.stringify(spec),
-      TSX_TSCONFIG_PATH: `${here}tsconfig.json`,
-    },
+    env: { ...process.env, KEYWARD_BENCH_SPEC: JSON.stringify(spec) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -1,7 +1,7 @@
 /**
  * Where a keyward-guarded request's server CPU goes. For each framework: the bench server with
- * keyward (one repeated HS256 token, so every request is a verify-cache hit), loaded by autocannon
- * like `bench:http`, profiled with `node --cpu-prof`. The report is the share of the server's busy
+ * keyward (one repeated HS256 token, so every request is a verify-cache hit), loaded like
+ * `bench:http` (wrk when installed), profiled with `node --cpu-prof`. The report is the share of the server's busy
  * samples (idle left out) whose own code is keyward's (`packages/core`, the adapter package) next to
  * the framework, Node's HTTP stack and the rest: what keyward can cost a request at most, to read
  * the HTTP ratios against.

@@ -76,6 +76,14 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 /**
+ * What the floor guard checks per request: nothing for `noop`, the bare signature for `raw`. Every
+ * framework has one floor guard (a no-op of keyward's shape) that calls this when it is defined.
+ */
+export function floorCheck(spec: ServerSpec): ((authorization: string | undefined) => void) | undefined {
+  return spec.variant === 'raw' ? rawVerifier(spec.peer) : undefined;
+}
+
+/**
  * What the `raw` guard does per request: split the bearer token at its last dot, decode the
  * signature, and check it: `crypto.verify` with the ES256 public key, or an HMAC-SHA256 with the
  * HS256 secret compared by `timingSafeEqual`. No header or payload parsing, no claims: only the

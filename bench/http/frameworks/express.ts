@@ -3,7 +3,7 @@ import { keyward } from '@keyward/express';
 import express, { type RequestHandler } from 'express';
 import { expressjwt } from 'express-jwt';
 import type { StartServer } from '../server.js';
-import { BODY, ROUTE, rawVerifier } from '../spec.js';
+import { BODY, floorCheck, ROUTE } from '../spec.js';
 
 /** Express 5: no auth, a no-op async middleware (with `raw`: plus bare `crypto.verify`), `keyward(kw).authenticate()`, or express-jwt as its README shows it. */
 export const start: StartServer = async (spec, kw) => {
@@ -11,7 +11,7 @@ export const start: StartServer = async (spec, kw) => {
   if (kw) guards.push(keyward(kw).authenticate());
   else if (spec.variant === 'noop' || spec.variant === 'raw') {
     // An async middleware, as keyward's is: the cost of its shape alone (`raw`: and the verify).
-    const check = spec.variant === 'raw' ? rawVerifier(spec.peer) : undefined;
+    const check = floorCheck(spec);
     guards.push((req, _res, next) => {
       check?.(req.headers.authorization);
       void Promise.resolve().then(() => next());

@@ -2,7 +2,7 @@ import fastifyJwt from '@fastify/jwt';
 import { keyward } from '@keyward/fastify';
 import Fastify, { type onRequestHookHandler } from 'fastify';
 import type { StartServer } from '../server.js';
-import { BODY, ROUTE, rawVerifier } from '../spec.js';
+import { BODY, floorCheck, ROUTE } from '../spec.js';
 
 /** Fastify 5: no auth, a no-op async `onRequest` hook (with `raw`: plus bare `crypto.verify`), keyward's `fastify.authenticate` hook, or @fastify/jwt's `request.jwtVerify()`. */
 export const start: StartServer = async (spec, kw) => {
@@ -11,11 +11,9 @@ export const start: StartServer = async (spec, kw) => {
   if (kw) {
     await app.register(keyward, { keyward: kw });
     onRequest = app.authenticate;
-  } else if (spec.variant === 'noop') {
-    onRequest = async () => {};
-  } else if (spec.variant === 'raw') {
-    const check = rawVerifier(spec.peer);
-    onRequest = async (request) => check(request.headers.authorization);
+  } else if (spec.variant === 'noop' || spec.variant === 'raw') {
+    const check = floorCheck(spec);
+    onRequest = async (request) => check?.(request.headers.authorization);
   } else if (spec.variant === 'peer') {
     await app.register(
       fastifyJwt,

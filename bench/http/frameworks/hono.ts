@@ -4,17 +4,16 @@ import { keywardAuth } from '@keyward/hono';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { jwt } from 'hono/jwt';
 import type { StartServer } from '../server.js';
-import { BODY, ROUTE, rawVerifier } from '../spec.js';
+import { BODY, floorCheck, ROUTE } from '../spec.js';
 
 /** Hono 4 on @hono/node-server: no auth, a no-op async middleware (with `raw`: plus bare `crypto.verify`), `keywardAuth(kw)`, or `hono/jwt`. */
 export const start: StartServer = async (spec, kw) => {
   let guard: MiddlewareHandler | undefined;
   if (kw) guard = keywardAuth(kw);
-  else if (spec.variant === 'noop') guard = async (_c, next) => next();
-  else if (spec.variant === 'raw') {
-    const check = rawVerifier(spec.peer);
+  else if (spec.variant === 'noop' || spec.variant === 'raw') {
+    const check = floorCheck(spec);
     guard = async (c, next) => {
-      check(c.req.header('authorization'));
+      check?.(c.req.header('authorization'));
       return next();
     };
   } else if (spec.variant === 'peer') {

@@ -19,7 +19,7 @@ import {
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { JwtModule, JwtService } from '@nestjs/jwt';
 import type { StartServer } from '../server.js';
-import { BODY, bearerToken, ROUTE, rawVerifier, type ServerSpec } from '../spec.js';
+import { BODY, bearerToken, floorCheck, ROUTE, type ServerSpec } from '../spec.js';
 
 // The built package, as users run it: esbuild (what tsx runs the sources through) lowers a
 // decorated class's private members to WeakMap lookups, which made the guard measure about 4 µs
@@ -62,25 +62,17 @@ class JwtAuthGuard implements CanActivate {
 Injectable()(JwtAuthGuard);
 Inject(JwtService)(JwtAuthGuard, undefined, 0);
 
-/** An async global guard that lets everything through: the floor of any guard. */
-class NoopGuard implements CanActivate {
-  async canActivate(): Promise<boolean> {
-    return true;
-  }
-}
-Injectable()(NoopGuard);
-
-/** The no-op guard plus bare `crypto.verify` of the token: the ceiling of a verifying guard. */
-function rawGuard(spec: ServerSpec): new () => CanActivate {
-  const check = rawVerifier(spec.peer);
-  class RawGuard implements CanActivate {
+/** An async global guard that lets everything through (`raw`: after the bare signature check): the floor of any guard. */
+function floorGuard(spec: ServerSpec): new () => CanActivate {
+  const check = floorCheck(spec);
+  class FloorGuard implements CanActivate {
     async canActivate(context: ExecutionContext): Promise<boolean> {
-      check(context.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers.authorization);
+      check?.(context.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers.authorization);
       return true;
     }
   }
-  Injectable()(RawGuard);
-  return RawGuard;
+  Injectable()(FloorGuard);
+  return FloorGuard;
 }
 
 function appModule(spec: ServerSpec, kw: Parameters<StartServer>[1]): new () => unknown {
@@ -89,10 +81,8 @@ function appModule(spec: ServerSpec, kw: Parameters<StartServer>[1]): new () => 
   if (kw) {
     imports.push(KeywardModule.forRoot({ keyward: kw, isGlobal: true }));
     providers.push({ provide: APP_GUARD, useClass: KeywardGuard });
-  } else if (spec.variant === 'noop') {
-    providers.push({ provide: APP_GUARD, useClass: NoopGuard });
-  } else if (spec.variant === 'raw') {
-    providers.push({ provide: APP_GUARD, useClass: rawGuard(spec) });
+  } else if (spec.variant === 'noop' || spec.variant === 'raw') {
+    providers.push({ provide: APP_GUARD, useClass: floorGuard(spec) });
   } else if (spec.variant === 'peer') {
     imports.push(
       JwtModule.register(

@@ -84,10 +84,6 @@ async function rejections(instances: App[], valid: Issued[]): Promise<number> {
 const lineageOf = (report: HealthReport) => report.checks['keyring:lineage']?.[0];
 
 /**
- * The shared scenario: `lose()` wipes the store under `instances` (their polls are off: each poll
- * is an explicit `refresh`, so every step is observed), `read()` returns the stored documents.
- */
-/**
  * A scheduler tick's outcome. `busy` means the process's own background tick holds the scheduler
  * right now (a race with the timer, seen on a slow machine): wait for it and ask again.
  */
@@ -99,6 +95,10 @@ async function settledTick(app: { call<T = unknown>(method: string): Promise<T> 
   }
 }
 
+/**
+ * The shared scenario: `lose()` wipes the store under `instances` (their polls are off: each poll
+ * is an explicit `refresh`, so every step is observed), `read()` returns the stored documents.
+ */
 async function scenario(
   instances: App[],
   lose: () => Promise<void>,
