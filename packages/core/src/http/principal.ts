@@ -1,5 +1,6 @@
 import type { VerifiedApiKey } from '../apikeys/types.js';
 import type { JwtClaims, VerifiedJwt } from '../jwt/types.js';
+import { VerifiedToken } from '../jwt/verified.js';
 import type { ExternalVerifiedJwt } from '../tokens/issuers.js';
 
 /**
@@ -52,23 +53,18 @@ function scopesOf(claims: JwtClaims): string[] {
   return Array.isArray(scp) ? scp.filter((s): s is string => typeof s === 'string') : [];
 }
 
-// A verified-token cache hit returns the same VerifiedJwt object, so its (frozen) principal is
-// built once per token rather than once per request.
-const principals = new WeakMap<VerifiedJwt, Principal>();
-const cookiePrincipals = new WeakMap<VerifiedJwt, Principal>();
-
 /**
  * The principal of a verified access token. It is frozen: the same object serves every request
  * that presents the same token (the same way: `fromCookie` marks a token read from the cookie).
+ * It is built once per verified token and kept with the verifier's result, which a verify-cache
+ * hit returns again.
  */
 export function principalFromJwt(verified: VerifiedJwt, options: { fromCookie?: boolean } = {}): Principal {
   const fromCookie = options.fromCookie === true;
-  const cache = fromCookie ? cookiePrincipals : principals;
-  let principal = cache.get(verified);
-  if (principal === undefined) {
-    principal = buildPrincipal(verified, undefined, fromCookie);
-    cache.set(verified, principal);
-  }
+  const kept = VerifiedToken.derived(verified) as Principal | undefined;
+  if (kept !== undefined && (kept.fromCookie === true) === fromCookie) return kept;
+  const principal = buildPrincipal(verified, undefined, fromCookie);
+  VerifiedToken.keep(verified, principal);
   return principal;
 }
 
@@ -83,23 +79,30 @@ export function principalFromExternalJwt(
   return buildPrincipal(verified, verified.issuer, options.fromCookie === true);
 }
 
+/** The scopes or roles of a token that has none: one frozen array for all of them. */
+const NONE: string[] = Object.freeze([]) as unknown as string[];
+
 function buildPrincipal(verified: VerifiedJwt, issuer: string | undefined, fromCookie: boolean): Principal {
   const claims = verified.payload;
   const roles = (claims as { roles?: unknown }).roles;
-  return Object.freeze({
+  const scopes = scopesOf(claims);
+  // One literal of a fixed shape, the optional members added after: spreading a conditional object
+  // per member copied each through the runtime.
+  const principal: Principal = {
     sub: typeof claims.sub === 'string' ? claims.sub : '',
-    scopes: Object.freeze(scopesOf(claims)) as string[],
-    roles: Object.freeze(
-      Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [],
-    ) as string[],
+    scopes: scopes.length === 0 ? NONE : (Object.freeze(scopes) as string[]),
+    roles: Array.isArray(roles)
+      ? (Object.freeze(roles.filter((r): r is string => typeof r === 'string')) as string[])
+      : NONE,
     claims,
     jti: claims.jti,
     kid: verified.kid,
     via: 'jwt',
     expiresAt: claims.exp * 1000,
-    ...(issuer !== undefined ? { issuer } : {}),
-    ...(fromCookie ? { fromCookie: true as const } : {}),
-  });
+  };
+  if (issuer !== undefined) principal.issuer = issuer;
+  if (fromCookie) principal.fromCookie = true;
+  return Object.freeze(principal);
 }
 
 /** The principal of a verified API key. */

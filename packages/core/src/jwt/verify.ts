@@ -6,6 +6,7 @@ import { decodeJsonObject, HeaderMemo, jsonFaultError } from './header.js';
 import { verifySignature } from './signature.js';
 import { VerifiedTokenCache } from './token-cache.js';
 import type { JwtClaims, JwtVerifierOptions, JwtVerifyOverrides, VerifiedJwt } from './types.js';
+import { VerifiedToken } from './verified.js';
 import { validateVerifierOptions } from './verify-options.js';
 
 /**
@@ -170,7 +171,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     checkTimes(claims, Math.floor(nowMs / 1000), toleranceSec);
     checkRevocation(claims);
 
-    const result: VerifiedJwt = Object.freeze({ payload: Object.freeze(claims), header, kid });
+    const result = new VerifiedToken(Object.freeze(claims), header, kid);
     // Only results checked against the default expectations are shared through the cache.
     if (cache !== undefined && overrides === undefined) cache.set(token, result);
     return result;
