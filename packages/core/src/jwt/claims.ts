@@ -59,17 +59,27 @@ export const IMPORTED_TYP: TypPolicy = Object.freeze({
   allowMissing: true,
 });
 
-function typAccepted(headerTyp: unknown, accept: readonly string[], allowMissing: boolean): boolean {
-  if (headerTyp === undefined) return allowMissing;
-  return typeof headerTyp === 'string' && accept.includes(normalizeTyp(headerTyp));
+/**
+ * A header's `typ` as {@link checkExpectations} compares it: normalised with {@link normalizeTyp},
+ * `undefined` when absent, `''` (accepted by no policy) when not a string. Computed once per distinct
+ * header (the verifier's header memo), not per token.
+ */
+export function headerTypOf(header: { typ?: unknown }): string | undefined {
+  const { typ } = header;
+  if (typ === undefined) return undefined;
+  return typeof typ === 'string' ? normalizeTyp(typ) : '';
+}
+
+function typAccepted(typ: string | undefined, accept: readonly string[], allowMissing: boolean): boolean {
+  return typ === undefined ? allowMissing : accept.includes(typ);
 }
 
 /**
- * Checks `iss`, `aud` and the `typ` header (RFC 7519 §4.1.1, §4.1.3; RFC 8725 §3.11). An explicit
- * `expect.typ` replaces the key's `keyTyp` policy.
+ * Checks `iss`, `aud` and the `typ` header (RFC 7519 §4.1.1, §4.1.3; RFC 8725 §3.11), `headerTyp`
+ * as {@link headerTypOf} gives it. An explicit `expect.typ` replaces the key's `keyTyp` policy.
  */
 export function checkExpectations(
-  headerTyp: unknown,
+  headerTyp: string | undefined,
   payload: JwtClaims,
   expect: ClaimExpectations,
   keyTyp?: TypPolicy,

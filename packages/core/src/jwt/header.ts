@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { KeywardError } from '../errors.js';
 import type { SigningAlgorithm } from '../keys/types.js';
 import { decodeBase64UrlStrict } from './base64url.js';
+import { headerTypOf } from './claims.js';
 import { isSigningAlgorithm } from './signature.js';
 import type { JwtHeader } from './types.js';
 
@@ -11,6 +12,8 @@ export interface ParsedHeader {
   readonly alg: SigningAlgorithm;
   /** `undefined` for a token without a `kid` header (only a `defaultForKidless` key may verify it). */
   readonly kid: string | undefined;
+  /** The `typ` header as {@link headerTypOf} normalises it, for the `typ` check of every token. */
+  readonly typ: string | undefined;
 }
 
 /** Header parameters that would let the token pick its own key (RFC 8725 §3.10). */
@@ -140,7 +143,12 @@ export function parseHeader(segment: string): ParsedHeader {
   // present `kid` must be a non-empty string.
   if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0))
     throw invalid('header "kid" missing', 'kid_missing');
-  return Object.freeze({ header: Object.freeze(header as JwtHeader), alg, kid: kid as string | undefined });
+  return Object.freeze({
+    header: Object.freeze(header as JwtHeader),
+    alg,
+    kid: kid as string | undefined,
+    typ: headerTypOf(header),
+  });
 }
 
 /**

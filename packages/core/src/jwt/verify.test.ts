@@ -400,6 +400,20 @@ describe('regression #11: token policy, hostile tokens signed with a real keyrin
     );
   });
 
+  it('a typ that is not a string, or empty, is refused even where a missing typ is accepted', async () => {
+    const { verifier, signRaw, payload } = await realKeyring();
+    for (const typ of [1, null, true, ['JWT'], { jwt: 1 }, '']) {
+      const header = JSON.stringify({ alg: 'HS256', kid: 'imported-kid', typ });
+      expect(codeOf(() => verifier.verify(signRaw('imported-kid', header, payload)))).toBe(
+        'token_claim_invalid',
+      );
+      // The second token of the same header is refused from the header memo the same way.
+      expect(codeOf(() => verifier.verify(signRaw('imported-kid', header, payload)))).toBe(
+        'token_claim_invalid',
+      );
+    }
+  });
+
   it('regression #11: a per-verify typ override replaces the key policy, also on a cache hit', async () => {
     const { verifier, signRaw, gen, es, payload } = await realKeyring();
     const invite = signRaw(gen, es('invite+jwt'), payload);

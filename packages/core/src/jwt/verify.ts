@@ -1,7 +1,13 @@
 import { KeywardError } from '../errors.js';
 import type { VerificationKey } from '../keys/types.js';
 import { decodeBase64UrlStrict } from './base64url.js';
-import { type ClaimExpectations, checkExpectations, checkTimes, toExpectations } from './claims.js';
+import {
+  type ClaimExpectations,
+  checkExpectations,
+  checkTimes,
+  headerTypOf,
+  toExpectations,
+} from './claims.js';
 import { decodeJsonObject, HeaderMemo, jsonFaultError } from './header.js';
 import { verifySignature } from './signature.js';
 import { VerifiedTokenCache } from './token-cache.js';
@@ -115,7 +121,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       throw err;
     }
     if (overrides !== undefined)
-      checkExpectations(hit.header.typ, hit.payload, expectationsFor(overrides), key?.typ);
+      checkExpectations(headerTypOf(hit.header), hit.payload, expectationsFor(overrides), key?.typ);
     return hit;
   }
 
@@ -163,7 +169,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     if (typeof payload === 'string') throw jsonFaultError('payload', payload);
     const claims = payload as JwtClaims;
     checkExpectations(
-      header.typ,
+      parsed.typ,
       claims,
       overrides === undefined ? defaults : expectationsFor(overrides),
       key.typ,
