@@ -9,6 +9,8 @@ export const HAS_TASKSET = spawnSync('taskset', ['-c', '0', 'true']).status === 
 
 export interface RunningServer {
   port: number;
+  /** The server's process id (taskset and valgrind exec into it). */
+  pid: number | undefined;
   /** The process's CPU time so far (user + system, all threads) in seconds, or undefined off Linux. */
   cpuSeconds(): number | undefined;
   stop(): Promise<void>;
@@ -35,13 +37,18 @@ function cpuSecondsOf(pid: number | undefined): number | undefined {
   }
 }
 
-/** Starts a server process for `spec`; `nodeArgs` go to its `node` (e.g. `--cpu-prof`). */
+/**
+ * Starts a server process for `spec`; `nodeArgs` go to its `node` (e.g. `--cpu-prof`), and `launcher`
+ * runs it (e.g. `valgrind --tool=callgrind`, which keeps the process's pid).
+ */
 export async function startServer(
   spec: ServerSpec,
   timeoutMs = 60_000,
   nodeArgs: readonly string[] = [],
+  launcher: readonly string[] = [],
 ): Promise<RunningServer> {
   const node = [
+    ...launcher,
     process.execPath,
     ...nodeArgs,
     '--conditions=@keyward/source',
@@ -79,7 +86,7 @@ export async function startServer(
     });
   });
   // taskset execs node, so the child's pid is the server's.
-  return { port, cpuSeconds: () => cpuSecondsOf(child.pid), stop: () => stop(child) };
+  return { port, pid: child.pid, cpuSeconds: () => cpuSecondsOf(child.pid), stop: () => stop(child) };
 }
 
 async function stop(child: ChildProcess): Promise<void> {

@@ -160,7 +160,7 @@ export function parseHeader(segment: string): ParsedHeader {
 export class HeaderMemo {
   readonly #entries = new Map<string, ParsedHeader>();
   readonly #max: number;
-  /** The last header seen: one issuer key means one header, matched with a memcmp, no slice or hash. */
+  /** The last header seen: one issuer key means one header, matched with one compare, no hash. */
   #lastSegment = '';
   #last: ParsedHeader | undefined;
 
@@ -170,10 +170,12 @@ export class HeaderMemo {
 
   /** The parsed header of `token`, whose header segment ends at `dot`. */
   get(token: string, dot: number): ParsedHeader {
-    const last = this.#last;
-    if (last !== undefined && dot === this.#lastSegment.length && token.startsWith(this.#lastSegment))
-      return last;
+    // A slice and `===` (one memcmp): `token.startsWith(last)` compared character by character,
+    // 8.4k instructions per uncached verify under callgrind, a third of what an uncached HS256
+    // verify costs over the bare HMAC check (bench:http:instructions).
     const segment = token.slice(0, dot);
+    const last = this.#last;
+    if (last !== undefined && segment === this.#lastSegment) return last;
     let parsed = this.#entries.get(segment);
     if (parsed === undefined) {
       parsed = parseHeader(segment);
