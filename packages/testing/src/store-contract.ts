@@ -293,7 +293,9 @@ export function describeStoreContract(name: string, factory: StoreContractFactor
       await passTime(150);
       const all = await readAll((o) => peer.scan('w:', o), 100);
       expect(new Map([...all.values])).toEqual(expected);
-      expect(all.pages).toBeGreaterThan(5);
+      // It really pages: several pages of ~100, continued by cursor. Not "more than 5": Redis SCAN
+      // may hand a page well over the limit hint (the contract allows more, CI saw 5 pages of ~180).
+      expect(all.pages).toBeGreaterThanOrEqual(3);
       const nested = await readAll((o) => peer.scan('w:c/d', o));
       expect(new Set(nested.keys).size).toBe(300);
       const member = await readAll((o) => peer.scan('w:c/1', o));
