@@ -24,18 +24,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openKeyring } from './keys.js';
 import { startServer } from './process.js';
-import { type Alg, FRAMEWORKS, type Framework, ROUTE, type Variant } from './spec.js';
+import { type Alg, envNumber, FRAMEWORKS, type Framework, ROUTE, type Variant } from './spec.js';
 
 if (spawnSync('valgrind', ['--version']).error !== undefined)
   throw new Error('bench:http:instructions needs valgrind (apt-get install valgrind)');
 
-const envCount = (name: string, fallback: number) => {
-  const value = Math.floor(Number(process.env[name] ?? fallback));
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return value;
-};
-const WARMUP = envCount('BENCH_INSTRUCTIONS_WARMUP', 30_000);
-const REQUESTS = envCount('BENCH_INSTRUCTIONS_REQUESTS', 6_000);
+const WARMUP = Math.floor(envNumber('BENCH_INSTRUCTIONS_WARMUP', 30_000));
+const REQUESTS = Math.floor(envNumber('BENCH_INSTRUCTIONS_REQUESTS', 6_000));
 const TOP = Number(process.env.BENCH_INSTRUCTIONS_TOP ?? 0);
 const CONNECTIONS = 10;
 const frameworks = (process.env.BENCH_FRAMEWORKS?.split(',') ?? FRAMEWORKS) as Framework[];
@@ -176,6 +171,7 @@ const keyring = await openKeyring(ALG);
 const [token] = keyring.sign(1);
 const authorization = `Bearer ${token}`;
 const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
+const signed = (n: number) => `${n < 0 ? '−' : '+'}${k(Math.abs(n))}`;
 try {
   console.log(
     `instructions per request (callgrind), ${REQUESTS.toLocaleString('en-US')} requests after ${WARMUP.toLocaleString('en-US')}, ${CONNECTIONS} connections, one ${ALG} token\n`,
@@ -188,7 +184,7 @@ try {
     for (const variant of VARIANTS) counted.push(await count(framework, variant));
     const base = (counted[0] as Counted).perRequest;
     const cells = counted.map((c, i) =>
-      i === 0 ? k(c.perRequest) : `${k(c.perRequest)} (+${k(c.perRequest - base)})`,
+      i === 0 ? k(c.perRequest) : `${k(c.perRequest)} (${signed(c.perRequest - base)})`,
     );
     const [before, last] = counted.slice(-2) as [Counted, Counted];
     rows.push(`| ${framework} | ${cells.join(' | ')} | ${(base / last.perRequest).toFixed(3)} |`);

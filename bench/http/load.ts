@@ -49,6 +49,24 @@ export function measure(port: number, tokens: readonly string[], options: LoadOp
   return LOADGEN === 'wrk' ? measureWrk(port, tokens, options) : measureAutocannon(port, tokens, options);
 }
 
+/**
+ * One piece of load on a bench server, with the server's CPU time per request over it
+ * (`cpuUsPerRequest`, all its threads) when the platform tells it.
+ */
+export async function measureServer(
+  server: { port: number; cpuSeconds(): number | undefined },
+  tokens: readonly string[],
+  options: LoadOptions,
+): Promise<Measurement> {
+  const before = server.cpuSeconds();
+  const m = await measure(server.port, tokens, options);
+  const after = server.cpuSeconds();
+  const requests = m.rps * options.durationSec;
+  if (before !== undefined && after !== undefined && requests > 0)
+    m.cpuUsPerRequest = ((after - before) * 1e6) / requests;
+  return m;
+}
+
 let seed = 1;
 
 const SCRIPT = fileURLToPath(new URL('./load.wrk.lua', import.meta.url));

@@ -25,7 +25,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type BenchKeyring, openKeyring } from './keys.js';
-import { LOADGEN, type LoadOptions, type Measurement, measure } from './load.js';
+import { LOADGEN, type LoadOptions, type Measurement, measureServer } from './load.js';
 import { HAS_TASKSET, type RunningServer, startServer } from './process.js';
 import {
   type FrameworkResult,
@@ -35,7 +35,7 @@ import {
   type Row,
   type Tally,
 } from './report.js';
-import { type Alg, BODY, FRAMEWORKS, type Framework, ROUTE, type Variant } from './spec.js';
+import { type Alg, BODY, envNumber, FRAMEWORKS, type Framework, ROUTE, type Variant } from './spec.js';
 
 if (HAS_TASKSET && process.env.KEYWARD_BENCH_PINNED === undefined) {
   const pinned = spawnSync(
@@ -50,11 +50,6 @@ if (HAS_TASKSET && process.env.KEYWARD_BENCH_PINNED === undefined) {
 }
 
 const QUICK = process.argv.includes('--quick');
-const envNumber = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return value;
-};
 const load: LoadOptions = {
   connections: envNumber('BENCH_CONNECTIONS', 10),
   durationSec: envNumber('BENCH_DURATION', QUICK ? 1 : 2),
@@ -105,13 +100,7 @@ interface Slot {
 
 /** One piece of load, with the server's CPU time per request around it. */
 async function piece(slot: Slot, options: LoadOptions): Promise<Measurement> {
-  const { server } = slot;
-  const cpuBefore = server.cpuSeconds();
-  const m = await measure(server.port, slot.tokens, options);
-  const cpuAfter = server.cpuSeconds();
-  const requests = m.rps * options.durationSec;
-  if (cpuBefore !== undefined && cpuAfter !== undefined && requests > 0)
-    m.cpuUsPerRequest = ((cpuAfter - cpuBefore) * 1e6) / requests;
+  const m = await measureServer(slot.server, slot.tokens, options);
   if (m.failures > 0) progress(`  ${slot.key}: ${m.failures} FAILED requests`);
   return m;
 }

@@ -75,6 +75,13 @@ export function bearerToken(header: string | undefined): string | undefined {
   return type === 'Bearer' && token ? token : undefined;
 }
 
+/** A positive number from the environment variable `name`, else `fallback`; anything else throws. */
+export function envNumber(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return value;
+}
+
 /**
  * What the floor guard checks per request: nothing for `noop`, the bare signature for `raw`. Every
  * framework has one floor guard (a no-op of keyward's shape) that calls this when it is defined.

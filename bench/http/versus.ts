@@ -13,9 +13,9 @@
  * at random); BENCH_ROUNDS (default 5) pieces of BENCH_DURATION seconds (default 3) after a warm-up.
  */
 import { openKeyring } from './keys.js';
-import { measure } from './load.js';
+import { measureServer } from './load.js';
 import { startServer } from './process.js';
-import { type Alg, FRAMEWORKS, type Framework, type Variant } from './spec.js';
+import { type Alg, envNumber, FRAMEWORKS, type Framework, type Variant } from './spec.js';
 
 const variants = (process.env.BENCH_VERSUS ?? 'peer,keyward-nocache').split(',') as Variant[];
 if (variants.length !== 2) throw new Error('BENCH_VERSUS names exactly two variants');
@@ -23,14 +23,9 @@ const framework = (process.env.BENCH_FRAMEWORKS ?? 'fastify') as Framework;
 if (!FRAMEWORKS.includes(framework)) throw new Error(`unknown framework ${framework}`);
 const alg = (process.env.BENCH_ALG ?? 'ES256') as Alg;
 if (alg !== 'HS256' && alg !== 'ES256') throw new Error('BENCH_ALG must be HS256 or ES256');
-const count = (name: string, fallback: number) => {
-  const value = Math.floor(Number(process.env[name] ?? fallback));
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return value;
-};
-const TOKENS = count('BENCH_TOKENS', 5_000);
-const ROUNDS = count('BENCH_ROUNDS', 5);
-const load = { connections: 10, durationSec: count('BENCH_DURATION', 3) };
+const TOKENS = Math.floor(envNumber('BENCH_TOKENS', 5_000));
+const ROUNDS = Math.floor(envNumber('BENCH_ROUNDS', 5));
+const load = { connections: 10, durationSec: envNumber('BENCH_DURATION', 3) };
 
 const keyring = await openKeyring(alg);
 const tokens = keyring.sign(TOKENS);
@@ -42,13 +37,10 @@ const servers = await Promise.all(
 try {
   /** Both servers loaded at once for one piece: each one's CPU µs per request. */
   const piece = async (): Promise<number[]> => {
-    const before = servers.map((s) => s.cpuSeconds() ?? Number.NaN);
-    const measured = await Promise.all(servers.map((s) => measure(s.port, tokens, load)));
-    return servers.map((s, i) => {
-      const cpu = (s.cpuSeconds() ?? Number.NaN) - (before[i] as number);
-      const { rps, failures } = measured[i] as { rps: number; failures: number };
+    const measured = await Promise.all(servers.map((s) => measureServer(s, tokens, load)));
+    return measured.map(({ failures, cpuUsPerRequest }, i) => {
       if (failures > 0) throw new Error(`${variants[i]}: ${failures} failed requests`);
-      return (cpu * 1e6) / (rps * load.durationSec);
+      return cpuUsPerRequest ?? Number.NaN;
     });
   };
   await piece();
